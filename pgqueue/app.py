@@ -1,0 +1,174 @@
+"""App: settings, the task registry, and the enqueue / result API producers use."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from pgqueue import embedded, statements
+from pgqueue.client import Client
+from pgqueue.client_async import AsyncClient
+from pgqueue.migrate import migrate_dsn
+from pgqueue.result import JobResult
+from pgqueue.settings import Settings
+from pgqueue.task import Task
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    import psycopg
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class App:
+    """The entry point: ``app = App()`` (DSN from ``PGQ_DSN``) or ``App("postgresql://...")``.
+
+    With no DSN at all, an embedded Postgres is started for local use (see
+    :mod:`pgqueue.embedded`) and migrated automatically.
+    """
+
+    def __init__(self, dsn: str | None = None, *, schema: str | None = None,
+                 settings: Settings | None = None, **options: Any) -> None:
+        if settings is None:
+            settings = Settings.from_env(dsn=dsn, schema=schema, **options)
+        else:
+            settings = settings.with_(dsn=dsn, schema=schema, **options)
+        self.settings = settings
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._dsn: str | None = None
+        self._dsn_lock = threading.Lock()
+        self.client = Client(self.dsn, settings.pool_size)
+        self.async_client = AsyncClient(self.dsn, settings.pool_size)
+        atexit.register(self.client.close)
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings (those given and not None) before the app first connects."""
+        if self._dsn is not None and changes.get("dsn") not in (None, self._dsn):
+            raise RuntimeError("configure(dsn=...) after the app has connected")
+        self.settings = self.settings.with_(**changes)
+
+    def __repr__(self) -> str:
+        return f"<App schema={self.settings.schema} tasks={len(self.tasks)}>"
+
+    def dsn(self) -> str:
+        """The DSN in use; starts (and migrates) the embedded Postgres if none is set."""
+        if self._dsn is None:
+            with self._dsn_lock:
+                if self._dsn is None:
+                    if self.settings.dsn:
+                        self._dsn = self.settings.dsn
+                    else:
+                        dsn = embedded.ensure_server(self.settings.home)
+                        migrate_dsn(dsn, self.settings.schema)
+                        self._dsn = dsn
+        return self._dsn
+
+    # -- tasks --------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(self, *, name: str | None = None, queue: str = "default",
+             priority: int = 0) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(self, fn: Callable[P, R] | None = None, /, *, name: str | None = None,
+             queue: str = "default", priority: int = 0) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(queue="emails")``.
+
+        The task's name defaults to the function's name; it is what workers look
+        up, so producers can ``send_task("name")`` without importing the code.
+        """
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            task_name = name or f.__name__
+            existing = self.tasks.get(task_name)
+            if existing is not None and existing.fn is not f and (
+                existing.fn.__module__, existing.fn.__qualname__
+            ) != (f.__module__, f.__qualname__):
+                raise ValueError(
+                    f"a task named {task_name!r} is already registered "
+                    f"({existing.fn.__module__}.{existing.fn.__qualname__}); "
+                    "give one of them another name with @app.task(name=...)"
+                )
+            t = Task(self, f, name=task_name, queue=queue, priority=priority)
+            functools.update_wrapper(t, f, updated=())  # type: ignore[arg-type]
+            self.tasks[task_name] = t
+            return t
+
+        return register(fn) if fn is not None else register
+
+    # -- enqueue ------------------------------------------------------------
+    def enqueue(self, request: statements.EnqueueRequest,
+                connection: psycopg.Connection[Any] | None = None) -> JobResult:
+        (job_id,) = self.client.execute(
+            statements.enqueue(self.settings.schema, [request]), connection
+        )
+        return JobResult(self, job_id)
+
+    async def enqueue_async(self, request: statements.EnqueueRequest,
+                            connection: psycopg.AsyncConnection[Any] | None = None
+                            ) -> JobResult:
+        (job_id,) = await self.async_client.execute(
+            statements.enqueue(self.settings.schema, [request]), connection
+        )
+        return JobResult(self, job_id)
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        connection: psycopg.Connection[Any] | None = None,
+    ) -> JobResult:
+        """Enqueue a task by name, without importing its code (or registering it)."""
+        return self.enqueue(self._request_by_name(name, args, kwargs, queue, priority,
+                                                  countdown, eta), connection)
+
+    async def send_task_async(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        connection: psycopg.AsyncConnection[Any] | None = None,
+    ) -> JobResult:
+        return await self.enqueue_async(
+            self._request_by_name(name, args, kwargs, queue, priority, countdown, eta),
+            connection,
+        )
+
+    def _request_by_name(self, name: str, args: Sequence[Any],
+                         kwargs: Mapping[str, Any] | None, queue: str | None,
+                         priority: int | None, countdown: float | None,
+                         eta: dt.datetime | None) -> statements.EnqueueRequest:
+        known = self.tasks.get(name)
+        return statements.make_request(
+            name, args, kwargs,
+            queue=queue or (known.queue if known else "default"),
+            priority=priority if priority is not None else (known.priority if known else 0),
+            countdown=countdown, eta=eta,
+        )
+
+    def AsyncResult(self, job_id: int) -> JobResult:
+        """A JobResult for an id kept from earlier (a web session, a log line)."""
+        return JobResult(self, job_id)
+
+    # -- admin --------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; returns the names of those applied."""
+        return [m.filename for m in migrate_dsn(self.dsn(), self.settings.schema)]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,79 @@
+"""Async shell: the same statements as :mod:`pgqueue.client`, executed with ``await``.
+
+A pool belongs to the event loop that opened it; when an app is used from a new
+loop (``asyncio.run`` twice, a test per loop) a fresh pool is opened for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from pgqueue.client import CONNECT_KWARGS
+from pgqueue.statements import Statement
+
+T = TypeVar("T")
+
+
+async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(stmt.query.text, stmt.params)  # type: ignore[arg-type]
+        rows = await cur.fetchall() if stmt.query.kind != "none" else []
+    return stmt.decode(rows)
+
+
+class AsyncClient:
+    def __init__(self, conninfo: Callable[[], str], pool_size: int) -> None:
+        self._conninfo = conninfo
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def pool(self) -> AsyncConnectionPool:
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._loop is not loop:
+            # A pool from a closed loop can't be closed cleanly from this one; drop it.
+            self._pool = AsyncConnectionPool(
+                self._conninfo(),
+                min_size=1,
+                max_size=self._pool_size,
+                kwargs=CONNECT_KWARGS,
+                name="pgqueue-async",
+                open=False,
+            )
+            self._loop = loop
+            await self._pool.open()
+        return self._pool
+
+    async def execute(
+        self, stmt: Statement[T], connection: psycopg.AsyncConnection[Any] | None = None
+    ) -> T:
+        if connection is not None:
+            return await run(connection, stmt)
+        pool = await self.pool()
+        async with pool.connection() as conn:
+            return await run(conn, stmt)
+
+    @asynccontextmanager
+    async def listening(
+        self, listen: Statement[None], unlisten: Statement[None]
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        pool = await self.pool()
+        async with pool.connection() as conn:
+            await run(conn, listen)
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    await run(conn, unlisten)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

@@ -1,0 +1,42 @@
+"""The exceptions pgqueue raises to its callers."""
+
+from __future__ import annotations
+
+
+class PgQueueError(Exception):
+    """Base class of every error pgqueue raises on purpose."""
+
+
+class ConfigurationError(PgQueueError):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+class MigrationError(PgQueueError):
+    """The schema can't be migrated (an applied migration file was changed, ...)."""
+
+
+class JobNotFound(PgQueueError, LookupError):
+    """No job has this id (never created, or pruned)."""
+
+
+class TaskError(PgQueueError):
+    """A job failed in a worker: carries the remote exception's type, message and traceback.
+
+    ``str(err)`` reads like the original (``ZeroDivisionError: division by zero``);
+    ``err.traceback`` is the worker-side traceback text.
+    """
+
+    def __init__(self, job_id: int, type: str, message: str, traceback: str) -> None:
+        super().__init__(f"{type}: {message}" if message else type)
+        self.job_id = job_id
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+
+
+class JobCancelled(PgQueueError):
+    """The job was cancelled before it could produce a result."""
+
+
+class UnknownTask(PgQueueError, LookupError):
+    """A worker was handed a job whose task name it has not registered."""

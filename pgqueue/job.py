@@ -1,0 +1,61 @@
+"""Plain data decoded from job rows: what a worker claims and what a caller reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker holds: the lease token fences every write about this attempt."""
+
+    id: int
+    task: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    lease: uuid.UUID
+    args_json: str
+    kwargs_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A job as a caller sees it (``JobResult.info()``)."""
+
+    id: int
+    task: str
+    queue: str
+    state: JobState
+    attempts: int
+    max_attempts: int
+    priority: int
+    run_at: dt.datetime
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    result: Any
+    error: JobError | None

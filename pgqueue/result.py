@@ -1,0 +1,147 @@
+"""JobResult: a handle on one job, to read its state and wait for its result."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from pgqueue import statements
+from pgqueue.errors import JobCancelled, JobNotFound, TaskError
+from pgqueue.job import JobInfo, JobState
+
+if TYPE_CHECKING:
+    from pgqueue.app import App
+
+# Waiting is driven by NOTIFY; this only bounds how long a lost notification
+# (a dropped connection, say) could delay noticing a finished job.
+_RECHECK_SECONDS = 5.0
+
+
+def _settle(info: JobInfo, propagate: bool) -> Any:
+    """The value of a finished job, or the error it finished with."""
+    if info.state is JobState.SUCCEEDED:
+        return info.result
+    if not propagate:
+        return None
+    if info.state is JobState.CANCELLED:
+        raise JobCancelled(f"job {info.id} ({info.task}) was cancelled")
+    err = info.error
+    if err is None:
+        raise TaskError(info.id, "UnknownError", "the job failed without a recorded error", "")
+    raise TaskError(info.id, err.type, err.message, err.traceback)
+
+
+class JobResult:
+    """Celery's AsyncResult, for pgqueue: ``r.id``, ``r.state``, ``r.ready()``, ``r.get()``.
+
+    Every read goes to the database; nothing is cached, so a JobResult made
+    from an id kept in a web session (``app.AsyncResult(id)``) is as good as the
+    one ``delay()`` returned.
+    """
+
+    def __init__(self, app: App, job_id: int) -> None:
+        self.app = app
+        self.id = int(job_id)
+
+    def __repr__(self) -> str:
+        return f"<JobResult {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- reading ------------------------------------------------------------
+    def info(self) -> JobInfo:
+        info = self.app.client.execute(statements.get_job(self.app.settings.schema, self.id))
+        if info is None:
+            raise JobNotFound(f"no job with id {self.id} (never created, or already pruned)")
+        return info
+
+    async def info_async(self) -> JobInfo:
+        client = self.app.async_client
+        info = await client.execute(statements.get_job(self.app.settings.schema, self.id))
+        if info is None:
+            raise JobNotFound(f"no job with id {self.id} (never created, or already pruned)")
+        return info
+
+    @property
+    def state(self) -> JobState:
+        return self.info().state
+
+    def ready(self) -> bool:
+        return self.info().state.finished
+
+    def successful(self) -> bool:
+        return self.info().state is JobState.SUCCEEDED
+
+    def failed(self) -> bool:
+        return self.info().state is JobState.FAILED
+
+    @property
+    def result(self) -> Any:
+        """The return value if the job succeeded, else None (never raises)."""
+        info = self.info()
+        return info.result if info.state is JobState.SUCCEEDED else None
+
+    # -- waiting ------------------------------------------------------------
+    def _step(self, info: JobInfo | None, deadline: float | None, now: float,
+              timeout: float | None, propagate: bool) -> tuple[bool, Any, float]:
+        """One turn of the wait loop, shared by get() and get_async().
+
+        Returns (finished, value, seconds to wait for a notification).
+        """
+        if info is None:
+            raise JobNotFound(f"no job with id {self.id}")
+        if info.state.finished:
+            return True, _settle(info, propagate), 0.0
+        wait = _RECHECK_SECONDS
+        if deadline is not None:
+            wait = min(wait, deadline - now)
+            if wait <= 0:
+                raise TimeoutError(
+                    f"job {self.id} ({info.task}) is still {info.state} after {timeout}s; "
+                    f"is a worker running for queue {info.queue!r}?"
+                )
+        return False, None, wait
+
+    def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
+        """Wait for the job and return its value, or raise the error it failed with.
+
+        Waits on LISTEN/NOTIFY, not by polling. Raises ``TimeoutError`` if the job
+        has not finished within ``timeout`` seconds, ``TaskError`` (with the
+        remote type, message and traceback) if it failed, ``JobCancelled`` if it
+        was cancelled. With ``propagate=False`` a failure returns None instead.
+        """
+        schema = self.app.settings.schema
+        client = self.app.client
+        deadline = None if timeout is None else time.monotonic() + timeout
+        listen = statements.plain(schema, "listen_done")
+        with client.listening(listen, statements.plain(schema, "unlisten_all")) as conn:
+            while True:
+                info = client.execute(statements.get_job(schema, self.id), conn)
+                done, value, wait = self._step(info, deadline, time.monotonic(), timeout,
+                                               propagate)
+                if done:
+                    return value
+                for note in conn.notifies(timeout=wait):
+                    if statements.done_payload_mentions(note.payload, self.id):
+                        break
+
+    async def get_async(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
+        """``get()`` for asyncio code: ``value = await result.get_async(timeout=10)``."""
+        schema = self.app.settings.schema
+        client = self.app.async_client
+        deadline = None if timeout is None else time.monotonic() + timeout
+        listen = statements.plain(schema, "listen_done")
+        async with client.listening(listen, statements.plain(schema, "unlisten_all")) as conn:
+            while True:
+                info = await client.execute(statements.get_job(schema, self.id), conn)
+                done, value, wait = self._step(info, deadline, time.monotonic(), timeout,
+                                               propagate)
+                if done:
+                    return value
+                async for note in conn.notifies(timeout=wait):
+                    if statements.done_payload_mentions(note.payload, self.id):
+                        break

@@ -1,0 +1,103 @@
+"""The one Settings object: every default lives here, validated on construction.
+
+Built from keyword arguments, from ``PGQ_*`` environment variables
+(:meth:`Settings.from_env`), or both: an argument the caller gave wins over the
+environment, which wins over the default. Nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from pgqueue.errors import ConfigurationError
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
+_QUEUE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+POOLS = ("threads", "asyncio")
+
+
+def _queues(value: str) -> tuple[str, ...]:
+    return tuple(q.strip() for q in value.split(",") if q.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    dsn: str | None = field(default=None, metadata={"env": "PGQ_DSN"})
+    schema: str = field(default="pgqueue", metadata={"env": "PGQ_SCHEMA"})
+    # Worker
+    queues: tuple[str, ...] = field(default=("default",), metadata={"env": "PGQ_QUEUES",
+                                                                   "parse": _queues})
+    concurrency: int = field(default=10, metadata={"env": "PGQ_CONCURRENCY", "parse": int})
+    pool: str = field(default="threads", metadata={"env": "PGQ_POOL"})
+    poll_interval: float = field(default=5.0, metadata={"env": "PGQ_POLL_INTERVAL",
+                                                        "parse": float})
+    batch_size: int = field(default=100, metadata={"env": "PGQ_BATCH_SIZE", "parse": int})
+    lease_seconds: float = field(default=30.0, metadata={"env": "PGQ_LEASE_SECONDS",
+                                                         "parse": float})
+    heartbeat_interval: float = field(default=5.0, metadata={"env": "PGQ_HEARTBEAT_INTERVAL",
+                                                             "parse": float})
+    # Producers
+    pool_size: int = field(default=10, metadata={"env": "PGQ_POOL_SIZE", "parse": int})
+    # Embedded Postgres for local use when no DSN is given
+    home: str = field(default=".pgqueue", metadata={"env": "PGQ_HOME"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.queues, str):
+            object.__setattr__(self, "queues", _queues(self.queues))
+        else:
+            object.__setattr__(self, "queues", tuple(self.queues))
+        if not _SCHEMA.match(self.schema):
+            raise ConfigurationError(
+                f"invalid schema name {self.schema!r}: use lower-case letters, digits and _"
+            )
+        if not self.queues:
+            raise ConfigurationError("no queues given: pass --queues default,emails")
+        for q in self.queues:
+            if not _QUEUE.match(q):
+                raise ConfigurationError(
+                    f"invalid queue name {q!r}: use letters, digits and . _ : - (max 100)"
+                )
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
+        if self.batch_size < 1:
+            raise ConfigurationError(f"batch_size must be at least 1, not {self.batch_size}")
+        if self.pool not in POOLS:
+            raise ConfigurationError(
+                f"unknown pool {self.pool!r}: choose one of {', '.join(POOLS)}"
+            )
+        if self.poll_interval <= 0:
+            raise ConfigurationError("poll_interval must be positive")
+        if self.heartbeat_interval <= 0 or self.lease_seconds < 2 * self.heartbeat_interval:
+            raise ConfigurationError(
+                f"lease_seconds ({self.lease_seconds}) must be at least twice "
+                f"heartbeat_interval ({self.heartbeat_interval}), so that one late "
+                "heartbeat does not lose a lease"
+            )
+        if self.pool_size < 1:
+            raise ConfigurationError("pool_size must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Settings:
+        """Settings from ``PGQ_*`` variables, overridden by the arguments that are not None."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            if name and env.get(name):
+                parse: Callable[[str], Any] = f.metadata.get("parse", str)
+                try:
+                    values[f.name] = parse(env[name])
+                except ValueError:
+                    raise ConfigurationError(
+                        f"{name}={env[name]!r} is not a valid {f.name}"
+                    ) from None
+        values.update({k: v for k, v in given.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with the given (non-None) fields changed, validated again."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

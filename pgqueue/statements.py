@@ -1,0 +1,243 @@
+"""The pure core: each database operation as (query, parameters, decoder); no I/O.
+
+The sync client (:mod:`pgqueue.client`) and the async one
+(:mod:`pgqueue.client_async`) only execute these, so both faces share one
+implementation of every query and every row decoding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pgqueue import encoding
+from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
+from pgqueue.sql import Query, channels, queries
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement(Generic[T]):
+    query: Query
+    params: Mapping[str, Any]
+    decode: Callable[[list[Row]], T]
+
+
+def _nothing(rows: list[Row]) -> None:
+    return None
+
+
+def _scalar(rows: list[Row]) -> Any:
+    return rows[0][0] if rows else None
+
+
+def _first_column(rows: list[Row]) -> list[Any]:
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    """One job to write, its arguments already encoded (so encoding errors come first)."""
+
+    task: str
+    queue: str
+    priority: int
+    args_json: str
+    kwargs_json: str
+    eta: dt.datetime | None = None
+    countdown: float | None = None
+    max_attempts: int = 1
+
+
+def make_request(
+    task: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    queue: str,
+    priority: int = 0,
+    eta: dt.datetime | None = None,
+    countdown: float | None = None,
+    max_attempts: int = 1,
+) -> EnqueueRequest:
+    """Validate and encode one job; raises TypeError/ValueError before anything is written."""
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+    if eta is not None and countdown is not None:
+        raise ValueError("give either eta or countdown, not both")
+    if eta is not None and eta.tzinfo is None:
+        raise ValueError(
+            "eta must be timezone-aware (for example datetime.now(timezone.utc) + delta); "
+            "a naive datetime is ambiguous"
+        )
+    if not -32768 <= priority <= 32767:
+        raise ValueError(f"priority must fit in a smallint (-32768..32767), not {priority}")
+    return EnqueueRequest(
+        task=task,
+        queue=queue,
+        priority=priority,
+        args_json=encoding.dumps(list(args)),
+        kwargs_json=encoding.dumps(dict(kwargs or {})),
+        eta=eta,
+        countdown=countdown,
+        max_attempts=max_attempts,
+    )
+
+
+def enqueue(schema: str, requests: Sequence[EnqueueRequest]) -> Statement[list[int]]:
+    return Statement(
+        queries(schema)["enqueue_jobs"],
+        {
+            "queues": [r.queue for r in requests],
+            "tasks": [r.task for r in requests],
+            "priorities": [r.priority for r in requests],
+            "etas": [r.eta for r in requests],
+            "countdowns": [r.countdown for r in requests],
+            "max_attempts": [r.max_attempts for r in requests],
+            "args": [r.args_json for r in requests],
+            "kwargs": [r.kwargs_json for r in requests],
+        },
+        _first_column,
+    )
+
+
+def _claimed(rows: list[Row]) -> list[ClaimedJob]:
+    return [ClaimedJob(*row) for row in rows]
+
+
+def claim(
+    schema: str, worker_id: int, queues: Sequence[str], limit: int, lease_seconds: float
+) -> Statement[list[ClaimedJob]]:
+    return Statement(
+        queries(schema)["claim_jobs"],
+        {
+            "queues": list(queues),
+            "limit": limit,
+            "worker_id": worker_id,
+            "lease_seconds": lease_seconds,
+        },
+        _claimed,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How one attempt ends: the row that finish_jobs writes for it."""
+
+    job_id: int
+    lease: uuid.UUID
+    state: JobState
+    value_json: str | None = None
+    error: JobError | None = None
+    retry_in: float | None = None
+
+
+def _accepted(rows: list[Row]) -> set[int]:
+    return set(rows[0][0]) if rows else set()
+
+
+def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[set[int]]:
+    """Record many outcomes in one statement; decodes to the ids whose lease still held."""
+    return Statement(
+        queries(schema)["finish_jobs"],
+        {
+            "ids": [r.job_id for r in records],
+            "leases": [r.lease for r in records],
+            "states": [r.state.value for r in records],
+            "retry_in": [r.retry_in for r in records],
+            "values": [r.value_json for r in records],
+            "error_types": [r.error.type if r.error else None for r in records],
+            "error_messages": [r.error.message if r.error else None for r in records],
+            "tracebacks": [r.error.traceback if r.error else None for r in records],
+            "worker_id": worker_id,
+            "done_channel": channels(schema)["done_channel"],
+        },
+        _accepted,
+    )
+
+
+def extend_leases(
+    schema: str, worker_id: int, held: Sequence[ClaimedJob], lease_seconds: float
+) -> Statement[set[int]]:
+    return Statement(
+        queries(schema)["extend_leases"],
+        {
+            "worker_id": worker_id,
+            "ids": [j.id for j in held],
+            "leases": [j.lease for j in held],
+            "lease_seconds": lease_seconds,
+        },
+        lambda rows: {r[0] for r in rows},
+    )
+
+
+def release(schema: str, held: Sequence[ClaimedJob]) -> Statement[list[int]]:
+    return Statement(
+        queries(schema)["release_jobs"],
+        {"ids": [j.id for j in held], "leases": [j.lease for j in held]},
+        _first_column,
+    )
+
+
+def seconds_until_next_job(schema: str, queues: Sequence[str]) -> Statement[float | None]:
+    return Statement(queries(schema)["seconds_until_next_job"], {"queues": list(queues)},
+                     _scalar)
+
+
+def _job_info(rows: list[Row]) -> JobInfo | None:
+    if not rows:
+        return None
+    (id_, task, queue, state, attempts, max_attempts, priority, run_at, created_at,
+     started_at, finished_at, value, etype, emessage, etraceback) = rows[0]
+    return JobInfo(
+        id=id_,
+        task=task,
+        queue=queue,
+        state=JobState(state),
+        attempts=attempts,
+        max_attempts=max_attempts,
+        priority=priority,
+        run_at=run_at,
+        created_at=created_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        result=encoding.loads(value) if value is not None else None,
+        error=JobError(etype, emessage, etraceback) if etype is not None else None,
+    )
+
+
+def get_job(schema: str, job_id: int) -> Statement[JobInfo | None]:
+    return Statement(queries(schema)["get_job"], {"id": job_id}, _job_info)
+
+
+def register_worker(
+    schema: str, *, name: str, host: str, pid: int, queues: Sequence[str], pool: str,
+    concurrency: int,
+) -> Statement[int]:
+    return Statement(
+        queries(schema)["register_worker"],
+        {"name": name, "host": host, "pid": pid, "queues": list(queues), "pool": pool,
+         "concurrency": concurrency},
+        _scalar,
+    )
+
+
+def stop_worker(schema: str, worker_id: int) -> Statement[None]:
+    return Statement(queries(schema)["stop_worker"], {"worker_id": worker_id}, _nothing)
+
+
+def plain(schema: str, query: str, /, **params: Any) -> Statement[None]:
+    """A statement with no rows back (LISTEN, UNLISTEN, ...)."""
+    return Statement(queries(schema)[query], params, _nothing)
+
+
+def done_payload_mentions(payload: str, job_id: int) -> bool:
+    """Whether a 'done' notification may concern this job (empty means: maybe)."""
+    return not payload or str(job_id) in payload.split(",")

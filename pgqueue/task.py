@@ -1,0 +1,91 @@
+"""Task: what ``@app.task`` makes of a function; ``delay`` / ``apply_async`` enqueue it.
+
+Calling the task object itself runs the function here and now, as in Celery,
+which keeps tasks easy to unit-test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from pgqueue import statements
+from pgqueue.result import JobResult
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgqueue.app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Task(Generic[P, R]):
+    def __init__(self, app: App, fn: Callable[P, R], *, name: str, queue: str,
+                 priority: int) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.priority = priority
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def _request(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None,
+                 queue: str | None, priority: int | None, countdown: float | None,
+                 eta: dt.datetime | None) -> statements.EnqueueRequest:
+        return statements.make_request(
+            self.name, args, kwargs,
+            queue=queue or self.queue,
+            priority=self.priority if priority is None else priority,
+            countdown=countdown,
+            eta=eta,
+        )
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobResult:
+        """Enqueue with these arguments and the task's default options."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        connection: psycopg.Connection[Any] | None = None,
+    ) -> JobResult:
+        """Enqueue with options. With ``connection=`` the job joins that transaction."""
+        request = self._request(args, kwargs, queue, priority, countdown, eta)
+        return self.app.enqueue(request, connection=connection)
+
+    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> JobResult:
+        return await self.apply_async_async(args, kwargs)
+
+    async def apply_async_async(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        connection: psycopg.AsyncConnection[Any] | None = None,
+    ) -> JobResult:
+        """``apply_async`` for asyncio code; ``connection=`` takes an AsyncConnection."""
+        request = self._request(args, kwargs, queue, priority, countdown, eta)
+        return await self.app.enqueue_async(request, connection=connection)

@@ -1,0 +1,47 @@
+"""LISTENs for new jobs and wakes the claim loop when one lands on a queue we serve.
+
+On a reconnect it wakes the loop once anyway: notifications sent while the
+connection was down are lost, the jobs they announced are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import psycopg
+
+from pgqueue import statements
+from pgqueue.client_async import run
+from pgqueue.worker.link import Link
+
+log = logging.getLogger("pgqueue.worker")
+
+
+class Listener:
+    def __init__(self, link: Link, schema: str, queues: Sequence[str],
+                 wake: asyncio.Event) -> None:
+        self.link = link
+        self.schema = schema
+        self.queues = frozenset(queues)
+        self.wake = wake
+        self.listening = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                conn = await self.link.connect()
+                await run(conn, statements.plain(self.schema, "listen_jobs"))
+                self.listening.set()
+                if self.link.reconnected:
+                    self.link.reconnected = False
+                    self.wake.set()
+                async for note in conn.notifies():
+                    if note.payload in self.queues:
+                        self.wake.set()
+            except psycopg.OperationalError as exc:
+                self.listening.clear()
+                log.warning("listener connection lost (%s); reconnecting", exc)
+                await self.link.close()
+                self.link._failures += 1

@@ -1,0 +1,206 @@
+"""The worker's main loop: claim -> dispatch -> wait, and a graceful stop.
+
+Read :meth:`Worker.run` first: the rest are its steps. The loop claims as many
+jobs as it has free slots (one round trip for the batch), starts each, and when
+the queues are empty sleeps until a NOTIFY, a due scheduled job, or the poll
+interval, whichever comes first. Polling is only the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from pgqueue import statements
+from pgqueue.job import ClaimedJob
+from pgqueue.settings import Settings
+from pgqueue.statements import Finish
+from pgqueue.worker.completer import Completer
+from pgqueue.worker.executor import Executor
+from pgqueue.worker.heartbeat import Heartbeat
+from pgqueue.worker.link import Link
+from pgqueue.worker.listener import Listener
+from pgqueue.worker.outcome import decide
+
+if TYPE_CHECKING:
+    from pgqueue.app import App
+
+log = logging.getLogger("pgqueue.worker")
+
+
+class Worker:
+    def __init__(self, app: App, settings: Settings | None = None, *,
+                 app_path: str | None = None, name: str | None = None) -> None:
+        self.app = app
+        self.settings = settings or app.settings
+        self.schema = self.settings.schema
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.app_path = app_path
+        self.worker_id = 0
+        self.held: dict[int, ClaimedJob] = {}  # claimed, outcome not yet recorded
+        self.running: set[asyncio.Task[None]] = set()
+        self.jobs_done = 0
+        self._stopping = asyncio.Event()
+        self._notified = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._signals = 0
+
+    # -- the loop -----------------------------------------------------------
+    async def run(self) -> None:
+        """Run until stop() (or SIGTERM/SIGINT); then finish running jobs and return."""
+        await self._start()
+        try:
+            while not self._stopping.is_set():
+                free = self.settings.concurrency - len(self.running)
+                if free <= 0:
+                    await self._wait(self._slot_freed)
+                    continue
+                wanted = min(free, self.settings.batch_size)
+                self._notified.clear()
+                jobs = await self._claim(wanted)
+                for job in jobs:
+                    self._dispatch(job)
+                if len(jobs) < wanted:  # queues drained: sleep until there is work
+                    await self._wait(self._notified, await self._idle_timeout())
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        """Stop claiming; running jobs are finished and recorded before run() returns."""
+        self._stopping.set()
+
+    # -- steps --------------------------------------------------------------
+    async def _start(self) -> None:
+        dsn = self.app.dsn()
+        s = self.settings
+        self.claim_link = Link(dsn, "claim")
+        self.finish_link = Link(dsn, "finish")
+        self.beat_link = Link(dsn, "heartbeat")
+        self.listen_link = Link(dsn, "listen")
+        self.worker_id = await self.claim_link.execute(statements.register_worker(
+            self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
+            queues=s.queues, pool=s.pool, concurrency=s.concurrency))
+        self.threads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="pgq-job")
+        self.executor = Executor(self.app.tasks, self.threads, self.app_path)
+        self.completer = Completer(self.finish_link, self.schema, self.worker_id,
+                                   self._recorded)
+        listener = Listener(self.listen_link, self.schema, s.queues, self._notified)
+        heartbeat = Heartbeat(self.beat_link, self.schema, self.worker_id,
+                              s.heartbeat_interval, s.lease_seconds,
+                              lambda: list(self.held.values()))
+        self.services = [asyncio.create_task(coro) for coro in
+                         (self.completer.run(), listener.run(), heartbeat.run())]
+        # LISTEN before the first claim, so no job committed in between is missed.
+        await asyncio.wait_for(listener.listening.wait(), timeout=30)
+        self._install_signals()
+        log.info("worker %s (id %d) serving queues %s with %d %s",
+                 self.name, self.worker_id, ",".join(s.queues), s.concurrency, s.pool)
+
+    async def _claim(self, limit: int) -> list[ClaimedJob]:
+        try:
+            return await self.claim_link.execute(statements.claim(
+                self.schema, self.worker_id, self.settings.queues, limit,
+                self.settings.lease_seconds))
+        except psycopg.OperationalError as exc:
+            log.warning("claim failed (%s); retrying", exc)
+            return []
+
+    def _dispatch(self, job: ClaimedJob) -> None:
+        self.held[job.id] = job
+        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+        self.running.add(task)
+        task.add_done_callback(self._job_done)
+
+    async def _execute(self, job: ClaimedJob) -> None:
+        outcome = await self.executor.execute(job)
+        self.completer.add(decide(job, outcome))
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self.running.discard(task)
+        self._slot_freed.set()
+
+    def _recorded(self, batch: list[Finish], accepted: set[int]) -> None:
+        for record in batch:
+            self.held.pop(record.job_id, None)
+        self.jobs_done += len(accepted)
+
+    async def _idle_timeout(self) -> float:
+        timeout = self.settings.poll_interval
+        try:
+            due_in = await self.claim_link.execute(
+                statements.seconds_until_next_job(self.schema, self.settings.queues))
+        except psycopg.OperationalError:
+            return min(timeout, 1.0)
+        if due_in is not None:
+            timeout = min(timeout, max(due_in, 0.0) + 0.001)
+        return timeout
+
+    async def _wait(self, event: asyncio.Event, timeout: float | None = None) -> None:
+        """Sleep until the event, a stop request, or the timeout."""
+        waiters = {asyncio.create_task(event.wait()), asyncio.create_task(self._stopping.wait())}
+        _, pending = await asyncio.wait(waiters, timeout=timeout,
+                                        return_when=asyncio.FIRST_COMPLETED)
+        for w in pending:
+            w.cancel()
+        event.clear()
+
+    async def _shutdown(self) -> None:
+        if self.running:
+            log.info("stopping: waiting for %d running jobs", len(self.running))
+            await asyncio.gather(*self.running, return_exceptions=True)
+        if self.worker_id:
+            await self.completer.flushed()
+            with contextlib.suppress(psycopg.Error):
+                await self.claim_link.execute(statements.stop_worker(self.schema,
+                                                                     self.worker_id))
+        for service in getattr(self, "services", []):
+            service.cancel()
+        await asyncio.gather(*getattr(self, "services", []), return_exceptions=True)
+        for link in ("claim_link", "finish_link", "beat_link", "listen_link"):
+            if hasattr(self, link):
+                await getattr(self, link).close()
+        if hasattr(self, "threads"):
+            self.threads.shutdown(wait=False)
+        log.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
+
+    # -- signals ------------------------------------------------------------
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("%s: finishing running jobs, then stopping (send again to stop now)",
+                     signal.Signals(sig).name)
+            self.stop()
+            return
+        log.warning("%s again: stopping now; unfinished jobs go back to the queue",
+                    signal.Signals(sig).name)
+        asyncio.get_running_loop().create_task(self._abort())
+
+    async def _abort(self) -> None:
+        with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+            await asyncio.wait_for(self.completer.flushed(), 2)
+            unfinished = list(self.held.values())
+            if unfinished:
+                await asyncio.wait_for(
+                    self.claim_link.execute(statements.release(self.schema, unfinished)), 5)
+            await asyncio.wait_for(
+                self.claim_link.execute(statements.stop_worker(self.schema, self.worker_id)), 5)
+        os._exit(1)
+
+
+def run_worker(app: App, settings: Settings, **kwargs: Any) -> None:
+    """Blocking entry point used by ``pgq worker``."""
+    asyncio.run(Worker(app, settings, **kwargs).run())

@@ -1,0 +1,157 @@
+-- Queries on jobs, results and errors. {schema} and the {..._channel} names are
+-- identifiers filled in once at load time by pgqueue/sql.py (quoted, never
+-- formatted from user input); %(name)s are bind parameters.
+
+-- name: enqueue_jobs :many
+-- One statement for one job or ten thousand: arrays in, one row per job out.
+-- run_at is the database's clock plus the countdown, or the given eta.
+INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs)
+SELECT i.queue, i.task, i.priority,
+       coalesce(i.eta, now() + make_interval(secs => coalesce(i.countdown, 0))),
+       i.max_attempts, i.args, i.kwargs
+FROM unnest(%(queues)s::text[], %(tasks)s::text[], %(priorities)s::smallint[],
+            %(etas)s::timestamptz[], %(countdowns)s::float8[], %(max_attempts)s::int[],
+            %(args)s::jsonb[], %(kwargs)s::jsonb[])
+     WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args, kwargs, n)
+ORDER BY i.n
+RETURNING id;
+
+-- name: claim_jobs :many
+-- Per queue, the best candidates straight off jobs_claim_idx; then the best
+-- %(limit)s of those overall. SKIP LOCKED lets many workers claim at once
+-- without waiting on each other. The new lease token fences this attempt:
+-- every later write for it must present the token.
+WITH candidates AS (
+    SELECT c.id, c.priority, c.run_at
+    FROM unnest(%(queues)s::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at
+        FROM {schema}.jobs j
+        WHERE j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT %(limit)s
+)
+UPDATE {schema}.jobs j
+SET state = 'running',
+    attempts = j.attempts + 1,
+    lease = gen_random_uuid(),
+    worker_id = %(worker_id)s,
+    started_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM candidates
+WHERE j.id = candidates.id
+RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args::text, j.kwargs::text;
+
+-- name: finish_jobs :one
+-- Records a batch of outcomes in one statement. Each row is applied only if
+-- the job is still running under the lease that attempt was given, so a late
+-- writer (a worker that lost its lease) changes nothing and learns so from the
+-- ids it gets back. One NOTIFY tells result waiters which jobs finished.
+WITH outcome AS (
+    SELECT *
+    FROM unnest(%(ids)s::bigint[], %(leases)s::uuid[], %(states)s::{schema}.job_state[],
+                %(retry_in)s::float8[], %(values)s::jsonb[], %(error_types)s::text[],
+                %(error_messages)s::text[], %(tracebacks)s::text[])
+         AS o(id, lease, state, retry_in, value, error_type, error_message, traceback)
+),
+finished AS (
+    UPDATE {schema}.jobs j
+    SET state = o.state,
+        finished_at = CASE WHEN o.state = 'queued' THEN NULL ELSE now() END,
+        run_at = CASE WHEN o.state = 'queued'
+                      THEN now() + make_interval(secs => coalesce(o.retry_in, 0))
+                      ELSE j.run_at END,
+        lease = NULL,
+        lease_expires_at = NULL
+    FROM outcome o
+    WHERE j.id = o.id AND j.lease = o.lease AND j.state = 'running'
+    RETURNING j.id, j.attempts, j.state
+),
+stored_results AS (
+    INSERT INTO {schema}.job_results (job_id, value)
+    SELECT f.id, o.value FROM finished f JOIN outcome o ON o.id = f.id
+    WHERE f.state = 'succeeded'
+    ON CONFLICT (job_id) DO UPDATE SET value = excluded.value, created_at = now()
+),
+stored_errors AS (
+    INSERT INTO {schema}.job_errors (job_id, attempt, type, message, traceback)
+    SELECT f.id, f.attempts, o.error_type, o.error_message, o.traceback
+    FROM finished f JOIN outcome o ON o.id = f.id
+    WHERE o.error_type IS NOT NULL
+    ON CONFLICT (job_id, attempt) DO NOTHING
+),
+counted AS (
+    UPDATE {schema}.workers SET jobs_done = jobs_done + (SELECT count(*) FROM finished)
+    WHERE id = %(worker_id)s
+),
+accepted AS (
+    SELECT coalesce(array_agg(id), '{{}}') AS ids,
+           coalesce(string_agg(id::text, ','), '') AS payload
+    FROM finished
+)
+-- Payloads are capped at 8000 bytes; an empty payload tells waiters "look".
+SELECT ids, pg_notify(%(done_channel)s,
+                      CASE WHEN length(payload) < 7900 THEN payload ELSE '' END)
+FROM accepted;
+
+-- name: seconds_until_next_job :one
+-- How long until the earliest job scheduled in the future becomes due, by the
+-- database's clock, so an idle worker sleeps until then rather than a whole
+-- poll interval. NULL when nothing is scheduled.
+SELECT extract(epoch FROM min(j.run_at) - now())::float8
+FROM unnest(%(queues)s::text[]) AS q(name)
+CROSS JOIN LATERAL (
+    SELECT run_at FROM {schema}.jobs
+    WHERE state = 'queued' AND queue = q.name
+    ORDER BY run_at
+    LIMIT 1
+) AS j;
+
+-- name: extend_leases :many
+-- The heartbeat: pushes out the lease of each job this worker still holds
+-- (checked by token) and returns the ones it still owns.
+WITH alive AS (
+    UPDATE {schema}.workers SET heartbeat_at = now() WHERE id = %(worker_id)s
+)
+UPDATE {schema}.jobs j
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM unnest(%(ids)s::bigint[], %(leases)s::uuid[]) AS h(id, lease)
+WHERE j.id = h.id AND j.lease = h.lease AND j.state = 'running'
+RETURNING j.id;
+
+-- name: release_jobs :many
+-- Graceful shutdown: give back jobs that were claimed but will not be run
+-- here, without counting the attempt against the job.
+UPDATE {schema}.jobs j
+SET state = 'queued', attempts = j.attempts - 1, lease = NULL, lease_expires_at = NULL,
+    worker_id = NULL, started_at = NULL
+FROM unnest(%(ids)s::bigint[], %(leases)s::uuid[]) AS r(id, lease)
+WHERE j.id = r.id AND j.lease = r.lease AND j.state = 'running'
+RETURNING j.id;
+
+-- name: get_job :one
+-- Everything a JobResult shows, in one round trip: the job, its result and
+-- its latest error.
+SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.max_attempts, j.priority,
+       j.run_at, j.created_at, j.started_at, j.finished_at,
+       r.value::text, e.type, e.message, e.traceback
+FROM {schema}.jobs j
+LEFT JOIN {schema}.job_results r ON r.job_id = j.id
+LEFT JOIN LATERAL (
+    SELECT type, message, traceback FROM {schema}.job_errors
+    WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1
+) e ON true
+WHERE j.id = %(id)s;
+
+-- name: listen_done :none
+LISTEN {done_channel};
+
+-- name: listen_jobs :none
+LISTEN {jobs_channel};
+
+-- name: unlisten_all :none
+UNLISTEN *;

@@ -1,0 +1,8 @@
+-- name: register_worker :one
+-- A worker's row: what `pgq workers` and the worker_status view show.
+INSERT INTO {schema}.workers (name, host, pid, queues, pool, concurrency)
+VALUES (%(name)s, %(host)s, %(pid)s, %(queues)s, %(pool)s, %(concurrency)s)
+RETURNING id;
+
+-- name: stop_worker :none
+UPDATE {schema}.workers SET stopped_at = now(), heartbeat_at = now() WHERE id = %(worker_id)s;
