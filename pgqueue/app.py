@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import functools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pgqueue import embedded, statements
@@ -103,18 +103,34 @@ class App:
     # -- enqueue ------------------------------------------------------------
     def enqueue(self, request: statements.EnqueueRequest,
                 connection: psycopg.Connection[Any] | None = None) -> JobResult:
-        (job_id,) = self.client.execute(
-            statements.enqueue(self.settings.schema, [request]), connection
-        )
-        return JobResult(self, job_id)
+        return self.enqueue_many([request], connection=connection)[0]
 
     async def enqueue_async(self, request: statements.EnqueueRequest,
                             connection: psycopg.AsyncConnection[Any] | None = None
                             ) -> JobResult:
-        (job_id,) = await self.async_client.execute(
-            statements.enqueue(self.settings.schema, [request]), connection
-        )
-        return JobResult(self, job_id)
+        return (await self.enqueue_many_async([request], connection=connection))[0]
+
+    def enqueue_many(self, requests: Iterable[statements.EnqueueRequest], *,
+                     connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
+        """Write many jobs in one statement: ``app.enqueue_many([add.s(1, 2), ...])``.
+
+        All or nothing, and inside ``connection``'s transaction when one is given.
+        """
+        batch = list(requests)
+        if not batch:
+            return []
+        ids = self.client.execute(statements.enqueue(self.settings.schema, batch), connection)
+        return [JobResult(self, i) for i in ids]
+
+    async def enqueue_many_async(self, requests: Iterable[statements.EnqueueRequest], *,
+                                 connection: psycopg.AsyncConnection[Any] | None = None
+                                 ) -> list[JobResult]:
+        batch = list(requests)
+        if not batch:
+            return []
+        ids = await self.async_client.execute(
+            statements.enqueue(self.settings.schema, batch), connection)
+        return [JobResult(self, i) for i in ids]
 
     def send_task(
         self,

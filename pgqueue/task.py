@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pgqueue import statements
@@ -52,6 +52,30 @@ class Task(Generic[P, R]):
             countdown=countdown,
             eta=eta,
         )
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> statements.EnqueueRequest:
+        """A job ready to enqueue (encoded now), for ``app.enqueue_many([...])``."""
+        return self._request(args, kwargs, None, None, None, None)
+
+    def signature(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
+                  queue: str | None = None, priority: int | None = None,
+                  countdown: float | None = None,
+                  eta: dt.datetime | None = None) -> statements.EnqueueRequest:
+        """Like :meth:`s`, with options."""
+        return self._request(args, kwargs, queue, priority, countdown, eta)
+
+    def map(self, arguments: Iterable[Sequence[Any]], *,
+            connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
+        """Enqueue one job per argument tuple, all in one statement."""
+        return self.app.enqueue_many([self._request(a, None, None, None, None, None)
+                                      for a in arguments], connection=connection)
+
+    async def map_async(self, arguments: Iterable[Sequence[Any]], *,
+                        connection: psycopg.AsyncConnection[Any] | None = None
+                        ) -> list[JobResult]:
+        return await self.app.enqueue_many_async(
+            [self._request(a, None, None, None, None, None) for a in arguments],
+            connection=connection)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobResult:
         """Enqueue with these arguments and the task's default options."""

@@ -1,0 +1,156 @@
+"""Fixtures: a real Postgres for every test that needs one.
+
+The server is ``PGQ_TEST_DSN`` when set; otherwise a private throwaway server is
+started for the session from the ``pgserver`` binaries (they also run as root,
+where ``initdb`` refuses to). Migrations are applied once to a template
+database; each test gets a fresh copy of it (pytest-postgresql's janitor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from pgqueue import App
+from pgqueue.migrate import migrate_dsn
+from pgqueue.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+_counter = itertools.count()
+
+
+def _janitor(server_dsn: str, dbname: str, template: str | None = None) -> DatabaseJanitor:
+    params = conninfo_to_dict(server_dsn)
+    return DatabaseJanitor(
+        user=str(params.get("user", "postgres")),
+        host=str(params.get("host", "127.0.0.1")),
+        port=str(params.get("port", 5432)),
+        password=str(params["password"]) if params.get("password") else None,
+        dbname=dbname,
+        template_dbname=template,
+        maintenance_dbname=str(params.get("dbname", "postgres")),
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of the server the tests use (any database on it)."""
+    given = os.environ.get("PGQ_TEST_DSN")
+    if given:
+        yield given
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver  # type: ignore[import-untyped]
+
+        server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data",
+                                     cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: str) -> Iterator[str]:
+    name = f"pgq_template_{os.getpid()}"
+    janitor = _janitor(pg_server, name)
+    janitor.drop()
+    janitor.init()
+    migrate_dsn(make_conninfo(pg_server, dbname=name), "pgqueue")
+    yield name
+    janitor.drop()
+
+
+@pytest.fixture
+def dsn(pg_server: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for this test."""
+    name = f"pgq_test_{os.getpid()}_{next(_counter)}"
+    janitor = _janitor(pg_server, name, template=template_db)
+    janitor.init()
+    yield make_conninfo(pg_server, dbname=name)
+    janitor.drop()
+
+
+@pytest.fixture
+def app(dsn: str) -> Iterator[App]:
+    from tests.tasks_app import register
+
+    application = App(dsn, heartbeat_interval=0.5, lease_seconds=5)
+    register(application)
+    yield application
+    application.close()
+
+
+def count(dsn: str, query: str, *params: Any) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(query, params).fetchone()
+    return int(row[0]) if row else 0
+
+
+@contextmanager
+def running_worker(app: App, app_path: str | None = None, **settings: Any) -> Iterator[Worker]:
+    """An in-process worker on its own event loop thread, stopped at the end of the block."""
+    worker = Worker(app, app.settings.with_(**settings), app_path=app_path)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def go() -> None:
+            started.set()
+            await worker.run()
+
+        try:
+            loop.run_until_complete(go())
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, name="test-worker", daemon=True)
+    thread.start()
+    started.wait(10)
+    deadline = time.monotonic() + 10
+    while not worker.worker_id and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield worker
+    finally:
+        loop.call_soon_threadsafe(worker.stop)
+        thread.join(30)
+        loop.close()
+        if errors:
+            raise errors[0]
+        assert not thread.is_alive(), "worker did not stop within 30 s"
+
+
+def pgq(dsn: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start a real `pgq` process against this database, with tests/ on its path."""
+    env = {**os.environ, "PGQ_DSN": dsn, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
+    env.pop("PGQ_SCHEMA", None)
+    return subprocess.Popen([sys.executable, "-m", "pgqueue.cli", *args], env=env,
+                            cwd=str(ROOT), text=True, **kwargs)
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

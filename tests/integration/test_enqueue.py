@@ -1,0 +1,106 @@
+"""Transactional enqueue, on the caller's sync and async connections, and bad input."""
+
+import asyncio
+import datetime as dt
+
+import psycopg
+import pytest
+
+from pgqueue import JobState
+from tests.conftest import count
+
+
+def test_delay_returns_a_queued_job(app, dsn):
+    r = app.tasks["add"].delay(2, 3)
+    assert isinstance(r.id, int)
+    assert r.state is JobState.QUEUED and not r.ready()
+    info = r.info()
+    assert info.task == "add" and info.queue == "default" and info.attempts == 0
+
+
+def test_commit_makes_the_job_visible(app, dsn):
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE users (name text)")
+        conn.execute("INSERT INTO users VALUES ('ada')")
+        r = app.tasks["add"].apply_async(args=(1, 2), connection=conn)
+        # Not visible to anyone else before COMMIT.
+        assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 0
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE id = %s", r.id) == 1
+    assert count(dsn, "SELECT count(*) FROM users") == 1
+
+
+def test_rollback_leaves_no_job(app, dsn):
+    with pytest.raises(RuntimeError), psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE users (name text)")
+        app.tasks["add"].apply_async(args=(1, 2), connection=conn)
+        raise RuntimeError("the request failed")
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+def test_async_commit_and_rollback(app, dsn):
+    async def go() -> int:
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            r = await app.tasks["add"].apply_async_async(args=(1, 2), connection=conn)
+            await conn.commit()
+            await app.tasks["add"].apply_async_async(args=(3, 4), connection=conn)
+            await conn.rollback()
+        r2 = await app.tasks["add"].delay_async(5, 6)
+        r3 = await app.send_task_async("add", args=(7, 8))
+        assert (await r2.info_async()).state is JobState.QUEUED
+        assert r3.id > r2.id
+        return r.id
+
+    job_id = asyncio.run(go())
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 3
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE id = %s", job_id) == 1
+
+
+def test_non_json_argument_fails_at_enqueue_and_writes_nothing(app, dsn):
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        app.tasks["echo"].delay(object())
+    with pytest.raises(TypeError):
+        app.tasks["echo"].delay({1, 2})
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+def test_options_are_stored(app, dsn):
+    eta = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    a = app.tasks["add"].apply_async(args=(1, 2), queue="math", priority=9, countdown=30)
+    b = app.tasks["add"].apply_async(args=(1, 2), eta=eta)
+    c = app.tasks["send_email"].delay("x@example.com")
+    with psycopg.connect(dsn) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT id, queue, priority, round(extract(epoch FROM run_at - created_at))::int "
+            "FROM pgqueue.jobs")}
+    assert rows[a.id] == ("math", 9, 30)
+    assert rows[c.id] == ("emails", 5, 0)
+    assert app.AsyncResult(b.id).info().run_at == eta
+
+
+def test_send_task_by_name_without_registering(app, dsn):
+    r = app.send_task("somebody.elses.task", args=(1,), kwargs={"x": 2}, queue="other")
+    info = r.info()
+    assert info.task == "somebody.elses.task" and info.queue == "other"
+
+
+def test_unknown_id_raises_job_not_found(app):
+    from pgqueue import JobNotFound
+
+    with pytest.raises(JobNotFound):
+        app.AsyncResult(123456).info()
+
+
+def test_enqueue_many_in_one_statement_and_transaction(app, dsn):
+    add, mail = app.tasks["add"], app.tasks["send_email"]
+    results = app.enqueue_many([add.s(1, 2), mail.s("a@b.c"), add.signature((3, 4), priority=2)])
+    assert [r.info().task for r in results] == ["add", "send_email", "add"]
+    assert results[2].info().priority == 2
+    mapped = add.map([(i, i) for i in range(1000)])
+    assert len(mapped) == 1000 and len({r.id for r in mapped}) == 1000
+    with pytest.raises(RuntimeError), psycopg.connect(dsn) as conn:
+        add.map([(1, 1)] * 10, connection=conn)
+        raise RuntimeError("rollback")
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 1003
+    with pytest.raises(TypeError):
+        add.map([(1, 1), (object(), 2)])  # one bad row: nothing written
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 1003
