@@ -75,7 +75,7 @@ class App:
     def task(self, *, name: str | None = None, queue: str = "default",
              priority: int = 0) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, fn: Callable[P, R] | None = None, /, *, name: str | None = None,
+    def task(self, fn: Callable[P, R] | None = None, /, *, name: str | None = None,  # type: ignore[misc]
              queue: str = "default", priority: int = 0) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="emails")``.
 
@@ -94,7 +94,7 @@ class App:
                     "give one of them another name with @app.task(name=...)"
                 )
             t = Task(self, f, name=task_name, queue=queue, priority=priority)
-            functools.update_wrapper(t, f, updated=())  # type: ignore[arg-type]
+            functools.update_wrapper(t, f, updated=())
             self.tasks[task_name] = t
             return t
 

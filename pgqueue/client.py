@@ -25,7 +25,7 @@ CONNECT_KWARGS: dict[str, Any] = {"autocommit": True, "application_name": "pgque
 
 def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(stmt.query.text, stmt.params)  # type: ignore[arg-type]
+        cur.execute(stmt.query.text, stmt.params)
         rows = cur.fetchall() if stmt.query.kind != "none" else []
     return stmt.decode(rows)
 

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(stmt.query.text, stmt.params)  # type: ignore[arg-type]
+        await cur.execute(stmt.query.text, stmt.params)
         rows = await cur.fetchall() if stmt.query.kind != "none" else []
     return stmt.decode(rows)
 

@@ -33,7 +33,7 @@ def ensure_server(home: str) -> str:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                import pgserver  # type: ignore[import-untyped]
+                import pgserver
         except ImportError:
             raise ConfigurationError(
                 "no database configured: set PGQ_DSN=postgresql://user@host/dbname, or "
@@ -42,7 +42,7 @@ def ensure_server(home: str) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(path)
+            server = pgserver.get_server(path)  # type: ignore[attr-defined]
         dsn: str = server.get_uri()
         log.warning(
             "pgqueue: PGQ_DSN is not set; using an embedded Postgres with its data in %s "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +37,7 @@ def _default(value: Any) -> Any:
     )
 
 
-_DECODERS = {
+_DECODERS: dict[str, Callable[[str], Any]] = {
     "$datetime": dt.datetime.fromisoformat,
     "$date": dt.date.fromisoformat,
     "$uuid": uuid.UUID,

@@ -84,6 +84,6 @@ def queries(schema: str) -> dict[str, Query]:
         code = "\n".join(
             line for line in body.splitlines() if not line.lstrip().startswith("--")
         )
-        text = sql.SQL(code).format(**idents).as_string(None)  # type: ignore[arg-type]
+        text = sql.SQL(code).format(**idents).as_string(None)
         out[name] = Query(name, kind, text)
     return out

@@ -141,7 +141,7 @@ def test_migrate_refuses_when_an_applied_file_changed(dsn):
     with psycopg.connect(dsn) as conn:
         conn.execute("UPDATE pgqueue.schema_migrations SET checksum = 'x' WHERE version = 1")
     proc = pgq(dsn, "migrate", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "was changed after it was applied" in err and "new migration" in err
 
