@@ -56,6 +56,8 @@ def main(ctx: click.Context, dsn: str | None, schema: str | None, verbose: bool)
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # The embedded server's library narrates every pg_ctl call at INFO.
+    logging.getLogger("pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = Ctx(dsn, schema)
 
 

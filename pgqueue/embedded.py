@@ -45,7 +45,7 @@ def ensure_server(home: str) -> str:
             server = pgserver.get_server(path)  # type: ignore[attr-defined]
         dsn: str = server.get_uri()
         log.warning(
-            "pgqueue: PGQ_DSN is not set; using an embedded Postgres with its data in %s "
+            "PGQ_DSN is not set; using an embedded Postgres with its data in %s "
             "(set PGQ_DSN to use your own server)", path,
         )
         _started[path] = dsn
