@@ -13,6 +13,7 @@ from pgqueue.client import Client
 from pgqueue.client_async import AsyncClient
 from pgqueue.migrate import migrate_dsn
 from pgqueue.result import JobResult
+from pgqueue.retry import RetryPolicy
 from pgqueue.settings import Settings
 from pgqueue.task import Task
 
@@ -72,16 +73,35 @@ class App:
     @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
     @overload
-    def task(self, *, name: str | None = None, queue: str = "default",
-             priority: int = 0) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    def task(self, *, name: str | None = None, queue: str = "default", priority: int = 0,
+             max_retries: int = 0,
+             autoretry_for: tuple[type[BaseException], ...] | None = None,
+             retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
+             retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
+             time_limit: float | None = None, soft_time_limit: float | None = None,
+             ) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
 
-    def task(self, fn: Callable[P, R] | None = None, /, *, name: str | None = None,  # type: ignore[misc]
-             queue: str = "default", priority: int = 0) -> Any:
+    def task(self, fn: Callable[P, R] | None = None, /, *,  # type: ignore[misc]
+             name: str | None = None, queue: str = "default", priority: int = 0,
+             max_retries: int = 0,
+             autoretry_for: tuple[type[BaseException], ...] | None = None,
+             retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
+             retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
+             time_limit: float | None = None, soft_time_limit: float | None = None) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="emails")``.
 
         The task's name defaults to the function's name; it is what workers look
         up, so producers can ``send_task("name")`` without importing the code.
+        Retry options are those of :class:`pgqueue.retry.RetryPolicy`; with
+        ``bind=True`` the function gets a :class:`pgqueue.context.JobContext`
+        first (``self.retry()``, ``self.is_cancelled()``, ``self.job_id``).
+        ``time_limit`` stops the job (hard); ``soft_time_limit`` raises
+        ``SoftTimeLimitExceeded`` inside it first, so it can clean up.
         """
+        policy = RetryPolicy(max_retries=max_retries, autoretry_for=autoretry_for,
+                             retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
+                             retry_jitter=retry_jitter, default_retry_delay=default_retry_delay)
+
         def register(f: Callable[P, R]) -> Task[P, R]:
             task_name = name or f.__name__
             existing = self.tasks.get(task_name)
@@ -93,7 +113,8 @@ class App:
                     f"({existing.fn.__module__}.{existing.fn.__qualname__}); "
                     "give one of them another name with @app.task(name=...)"
                 )
-            t = Task(self, f, name=task_name, queue=queue, priority=priority)
+            t = Task(self, f, name=task_name, queue=queue, priority=priority, policy=policy,
+                     bind=bind, time_limit=time_limit, soft_time_limit=soft_time_limit)
             functools.update_wrapper(t, f, updated=())
             self.tasks[task_name] = t
             return t
@@ -175,6 +196,8 @@ class App:
             queue=queue or (known.queue if known else "default"),
             priority=priority if priority is not None else (known.priority if known else 0),
             countdown=countdown, eta=eta,
+            # 0: the worker applies the task's own retry policy.
+            max_attempts=known.policy.max_attempts if known else 0,
         )
 
     def AsyncResult(self, job_id: int) -> JobResult:
@@ -182,6 +205,16 @@ class App:
         return JobResult(self, job_id)
 
     # -- admin --------------------------------------------------------------
+    def retry_failed(self, *, queue: str | None = None, task: str | None = None) -> list[int]:
+        """Put every failed job (of this queue / task, if given) back; returns their ids."""
+        return self.client.execute(statements.retry_jobs(self.settings.schema, queue=queue,
+                                                         task=task))
+
+    async def retry_failed_async(self, *, queue: str | None = None,
+                                 task: str | None = None) -> list[int]:
+        return await self.async_client.execute(
+            statements.retry_jobs(self.settings.schema, queue=queue, task=task))
+
     def migrate(self) -> list[str]:
         """Apply pending migrations; returns the names of those applied."""
         return [m.filename for m in migrate_dsn(self.dsn(), self.settings.schema)]

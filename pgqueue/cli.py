@@ -107,25 +107,44 @@ def migrate(obj: Ctx, status: bool) -> None:
               help="How long a claimed job stays ours without a heartbeat [default: 30].")
 @click.option("--heartbeat-interval", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="How often leases are extended [default: 5].")
+@click.option("-P", "--pool", type=click.Choice(["threads", "processes", "asyncio"]),
+              help="threads: plain functions in threads, coroutines on the event loop "
+                   "(default); processes: every job in a child process, for CPU-bound "
+                   "work; asyncio: coroutines only [env: PGQ_POOL].")
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), metavar="N",
+              help="With --pool processes: replace a child after N jobs "
+                   "[env: PGQ_MAX_TASKS_PER_CHILD].")
+@click.option("--shutdown-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="On SIGTERM, how long running jobs may finish before they are put back "
+                   "on the queue [env: PGQ_SHUTDOWN_TIMEOUT; default: 30].")
 @click.option("-n", "--name", help="Worker name shown in monitoring [default: host:pid].")
 @click.pass_obj
 def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
            poll_interval: float | None, batch_size: int | None, lease_seconds: float | None,
-           heartbeat_interval: float | None, name: str | None) -> None:
+           heartbeat_interval: float | None, pool: str | None,
+           max_tasks_per_child: int | None, shutdown_timeout: float | None,
+           name: str | None) -> None:
     """Run jobs from the given queues until SIGTERM or Ctrl-C.
 
     \b
     Start as many as you like, on any host that reaches Postgres:
       pgq worker --app myproj.tasks:app --queues default,emails --concurrency 16
-    The first SIGTERM/SIGINT stops claiming and lets running jobs finish;
-    a second one stops at once and puts unfinished jobs back on the queue.
+    \b
+    Dedicate hosts to kinds of work by queue:
+      pgq worker --app myproj.tasks:app --queues cpu --pool processes -c 2
+      pgq worker --app myproj.tasks:app --queues io,emails --pool threads -c 32
+    The first SIGTERM/SIGINT stops claiming and gives running jobs
+    --shutdown-timeout seconds, then puts the unfinished ones back on the
+    queue; a second signal does that at once.
     """
     from pgqueue.worker.loop import run_worker
 
     try:
         app = obj.app(app_path, queues=queues, concurrency=concurrency,
                       poll_interval=poll_interval, batch_size=batch_size,
-                      lease_seconds=lease_seconds, heartbeat_interval=heartbeat_interval)
+                      lease_seconds=lease_seconds, heartbeat_interval=heartbeat_interval,
+                      pool=pool, max_tasks_per_child=max_tasks_per_child,
+                      shutdown_timeout=shutdown_timeout)
         if not app.settings.dsn:
             app.dsn()  # start the embedded server before the worker logs anything
         run_worker(app, app.settings, app_path=app_path, name=name)
@@ -133,6 +152,61 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
         _fail(exc)
     except KeyboardInterrupt:
         pass
+
+
+@main.group()
+def jobs() -> None:
+    """Act on jobs: cancel them, or put failed ones back on the queue."""
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+@click.pass_obj
+def jobs_cancel(obj: Ctx, job_id: int) -> None:
+    """Cancel a job: a queued one never runs; a running one is stopped by its worker."""
+    try:
+        state = obj.app().AsyncResult(job_id).cancel()
+    except (PgQueueError, psycopg.Error) as exc:
+        _fail(exc)
+    if state is None:
+        raise click.ClickException(f"job {job_id} is not queued or running (already "
+                                   "finished, or no such job): nothing to cancel")
+    if state == "running":
+        click.echo(f"job {job_id} is running: its worker was told to stop it")
+    else:
+        click.echo(f"job {job_id} cancelled")
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int, required=False)
+@click.option("--failed", "all_failed", is_flag=True,
+              help="Retry every failed (or cancelled) job, narrowed by --queue/--task.")
+@click.option("--queue", help="With --failed: only jobs of this queue.")
+@click.option("--task", help="With --failed: only jobs of this task.")
+@click.pass_obj
+def jobs_retry(obj: Ctx, job_id: int | None, all_failed: bool, queue: str | None,
+               task: str | None) -> None:
+    """Put a failed or cancelled job back on its queue, or all of them with --failed.
+
+    \b
+      pgq jobs retry 1234
+      pgq jobs retry --failed --queue emails --task send_welcome_email
+    """
+    if (job_id is None) == (not all_failed) or (job_id is not None and (queue or task)):
+        raise click.UsageError("give a JOB_ID, or --failed [--queue Q] [--task T]")
+    try:
+        app = obj.app()
+        if job_id is not None:
+            if not app.AsyncResult(job_id).retry():
+                raise click.ClickException(f"job {job_id} is not failed or cancelled "
+                                           "(or does not exist): nothing to retry")
+            click.echo(f"job {job_id} is queued again")
+            return
+        ids = app.retry_failed(queue=queue, task=task)
+    except (PgQueueError, psycopg.Error) as exc:
+        _fail(exc)
+    click.echo(f"{len(ids)} jobs queued again" + (f": {', '.join(map(str, ids[:50]))}"
+                                                  if ids else ""))
 
 
 @main.command()

@@ -40,3 +40,26 @@ class JobCancelled(PgQueueError):
 
 class UnknownTask(PgQueueError, LookupError):
     """A worker was handed a job whose task name it has not registered."""
+
+
+class Retry(PgQueueError):
+    """Raised by ``raise self.retry(...)`` in a bound task: run this job again later."""
+
+    def __init__(self, exc: BaseException | None = None, countdown: float | None = None,
+                 max_retries: int | None = None) -> None:
+        super().__init__(f"retry requested: {exc!r}" if exc else "retry requested")
+        self.exc = exc
+        self.countdown = countdown
+        self.max_retries = max_retries
+
+
+class SoftTimeLimitExceeded(PgQueueError):
+    """Raised inside a task at its ``soft_time_limit``: catch it to clean up."""
+
+
+class TimeLimitExceeded(PgQueueError):
+    """Recorded for a job stopped at its hard ``time_limit``."""
+
+
+class DatabaseUnavailable(PgQueueError):
+    """Postgres could not be reached in time; the message says where and what to check."""

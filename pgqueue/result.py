@@ -85,6 +85,31 @@ class JobResult:
         info = self.info()
         return info.result if info.state is JobState.SUCCEEDED else None
 
+    # -- acting -------------------------------------------------------------
+    def cancel(self) -> JobState | None:
+        """Cancel the job: a queued one never runs; a running one is stopped.
+
+        Returns the state right after the request: ``CANCELLED`` for a job that
+        was queued, ``RUNNING`` for one its worker is now stopping (it becomes
+        ``CANCELLED`` when the worker records it), None if it had already finished.
+        """
+        return self.app.client.execute(statements.cancel_job(self.app.settings.schema,
+                                                             self.id))
+
+    async def cancel_async(self) -> JobState | None:
+        return await self.app.async_client.execute(
+            statements.cancel_job(self.app.settings.schema, self.id))
+
+    def retry(self) -> bool:
+        """Put a failed or cancelled job back on its queue; False if it was neither."""
+        return bool(self.app.client.execute(
+            statements.retry_jobs(self.app.settings.schema, ids=[self.id])))
+
+    async def retry_async(self) -> bool:
+        requeued = await self.app.async_client.execute(
+            statements.retry_jobs(self.app.settings.schema, ids=[self.id]))
+        return bool(requeued)
+
     # -- waiting ------------------------------------------------------------
     def _step(self, info: JobInfo | None, deadline: float | None, now: float,
               timeout: float | None, propagate: bool) -> tuple[bool, Any, float]:

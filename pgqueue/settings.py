@@ -17,7 +17,7 @@ from pgqueue.errors import ConfigurationError
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-POOLS = ("threads", "asyncio")
+POOLS = ("threads", "processes", "asyncio")
 
 
 def _queues(value: str) -> tuple[str, ...]:
@@ -40,6 +40,11 @@ class Settings:
                                                          "parse": float})
     heartbeat_interval: float = field(default=5.0, metadata={"env": "PGQ_HEARTBEAT_INTERVAL",
                                                              "parse": float})
+    shutdown_timeout: float = field(default=30.0, metadata={"env": "PGQ_SHUTDOWN_TIMEOUT",
+                                                            "parse": float})
+    max_tasks_per_child: int | None = field(default=None, metadata={
+        "env": "PGQ_MAX_TASKS_PER_CHILD", "parse": int})
+    max_rescues: int = field(default=5, metadata={"env": "PGQ_MAX_RESCUES", "parse": int})
     # Producers
     pool_size: int = field(default=10, metadata={"env": "PGQ_POOL_SIZE", "parse": int})
     # Embedded Postgres for local use when no DSN is given
@@ -77,6 +82,12 @@ class Settings:
                 f"heartbeat_interval ({self.heartbeat_interval}), so that one late "
                 "heartbeat does not lose a lease"
             )
+        if self.shutdown_timeout < 0:
+            raise ConfigurationError("shutdown_timeout must be 0 or more seconds")
+        if self.max_tasks_per_child is not None and self.max_tasks_per_child < 1:
+            raise ConfigurationError("max_tasks_per_child must be at least 1")
+        if self.max_rescues < 1:
+            raise ConfigurationError("max_rescues must be at least 1")
         if self.pool_size < 1:
             raise ConfigurationError("pool_size must be at least 1")
 

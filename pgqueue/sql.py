@@ -70,7 +70,8 @@ def _raw_queries() -> dict[str, tuple[Kind, str]]:
 
 def channels(schema: str) -> dict[str, str]:
     """NOTIFY channel names for a schema (also used by the insert trigger)."""
-    return {"jobs_channel": f"{schema}.jobs", "done_channel": f"{schema}.done"}
+    return {"jobs_channel": f"{schema}.jobs", "done_channel": f"{schema}.done",
+            "cancel_channel": f"{schema}.cancel"}
 
 
 @functools.cache

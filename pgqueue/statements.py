@@ -165,7 +165,8 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[
 
 def extend_leases(
     schema: str, worker_id: int, held: Sequence[ClaimedJob], lease_seconds: float
-) -> Statement[set[int]]:
+) -> Statement[dict[int, bool]]:
+    """Decodes to {job id still held: cancel requested}."""
     return Statement(
         queries(schema)["extend_leases"],
         {
@@ -174,7 +175,7 @@ def extend_leases(
             "leases": [j.lease for j in held],
             "lease_seconds": lease_seconds,
         },
-        lambda rows: {r[0] for r in rows},
+        lambda rows: {r[0]: r[1] for r in rows},
     )
 
 
@@ -182,6 +183,36 @@ def release(schema: str, held: Sequence[ClaimedJob]) -> Statement[list[int]]:
     return Statement(
         queries(schema)["release_jobs"],
         {"ids": [j.id for j in held], "leases": [j.lease for j in held]},
+        _first_column,
+    )
+
+
+def rescue_expired(schema: str, max_rescues: int) -> Statement[list[tuple[int, str]]]:
+    """Requeue (or fail) jobs whose lease expired; decodes to [(id, new state)]."""
+    return Statement(
+        queries(schema)["rescue_expired"],
+        {"max_rescues": max_rescues, "jobs_channel": channels(schema)["jobs_channel"]},
+        lambda rows: [(r[0], r[1]) for r in rows],
+    )
+
+
+def cancel_job(schema: str, job_id: int) -> Statement[JobState | None]:
+    """Decodes to the job's state after the request (None: not queued or running)."""
+    ch = channels(schema)
+    return Statement(
+        queries(schema)["cancel_job"],
+        {"id": job_id, "cancel_channel": ch["cancel_channel"],
+         "done_channel": ch["done_channel"]},
+        lambda rows: JobState(rows[0][0]) if rows else None,
+    )
+
+
+def retry_jobs(schema: str, ids: Sequence[int] | None = None, queue: str | None = None,
+               task: str | None = None) -> Statement[list[int]]:
+    return Statement(
+        queries(schema)["retry_jobs"],
+        {"ids": list(ids) if ids is not None else None, "queue": queue, "task": task,
+         "jobs_channel": channels(schema)["jobs_channel"]},
         _first_column,
     )
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pgqueue import statements
 from pgqueue.result import JobResult
+from pgqueue.retry import RetryPolicy
 
 if TYPE_CHECKING:
     import psycopg
@@ -25,12 +26,23 @@ R = TypeVar("R")
 
 class Task(Generic[P, R]):
     def __init__(self, app: App, fn: Callable[P, R], *, name: str, queue: str,
-                 priority: int) -> None:
+                 priority: int, policy: RetryPolicy | None = None, bind: bool = False,
+                 time_limit: float | None = None,
+                 soft_time_limit: float | None = None) -> None:
         self.app = app
         self.fn = fn
         self.name = name
         self.queue = queue
         self.priority = priority
+        self.policy = policy or RetryPolicy()
+        self.bind = bind
+        for label, limit in (("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
+            if limit is not None and limit <= 0:
+                raise ValueError(f"{label} must be positive seconds, not {limit}")
+        if time_limit and soft_time_limit and soft_time_limit >= time_limit:
+            raise ValueError("soft_time_limit must be shorter than time_limit")
+        self.time_limit = time_limit
+        self.soft_time_limit = soft_time_limit
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
@@ -40,6 +52,7 @@ class Task(Generic[P, R]):
         return f"<Task {self.name} queue={self.queue}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now (no queue). A bound task needs its context first."""
         return self.fn(*args, **kwargs)
 
     def _request(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None,
@@ -51,6 +64,7 @@ class Task(Generic[P, R]):
             priority=self.priority if priority is None else priority,
             countdown=countdown,
             eta=eta,
+            max_attempts=self.policy.max_attempts,
         )
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> statements.EnqueueRequest:

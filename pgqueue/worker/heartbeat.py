@@ -1,17 +1,14 @@
-"""Every heartbeat_interval: mark the worker alive and extend the leases it holds.
+"""The heartbeat: mark the worker alive and extend the leases of the jobs it holds.
 
-A job whose lease this worker no longer holds (it was rescued after the worker
-stalled) comes back missing from the reply; the worker then knows that its
-outcome for that job will be refused.
+The reply says which leases still hold and which jobs were asked to cancel. A
+job missing from it was rescued after this worker stalled: its outcome will be
+refused, so the worker stops it rather than finish work nobody will keep.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-
-import psycopg
 
 from pgqueue import statements
 from pgqueue.job import ClaimedJob
@@ -21,14 +18,15 @@ log = logging.getLogger("pgqueue.worker")
 
 
 class Heartbeat:
-    def __init__(self, link: Link, schema: str, worker_id: int, interval: float,
-                 lease_seconds: float, held: Callable[[], list[ClaimedJob]]) -> None:
+    def __init__(self, link: Link, schema: str, worker_id: int, lease_seconds: float,
+                 held: Callable[[], list[ClaimedJob]],
+                 stop_job: Callable[[int], object]) -> None:
         self.link = link
         self.schema = schema
         self.worker_id = worker_id
-        self.interval = interval
         self.lease_seconds = lease_seconds
         self.held = held
+        self.stop_job = stop_job
         self.lost: set[int] = set()
 
     async def run_once(self) -> None:
@@ -36,16 +34,13 @@ class Heartbeat:
         kept = await self.link.execute(
             statements.extend_leases(self.schema, self.worker_id, held, self.lease_seconds)
         )
-        lost = {j.id for j in held} - kept
-        if lost - self.lost:
-            log.warning("lost the lease of jobs %s; their outcomes will be refused",
-                        sorted(lost - self.lost))
-        self.lost |= lost
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.run_once()
-            except psycopg.OperationalError as exc:
-                log.warning("heartbeat failed (%s); will retry", exc)
+        lost = {j.id for j in held} - set(kept) - self.lost
+        if lost:
+            log.warning("lost the lease of jobs %s (another worker may run them now); "
+                        "stopping them here, their outcomes would be refused", sorted(lost))
+            self.lost |= lost
+            for job_id in lost:
+                self.stop_job(job_id)
+        for job_id, cancel in kept.items():
+            if cancel:
+                self.stop_job(job_id)

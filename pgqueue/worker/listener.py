@@ -1,4 +1,5 @@
-"""LISTENs for new jobs and wakes the claim loop when one lands on a queue we serve.
+"""LISTENs for new jobs (waking the claim loop when one lands on a queue we serve)
+and for cancel requests (stopping the job if it runs here).
 
 On a reconnect it wakes the loop once anyway: notifications sent while the
 connection was down are lost, the jobs they announced are not.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 
@@ -21,11 +22,13 @@ log = logging.getLogger("pgqueue.worker")
 
 class Listener:
     def __init__(self, link: Link, schema: str, queues: Sequence[str],
-                 wake: asyncio.Event) -> None:
+                 wake: asyncio.Event, cancel: Callable[[int], object]) -> None:
         self.link = link
         self.schema = schema
         self.queues = frozenset(queues)
         self.wake = wake
+        self.cancel = cancel
+        self.cancel_channel = f"{schema}.cancel"
         self.listening = asyncio.Event()
 
     async def run(self) -> None:
@@ -33,12 +36,15 @@ class Listener:
             try:
                 conn = await self.link.connect()
                 await run(conn, statements.plain(self.schema, "listen_jobs"))
+                await run(conn, statements.plain(self.schema, "listen_cancel"))
                 self.listening.set()
                 if self.link.reconnected:
                     self.link.reconnected = False
                     self.wake.set()
                 async for note in conn.notifies():
-                    if note.payload in self.queues:
+                    if note.channel == self.cancel_channel:
+                        self.cancel(int(note.payload))
+                    elif note.payload in self.queues:
                         self.wake.set()
             except psycopg.OperationalError as exc:
                 self.listening.clear()

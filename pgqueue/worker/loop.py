@@ -14,13 +14,16 @@ import logging
 import os
 import signal
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from pgqueue import statements
+from pgqueue.errors import ConfigurationError
 from pgqueue.job import ClaimedJob
+from pgqueue.maintenance import Rescuer
 from pgqueue.settings import Settings
 from pgqueue.statements import Finish
 from pgqueue.worker.completer import Completer
@@ -29,6 +32,8 @@ from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.link import Link
 from pgqueue.worker.listener import Listener
 from pgqueue.worker.outcome import decide
+from pgqueue.worker.periodic import every
+from pgqueue.worker.processes import ProcessPool
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -46,7 +51,7 @@ class Worker:
         self.app_path = app_path
         self.worker_id = 0
         self.held: dict[int, ClaimedJob] = {}  # claimed, outcome not yet recorded
-        self.running: set[asyncio.Task[None]] = set()
+        self.running: dict[int, asyncio.Task[None]] = {}
         self.jobs_done = 0
         self._stopping = asyncio.Event()
         self._notified = asyncio.Event()
@@ -74,35 +79,50 @@ class Worker:
             await self._shutdown()
 
     def stop(self) -> None:
-        """Stop claiming; running jobs are finished and recorded before run() returns."""
+        """Stop claiming; running jobs get shutdown_timeout seconds to finish."""
         self._stopping.set()
 
     # -- steps --------------------------------------------------------------
     async def _start(self) -> None:
         dsn = self.app.dsn()
         s = self.settings
-        self.claim_link = Link(dsn, "claim")
-        self.finish_link = Link(dsn, "finish")
-        self.beat_link = Link(dsn, "heartbeat")
-        self.listen_link = Link(dsn, "listen")
+        self.claim_link, self.finish_link = Link(dsn, "claim"), Link(dsn, "finish")
+        self.beat_link, self.listen_link = Link(dsn, "heartbeat"), Link(dsn, "listen")
+        self.executor = self._executor(dsn)
         self.worker_id = await self.claim_link.execute(statements.register_worker(
             self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
             queues=s.queues, pool=s.pool, concurrency=s.concurrency))
-        self.threads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="pgq-job")
-        self.executor = Executor(self.app.tasks, self.threads, self.app_path)
         self.completer = Completer(self.finish_link, self.schema, self.worker_id,
                                    self._recorded)
-        listener = Listener(self.listen_link, self.schema, s.queues, self._notified)
-        heartbeat = Heartbeat(self.beat_link, self.schema, self.worker_id,
-                              s.heartbeat_interval, s.lease_seconds,
-                              lambda: list(self.held.values()))
-        self.services = [asyncio.create_task(coro) for coro in
-                         (self.completer.run(), listener.run(), heartbeat.run())]
+        listener = Listener(self.listen_link, self.schema, s.queues, self._notified,
+                            self.executor.cancel)
+        heartbeat = Heartbeat(self.beat_link, self.schema, self.worker_id, s.lease_seconds,
+                              lambda: list(self.held.values()), self.executor.cancel)
+        rescuer = Rescuer(self.beat_link, self.schema, s.max_rescues)
+        self.services = [asyncio.create_task(coro) for coro in (
+            self.completer.run(), listener.run(),
+            every(s.heartbeat_interval, heartbeat.run_once, "heartbeat"),
+            every(s.heartbeat_interval, rescuer.run_once, "rescuer"))]
         # LISTEN before the first claim, so no job committed in between is missed.
         await asyncio.wait_for(listener.listening.wait(), timeout=30)
         self._install_signals()
         log.info("worker %s (id %d) serving queues %s with %d %s",
                  self.name, self.worker_id, ",".join(s.queues), s.concurrency, s.pool)
+
+    def _executor(self, dsn: str) -> Executor:
+        s = self.settings
+        threads = processes = None
+        if s.pool == "processes":
+            if not self.app_path:
+                raise ConfigurationError("--pool processes needs --app module:app, so that "
+                                         "child processes can import the tasks")
+            processes = ProcessPool(s.concurrency, self.app_path,
+                                    {"PGQ_DSN": dsn, "PGQ_SCHEMA": self.schema},
+                                    s.max_tasks_per_child)
+            processes.start()
+        else:
+            threads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="pgq-job")
+        return Executor(self.app.tasks, s.pool, threads, processes, self.app_path)
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
@@ -116,15 +136,16 @@ class Worker:
     def _dispatch(self, job: ClaimedJob) -> None:
         self.held[job.id] = job
         task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
-        self.running.add(task)
-        task.add_done_callback(self._job_done)
+        self.running[job.id] = task
+        task.add_done_callback(lambda _: self._job_done(job.id))
 
     async def _execute(self, job: ClaimedJob) -> None:
         outcome = await self.executor.execute(job)
-        self.completer.add(decide(job, outcome))
+        task = self.app.tasks.get(job.task)
+        self.completer.add(decide(job, outcome, task.policy if task else None))
 
-    def _job_done(self, task: asyncio.Task[None]) -> None:
-        self.running.discard(task)
+    def _job_done(self, job_id: int) -> None:
+        self.running.pop(job_id, None)
         self._slot_freed.set()
 
     def _recorded(self, batch: list[Finish], accepted: set[int]) -> None:
@@ -154,22 +175,40 @@ class Worker:
 
     async def _shutdown(self) -> None:
         if self.running:
-            log.info("stopping: waiting for %d running jobs", len(self.running))
-            await asyncio.gather(*self.running, return_exceptions=True)
+            timeout = self.settings.shutdown_timeout
+            log.info("stopping: waiting up to %ss for %d running jobs", timeout,
+                     len(self.running))
+            await asyncio.wait(list(self.running.values()), timeout=timeout)
         if self.worker_id:
             await self.completer.flushed()
+            await self._release_unfinished()
             with contextlib.suppress(psycopg.Error):
                 await self.claim_link.execute(statements.stop_worker(self.schema,
                                                                      self.worker_id))
-        for service in getattr(self, "services", []):
-            service.cancel()
-        await asyncio.gather(*getattr(self, "services", []), return_exceptions=True)
+        for task in [*self.running.values(), *getattr(self, "services", [])]:
+            task.cancel()
+        await asyncio.gather(*self.running.values(), *getattr(self, "services", []),
+                             return_exceptions=True)
+        if hasattr(self, "executor"):
+            await self.executor.close()
         for link in ("claim_link", "finish_link", "beat_link", "listen_link"):
             if hasattr(self, link):
                 await getattr(self, link).close()
-        if hasattr(self, "threads"):
-            self.threads.shutdown(wait=False)
         log.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
+
+    async def _release_unfinished(self) -> None:
+        """Give back jobs still running: not failed, not counted as an attempt."""
+        unfinished = list(self.held.values())
+        if not unfinished:
+            return
+        with contextlib.suppress(psycopg.Error):
+            released = await self.claim_link.execute(statements.release(self.schema,
+                                                                        unfinished))
+            log.warning("released %d unfinished jobs back to their queues: %s",
+                        len(released), released[:20])
+        for job in unfinished:
+            self.executor.cancel(job.id)
+            self.held.pop(job.id, None)
 
     # -- signals ------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -180,27 +219,32 @@ class Worker:
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
+        name = signal.Signals(sig).name
         if self._signals == 1:
-            log.info("%s: finishing running jobs, then stopping (send again to stop now)",
-                     signal.Signals(sig).name)
+            log.info("%s: finishing running jobs (up to %ss), then stopping; send it again "
+                     "to stop now", name, self.settings.shutdown_timeout)
             self.stop()
             return
-        log.warning("%s again: stopping now; unfinished jobs go back to the queue",
-                    signal.Signals(sig).name)
+        log.warning("%s again: stopping now; unfinished jobs go back to the queue", name)
         asyncio.get_running_loop().create_task(self._abort())
 
     async def _abort(self) -> None:
         with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
             await asyncio.wait_for(self.completer.flushed(), 2)
-            unfinished = list(self.held.values())
-            if unfinished:
-                await asyncio.wait_for(
-                    self.claim_link.execute(statements.release(self.schema, unfinished)), 5)
+            await asyncio.wait_for(self._release_unfinished(), 5)
             await asyncio.wait_for(
                 self.claim_link.execute(statements.stop_worker(self.schema, self.worker_id)), 5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.executor.close(), 2)
+        logging.shutdown()
         os._exit(1)
 
 
 def run_worker(app: App, settings: Settings, **kwargs: Any) -> None:
     """Blocking entry point used by ``pgq worker``."""
     asyncio.run(Worker(app, settings, **kwargs).run())
+    if any(t.name.startswith("pgq-job") and t.is_alive() for t in threading.enumerate()):
+        # A thread past its shutdown timeout can't be stopped, and would keep the
+        # interpreter alive; its job was already released back to the queue.
+        logging.shutdown()
+        os._exit(0)

@@ -1,11 +1,18 @@
-"""How an attempt ended (data), and the pure decision of what to record for it."""
+"""How an attempt ended (data), and the pure decision of what to record for it.
+
+The executor only reports what happened; :func:`decide` maps (job, outcome,
+retry policy) to the row finish_jobs writes. Retry rules are therefore tested
+without a database or a clock.
+"""
 
 from __future__ import annotations
 
+import random
 import traceback as tb
 from dataclasses import dataclass
 
 from pgqueue.job import ClaimedJob, JobError, JobState
+from pgqueue.retry import RetryPolicy
 from pgqueue.statements import Finish
 
 
@@ -17,9 +24,29 @@ class Succeeded:
 @dataclass(frozen=True, slots=True)
 class Failed:
     error: JobError
+    retryable: bool = False  # the task's policy says this exception is retried
 
 
-Outcome = Succeeded | Failed
+@dataclass(frozen=True, slots=True)
+class RetryRequested:
+    """The task raised ``self.retry(...)``."""
+
+    error: JobError
+    countdown: float | None = None
+    max_retries: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    error: JobError
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    pass
+
+
+Outcome = Succeeded | Failed | RetryRequested | TimedOut | Cancelled
 
 
 def error_from(exc: BaseException) -> JobError:
@@ -30,8 +57,27 @@ def error_from(exc: BaseException) -> JobError:
     )
 
 
-def decide(job: ClaimedJob, outcome: Outcome) -> Finish:
+def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
+           rng: random.Random | None = None) -> Finish:
     """The row finish_jobs writes for this attempt. Pure: no I/O, no clock."""
+    policy = policy or RetryPolicy()
     if isinstance(outcome, Succeeded):
         return Finish(job.id, job.lease, JobState.SUCCEEDED, value_json=outcome.value_json)
+    if isinstance(outcome, Cancelled):
+        return Finish(job.id, job.lease, JobState.CANCELLED)
+    # The budget stored with the job wins (0: the producer didn't know the task).
+    limit = job.max_attempts if job.max_attempts > 0 else policy.max_attempts
+    delay = policy.delay(job.attempt, rng)
+    if isinstance(outcome, RetryRequested):
+        if outcome.max_retries is not None:
+            limit = outcome.max_retries + 1
+        retry = True
+        if outcome.countdown is not None:
+            delay = outcome.countdown
+    elif isinstance(outcome, Failed):
+        retry = outcome.retryable
+    else:  # TimedOut: retried like any failure when the task has retries
+        retry = policy.max_retries > 0
+    if retry and job.attempt < limit:
+        return Finish(job.id, job.lease, JobState.QUEUED, error=outcome.error, retry_in=delay)
     return Finish(job.id, job.lease, JobState.FAILED, error=outcome.error)

@@ -19,6 +19,8 @@ CREATE TABLE jobs (
     lease            uuid,
     state            job_state NOT NULL DEFAULT 'queued',
     priority         smallint NOT NULL DEFAULT 0,
+    rescues          smallint NOT NULL DEFAULT 0,   -- times its worker was lost mid-run
+    cancel_requested boolean NOT NULL DEFAULT false,
     attempts         integer NOT NULL DEFAULT 0,
     max_attempts     integer NOT NULL DEFAULT 1,
     queue            text NOT NULL,

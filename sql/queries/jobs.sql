@@ -113,7 +113,8 @@ CROSS JOIN LATERAL (
 
 -- name: extend_leases :many
 -- The heartbeat: pushes out the lease of each job this worker still holds
--- (checked by token) and returns the ones it still owns.
+-- (checked by token) and returns the ones it still owns, with their cancel
+-- flag (a backstop for a cancel NOTIFY the worker missed).
 WITH alive AS (
     UPDATE {schema}.workers SET heartbeat_at = now() WHERE id = %(worker_id)s
 )
@@ -121,7 +122,7 @@ UPDATE {schema}.jobs j
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM unnest(%(ids)s::bigint[], %(leases)s::uuid[]) AS h(id, lease)
 WHERE j.id = h.id AND j.lease = h.lease AND j.state = 'running'
-RETURNING j.id;
+RETURNING j.id, j.cancel_requested;
 
 -- name: release_jobs :many
 -- Graceful shutdown: give back jobs that were claimed but will not be run
@@ -146,6 +147,85 @@ LEFT JOIN LATERAL (
     WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1
 ) e ON true
 WHERE j.id = %(id)s;
+
+-- name: rescue_expired :many
+-- Jobs whose lease ran out (their worker died, stalled or lost its network)
+-- go back to the queue, or to failed once rescued %(max_rescues)s times, or to
+-- cancelled if a cancel was asked for. The outer WHERE re-checks what the
+-- inner SELECT saw, so a heartbeat that lands in between wins. Each rescue is
+-- recorded as an error of that attempt, and each queue is woken once.
+WITH expired AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+),
+rescued AS (
+    UPDATE {schema}.jobs j
+    SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
+                     WHEN j.rescues + 1 >= %(max_rescues)s THEN 'failed'
+                     ELSE 'queued' END::{schema}.job_state,
+        rescues = j.rescues + 1,
+        run_at = now(),
+        finished_at = CASE WHEN j.cancel_requested OR j.rescues + 1 >= %(max_rescues)s
+                           THEN now() END,
+        lease = NULL, lease_expires_at = NULL
+    FROM expired
+    WHERE j.id = expired.id AND j.state = 'running' AND j.lease_expires_at < now()
+    RETURNING j.id, j.queue, j.attempts, j.state, j.worker_id
+),
+recorded AS (
+    INSERT INTO {schema}.job_errors (job_id, attempt, type, message, traceback)
+    SELECT id, attempts, 'WorkerLost',
+           format('the lease of worker %%s expired before the job finished', worker_id), ''
+    FROM rescued
+    ON CONFLICT (job_id, attempt) DO NOTHING
+)
+SELECT r.id, r.state::text, pg_notify(%(jobs_channel)s, r.queue)
+FROM rescued r;
+
+-- name: cancel_job :one
+-- A queued job is cancelled at once and never runs; a running one is flagged
+-- and its worker told (NOTIFY), so it stops the job and records it cancelled.
+WITH target AS (
+    UPDATE {schema}.jobs
+    SET cancel_requested = true,
+        state = CASE WHEN state = 'queued' THEN 'cancelled'::{schema}.job_state ELSE state END,
+        finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END
+    WHERE id = %(id)s AND state IN ('queued', 'running')
+    RETURNING id, state
+)
+SELECT t.state::text,
+       CASE WHEN t.state = 'running' THEN pg_notify(%(cancel_channel)s, t.id::text)
+            ELSE pg_notify(%(done_channel)s, t.id::text) END
+FROM target t;
+
+-- name: retry_jobs :many
+-- Put failed (or cancelled) jobs back on their queue with a fresh budget of
+-- attempts as large as the one they started with. Selected by id, or by
+-- filter; NULL filters match everything.
+WITH picked AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state IN ('failed', 'cancelled')
+      AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+      AND (%(task)s::text IS NULL OR task = %(task)s::text)
+    FOR UPDATE SKIP LOCKED
+),
+requeued AS (
+    UPDATE {schema}.jobs j
+    SET state = 'queued', run_at = now(), finished_at = NULL, cancel_requested = false,
+        max_attempts = j.attempts + greatest(j.max_attempts, 1), rescues = 0,
+        lease = NULL, lease_expires_at = NULL, worker_id = NULL
+    FROM picked
+    WHERE j.id = picked.id AND j.state IN ('failed', 'cancelled')
+    RETURNING j.id, j.queue
+)
+SELECT r.id, pg_notify(%(jobs_channel)s, r.queue) FROM requeued r;
+
+-- name: listen_cancel :none
+LISTEN {cancel_channel};
 
 -- name: listen_done :none
 LISTEN {done_channel};

@@ -1,5 +1,5 @@
 -- name: register_worker :one
--- A worker's row: what `pgq workers` and the worker_status view show.
+-- A worker's row: what the worker_status view shows.
 INSERT INTO {schema}.workers (name, host, pid, queues, pool, concurrency)
 VALUES (%(name)s, %(host)s, %(pid)s, %(queues)s, %(pool)s, %(concurrency)s)
 RETURNING id;

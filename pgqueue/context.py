@@ -1,0 +1,49 @@
+"""JobContext: what a bound task (``@app.task(bind=True)``) gets as ``self``.
+
+``self.job_id``, ``self.attempt``, ``self.retries``; ``raise self.retry(exc=e,
+countdown=10)``; and ``self.is_cancelled()``, the flag a thread-pool task checks
+to honour a cancel (threads can't be stopped from outside). ``self.request``
+mirrors Celery's ``self.request.id`` / ``.retries``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pgqueue.errors import Retry
+
+
+@dataclass
+class JobContext:
+    job_id: int
+    task: str
+    queue: str
+    attempt: int
+    max_retries: int
+    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+    thread_id: int | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> int:
+        return self.job_id
+
+    @property
+    def retries(self) -> int:
+        """How many times this job ran before this attempt."""
+        return self.attempt - 1
+
+    @property
+    def request(self) -> JobContext:
+        return self
+
+    def retry(self, exc: BaseException | None = None, countdown: float | None = None,
+              max_retries: int | None = None) -> Retry:
+        """The exception to raise for a retry: ``raise self.retry(exc=e, countdown=10)``."""
+        return Retry(exc, countdown, max_retries)
+
+    def is_cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()

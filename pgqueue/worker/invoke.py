@@ -1,0 +1,82 @@
+"""Calls a task function and turns whatever happens into an Outcome.
+
+Shared by the thread pool and the process pool's children, so a job behaves
+the same wherever it runs. Also holds the one unsafe tool threads need: raising
+an exception inside another thread (for soft time limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pgqueue import encoding
+from pgqueue.context import JobContext
+from pgqueue.errors import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
+from pgqueue.job import JobError
+from pgqueue.worker.outcome import (
+    Cancelled,
+    Failed,
+    Outcome,
+    RetryRequested,
+    Succeeded,
+    TimedOut,
+    error_from,
+)
+
+if TYPE_CHECKING:
+    from pgqueue.task import Task
+
+
+def arguments(task: Task[Any, Any], ctx: JobContext, args: list[Any]) -> list[Any]:
+    return [ctx, *args] if task.bind else args
+
+
+def outcome_of_exception(task: Task[Any, Any], exc: BaseException) -> Outcome:
+    if isinstance(exc, Retry):
+        cause = exc.exc or exc
+        return RetryRequested(error_from(cause), exc.countdown, exc.max_retries)
+    if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
+        return TimedOut(error_from(exc))
+    return Failed(error_from(exc), retryable=task.policy.retries_on(exc))
+
+
+def outcome_of_value(task_name: str, value: Any) -> Outcome:
+    try:
+        return Succeeded(encoding.dumps(value))
+    except TypeError as exc:
+        message = f"task {task_name!r} returned a value pgqueue can't store: {exc}"
+        return Failed(JobError("TypeError", message, ""))
+
+
+def invoke(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+           ctx: JobContext) -> Outcome:
+    """Run a task to completion in this thread (an ``async def`` one gets its own loop)."""
+    ctx.thread_id = threading.get_ident()
+    try:
+        if task.is_async:
+            value = asyncio.run(task.fn(*arguments(task, ctx, args), **kwargs))
+        else:
+            value = task.fn(*arguments(task, ctx, args), **kwargs)
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not ctx.is_cancelled():
+            raise
+        return Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
+    finally:
+        ctx.thread_id = None
+    return Cancelled() if ctx.is_cancelled() else outcome_of_value(task.name, value)
+
+
+def raise_in_thread(thread_id: int | None, exc_type: type[BaseException]) -> bool:
+    """Ask another thread to raise ``exc_type`` at its next Python instruction.
+
+    It can't interrupt a blocking call in C (``time.sleep``, a socket read):
+    the exception arrives when that call returns. That is all CPython offers.
+    """
+    if thread_id is None:
+        return False
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
+                                                      ctypes.py_object(exc_type))
+    return bool(done == 1)

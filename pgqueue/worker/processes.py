@@ -1,0 +1,227 @@
+"""A prefork pool for CPU-bound tasks: one child process per slot, each replaceable alone.
+
+``concurrent.futures.ProcessPoolExecutor`` can't stop one job: killing a child
+breaks the whole pool. Here each slot owns its child, so a job past its hard
+time limit, a cancelled job, a segfault or an ``os._exit`` costs that child
+only; it is replaced and the other slots go on. Children are started with
+``spawn`` (no inherited connections or locks from the parent's threads) and
+import the app themselves. Parent and child speak JSON over a pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from pgqueue.job import ClaimedJob, JobError
+from pgqueue.worker.outcome import (
+    Cancelled,
+    Failed,
+    Outcome,
+    RetryRequested,
+    Succeeded,
+    TimedOut,
+)
+
+log = logging.getLogger("pgqueue.worker")
+
+
+# -- the child ----------------------------------------------------------------
+def _soft_limit(signum: int, frame: Any) -> None:
+    from pgqueue.errors import SoftTimeLimitExceeded
+
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
+    """Entry point of a child: import the app, then run jobs until told to stop."""
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, _soft_limit)
+    from pgqueue import encoding
+    from pgqueue.context import JobContext
+    from pgqueue.loader import load_app
+    from pgqueue.worker.invoke import invoke
+
+    tasks = load_app(app_path).tasks
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except EOFError:
+            return
+        msg = json.loads(raw)
+        if msg is None:
+            return
+        task = tasks[msg["task"]]
+        ctx = JobContext(msg["id"], msg["task"], msg["queue"], msg["attempt"],
+                         task.policy.max_retries)
+        outcome = invoke(task, encoding.loads(msg["args"]), encoding.loads(msg["kwargs"]), ctx)
+        conn.send_bytes(json.dumps(_outcome_to_wire(outcome)).encode())
+
+
+def _outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
+    kind = type(outcome).__name__
+    data: dict[str, Any] = {"kind": kind}
+    if isinstance(outcome, Succeeded):
+        data["value"] = outcome.value_json
+    elif isinstance(outcome, (Failed, RetryRequested, TimedOut)):
+        e = outcome.error
+        data["error"] = [e.type, e.message, e.traceback]
+        if isinstance(outcome, Failed):
+            data["retryable"] = outcome.retryable
+        if isinstance(outcome, RetryRequested):
+            data["countdown"], data["max_retries"] = outcome.countdown, outcome.max_retries
+    return data
+
+
+def _outcome_from_wire(data: dict[str, Any]) -> Outcome:
+    kind = data["kind"]
+    if kind == "Succeeded":
+        return Succeeded(data["value"])
+    if kind == "Cancelled":
+        return Cancelled()
+    error = JobError(*data["error"])
+    if kind == "Failed":
+        return Failed(error, data["retryable"])
+    if kind == "RetryRequested":
+        return RetryRequested(error, data["countdown"], data["max_retries"])
+    return TimedOut(error)
+
+
+# -- the parent ---------------------------------------------------------------
+@dataclass
+class _Child:
+    process: mp.process.BaseProcess
+    conn: Connection
+    jobs_run: int = 0
+
+
+def _died(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+class ProcessPool:
+    def __init__(self, size: int, app_path: str, env: dict[str, str],
+                 max_tasks_per_child: int | None = None) -> None:
+        self.size = size
+        self.app_path = app_path
+        self.env = env
+        self.max_tasks_per_child = max_tasks_per_child
+        self._mp = mp.get_context("spawn")
+        self._idle: asyncio.Queue[_Child] = asyncio.Queue()
+        self._busy: dict[int, _Child] = {}  # job id -> child running it
+        self._killed: set[int] = set()
+
+    def _spawn(self) -> _Child:
+        parent, child = self._mp.Pipe()
+        process = self._mp.Process(target=child_main, args=(child, self.app_path, self.env),
+                                   name="pgq-child", daemon=True)
+        process.start()
+        child.close()
+        return _Child(process, parent)
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            self._idle.put_nowait(self._spawn())
+
+    async def run(self, job: ClaimedJob, soft: float | None, hard: float | None) -> Outcome:
+        child = await self._idle.get()
+        self._busy[job.id] = child
+        try:
+            return await self._run_on(child, job, soft, hard)
+        finally:
+            del self._busy[job.id]
+            self._killed.discard(job.id)
+            child.jobs_run += 1
+            if not child.process.is_alive() or (
+                self.max_tasks_per_child and child.jobs_run >= self.max_tasks_per_child
+            ):
+                await self._retire(child)
+                child = self._spawn()
+            self._idle.put_nowait(child)
+
+    async def _run_on(self, child: _Child, job: ClaimedJob, soft: float | None,
+                      hard: float | None) -> Outcome:
+        message = {"id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
+                   "args": job.args_json, "kwargs": job.kwargs_json}
+        child.conn.send_bytes(json.dumps(message).encode())
+        reply = asyncio.ensure_future(self._receive(child))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if soft is not None:
+            done, _ = await asyncio.wait({reply}, timeout=soft)
+            if not done and child.process.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.process.pid, signal.SIGUSR1)
+        remaining = None if hard is None else max(0.0, hard - (loop.time() - start))
+        done, _ = await asyncio.wait({reply}, timeout=remaining)
+        if not done:
+            self._kill(child)
+            reply.cancel()
+            return TimedOut(JobError("TimeLimitExceeded",
+                                     f"hard time limit ({hard}s) exceeded: child process "
+                                     "killed and replaced", ""))
+        data = reply.result()
+        if data is None:  # the pipe closed: the child died
+            child.process.join(1)
+            if job.id in self._killed:
+                return Cancelled()
+            return Failed(JobError("WorkerProcessDied",
+                                   f"the child process running this job "
+                                   f"{_died(child.process.exitcode)}", ""))
+        return _outcome_from_wire(data)
+
+    async def _receive(self, child: _Child) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        fd = child.conn.fileno()
+        loop.add_reader(fd, ready.set)
+        try:
+            await ready.wait()
+        finally:
+            loop.remove_reader(fd)
+        try:
+            data: dict[str, Any] = json.loads(child.conn.recv_bytes())
+            return data
+        except (EOFError, OSError):
+            return None
+
+    def _kill(self, child: _Child) -> None:
+        with contextlib.suppress(ProcessLookupError, AttributeError):
+            child.process.kill()
+
+    def cancel(self, job_id: int) -> bool:
+        """Kill the child running this job (it is replaced); True if there was one."""
+        child = self._busy.get(job_id)
+        if child is None:
+            return False
+        self._killed.add(job_id)
+        self._kill(child)
+        return True
+
+    async def _retire(self, child: _Child) -> None:
+        if child.process.is_alive():
+            with contextlib.suppress(OSError):
+                child.conn.send_bytes(b"null")
+            await asyncio.to_thread(child.process.join, 5)
+            self._kill(child)
+        child.conn.close()
+
+    async def close(self) -> None:
+        children = list(self._busy.values())
+        for child in children:
+            self._kill(child)
+        while not self._idle.empty():
+            children.append(self._idle.get_nowait())
+        await asyncio.gather(*(self._retire(c) for c in children), return_exceptions=True)
