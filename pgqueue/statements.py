@@ -158,6 +158,7 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[
             "tracebacks": [r.error.traceback if r.error else None for r in records],
             "worker_id": worker_id,
             "done_channel": channels(schema)["done_channel"],
+            "jobs_channel": channels(schema)["jobs_channel"],
         },
         _accepted,
     )

@@ -139,12 +139,22 @@ def running_worker(app: App, app_path: str | None = None, **settings: Any) -> It
         assert not thread.is_alive(), "worker did not stop within 30 s"
 
 
-def pgq(dsn: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
-    """Start a real `pgq` process against this database, with tests/ on its path."""
+def _pgq_env(dsn: str) -> dict[str, str]:
     env = {**os.environ, "PGQ_DSN": dsn, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
     env.pop("PGQ_SCHEMA", None)
-    return subprocess.Popen([sys.executable, "-m", "pgqueue.cli", *args], env=env,
+    return env
+
+
+def pgq(dsn: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start a real `pgq` process against this database, with tests/ on its path."""
+    return subprocess.Popen([sys.executable, "-m", "pgqueue.cli", *args], env=_pgq_env(dsn),
                             cwd=str(ROOT), text=True, **kwargs)
+
+
+def pgq_run(dsn: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a `pgq` command to completion; returns its exit code and output."""
+    return subprocess.run([sys.executable, "-m", "pgqueue.cli", *args], env=_pgq_env(dsn),
+                          cwd=str(ROOT), text=True, capture_output=True, timeout=timeout)
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:

@@ -27,19 +27,21 @@ class Heartbeat:
         self.lease_seconds = lease_seconds
         self.held = held
         self.stop_job = stop_job
-        self.lost: set[int] = set()
+        self.lost: set[tuple[int, object]] = set()
 
     async def run_once(self) -> None:
-        held = self.held()
-        kept = await self.link.execute(
-            statements.extend_leases(self.schema, self.worker_id, held, self.lease_seconds)
-        )
-        lost = {j.id for j in held} - set(kept) - self.lost
+        sent = {(j.id, j.lease) for j in self.held()}
+        kept = await self.link.execute(statements.extend_leases(
+            self.schema, self.worker_id, self.held(), self.lease_seconds))
+        # Only attempts still held now: one that finished meanwhile lost nothing.
+        still = {(j.id, j.lease) for j in self.held()}
+        lost = {(i, lease) for i, lease in sent & still if i not in kept} - self.lost
         if lost:
+            ids = sorted(i for i, _ in lost)
             log.warning("lost the lease of jobs %s (another worker may run them now); "
-                        "stopping them here, their outcomes would be refused", sorted(lost))
+                        "stopping them here, their outcomes would be refused", ids)
             self.lost |= lost
-            for job_id in lost:
+            for job_id in ids:
                 self.stop_job(job_id)
         for job_id, cancel in kept.items():
             if cancel:

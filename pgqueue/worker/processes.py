@@ -103,6 +103,7 @@ class _Child:
     process: mp.process.BaseProcess
     conn: Connection
     jobs_run: int = 0
+    dead: bool = False  # killed or crashed: replace it, never send it another job
 
 
 def _died(code: int | None) -> str:
@@ -137,6 +138,9 @@ class ProcessPool:
 
     async def run(self, job: ClaimedJob, soft: float | None, hard: float | None) -> Outcome:
         child = await self._idle.get()
+        if not child.process.is_alive():  # died while idle (OOM killer, a stray signal)
+            await self._retire(child)
+            child = self._spawn()
         self._busy[job.id] = child
         try:
             return await self._run_on(child, job, soft, hard)
@@ -144,7 +148,7 @@ class ProcessPool:
             del self._busy[job.id]
             self._killed.discard(job.id)
             child.jobs_run += 1
-            if not child.process.is_alive() or (
+            if child.dead or not child.process.is_alive() or (
                 self.max_tasks_per_child and child.jobs_run >= self.max_tasks_per_child
             ):
                 await self._retire(child)
@@ -174,7 +178,8 @@ class ProcessPool:
                                      "killed and replaced", ""))
         data = reply.result()
         if data is None:  # the pipe closed: the child died
-            child.process.join(1)
+            child.dead = True
+            await asyncio.to_thread(child.process.join, 5)
             if job.id in self._killed:
                 return Cancelled()
             return Failed(JobError("WorkerProcessDied",
@@ -198,6 +203,7 @@ class ProcessPool:
             return None
 
     def _kill(self, child: _Child) -> None:
+        child.dead = True
         with contextlib.suppress(ProcessLookupError, AttributeError):
             child.process.kill()
 
@@ -211,11 +217,13 @@ class ProcessPool:
         return True
 
     async def _retire(self, child: _Child) -> None:
-        if child.process.is_alive():
+        if child.process.is_alive() and not child.dead:
             with contextlib.suppress(OSError):
                 child.conn.send_bytes(b"null")
-            await asyncio.to_thread(child.process.join, 5)
+        await asyncio.to_thread(child.process.join, 0 if child.dead else 5)
+        if child.process.is_alive():
             self._kill(child)
+            await asyncio.to_thread(child.process.join, 5)
         child.conn.close()
 
     async def close(self) -> None:

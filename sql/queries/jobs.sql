@@ -50,7 +50,8 @@ RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args::te
 -- Records a batch of outcomes in one statement. Each row is applied only if
 -- the job is still running under the lease that attempt was given, so a late
 -- writer (a worker that lost its lease) changes nothing and learns so from the
--- ids it gets back. One NOTIFY tells result waiters which jobs finished.
+-- ids it gets back. One NOTIFY tells result waiters which jobs finished; one
+-- per queue with retries wakes idle workers to schedule them.
 WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)s::bigint[], %(leases)s::uuid[], %(states)s::{schema}.job_state[],
@@ -69,7 +70,7 @@ finished AS (
         lease_expires_at = NULL
     FROM outcome o
     WHERE j.id = o.id AND j.lease = o.lease AND j.state = 'running'
-    RETURNING j.id, j.attempts, j.state
+    RETURNING j.id, j.attempts, j.state, j.queue
 ),
 stored_results AS (
     INSERT INTO {schema}.job_results (job_id, value)
@@ -88,6 +89,10 @@ counted AS (
     UPDATE {schema}.workers SET jobs_done = jobs_done + (SELECT count(*) FROM finished)
     WHERE id = %(worker_id)s
 ),
+retries_woken AS (
+    SELECT pg_notify(%(jobs_channel)s, q.queue)
+    FROM (SELECT DISTINCT queue FROM finished WHERE state = 'queued') AS q
+),
 accepted AS (
     SELECT coalesce(array_agg(id), '{{}}') AS ids,
            coalesce(string_agg(id::text, ','), '') AS payload
@@ -95,7 +100,8 @@ accepted AS (
 )
 -- Payloads are capped at 8000 bytes; an empty payload tells waiters "look".
 SELECT ids, pg_notify(%(done_channel)s,
-                      CASE WHEN length(payload) < 7900 THEN payload ELSE '' END)
+                      CASE WHEN length(payload) < 7900 THEN payload ELSE '' END),
+       (SELECT count(*) FROM retries_woken)
 FROM accepted;
 
 -- name: seconds_until_next_job :one

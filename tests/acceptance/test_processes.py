@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from pgqueue import App, JobState
-from tests.conftest import _counter, _janitor, count, pgq, wait_for
+from tests.conftest import _counter, _janitor, count, pgq, pgq_run, wait_for
 
 
 @pytest.fixture
@@ -129,10 +129,7 @@ def test_concurrent_migrate_on_an_empty_database(pg_server):
         assert sum("applied 0001_initial.sql" in s for s in said) == 1, said
         assert sum("up to date" in s for s in said) == 4, said
         assert count(target, "SELECT count(*) FROM pgqueue.schema_migrations") >= 1
-        status = subprocess.run(pgq(target, "migrate", "--status", stdout=subprocess.PIPE).args,
-                                capture_output=True, text=True, env={
-                                    **os.environ, "PGQ_DSN": target}, timeout=60)
-        assert "0 pending" in status.stdout
+        assert "0 pending" in pgq_run(target, "migrate", "--status").stdout
     finally:
         janitor.drop()
 
