@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import threading
 import time
@@ -12,6 +13,8 @@ from typing import Any
 import psycopg
 
 from pgqueue import App
+from pgqueue.context import JobContext
+from pgqueue.errors import SoftTimeLimitExceeded
 
 _local = threading.local()
 
@@ -66,6 +69,74 @@ def register(app: App) -> None:
     @app.task(queue="emails", priority=5)
     def send_email(to: str) -> str:
         return f"sent to {to}"
+
+    # -- resilience -----------------------------------------------------------
+    @app.task(bind=True, max_retries=3, default_retry_delay=0.05)
+    def flaky(self: JobContext, fails: int) -> int:
+        """Fails its first `fails` attempts, then returns the attempt that succeeded."""
+        if self.attempt <= fails:
+            raise ConnectionError(f"attempt {self.attempt} failed")
+        return self.attempt
+
+    @app.task(bind=True, max_retries=5)
+    def asks_for_retry(self: JobContext, until: int) -> int:
+        if self.attempt < until:
+            raise self.retry(exc=RuntimeError("not yet"), countdown=0.05)
+        return self.attempt
+
+    @app.task(max_retries=3, autoretry_for=(OSError,), default_retry_delay=0.05)
+    def only_io_retried(kind: str) -> None:
+        raise (OSError if kind == "io" else ValueError)(kind)
+
+    @app.task(max_retries=3, retry_backoff=0.2, retry_jitter=False)
+    def always_fails() -> None:
+        raise RuntimeError("nope")
+
+    @app.task(soft_time_limit=0.3, time_limit=5)
+    def cleans_up_at_soft_limit() -> str:
+        try:
+            for _ in range(500):
+                time.sleep(0.01)
+        except SoftTimeLimitExceeded:
+            return "cleaned up"
+        return "finished"
+
+    @app.task(time_limit=0.5)
+    def loops_forever() -> None:
+        while True:
+            time.sleep(0.01)
+
+    @app.task(time_limit=0.5, max_retries=1, default_retry_delay=0.05)
+    async def async_too_slow() -> None:
+        await asyncio.sleep(60)
+
+    @app.task(bind=True)
+    def cancellable(self: JobContext) -> str:
+        while not self.is_cancelled():
+            time.sleep(0.01)
+        return "saw the flag"
+
+    @app.task
+    async def async_forever() -> None:
+        await asyncio.sleep(3600)
+
+    @app.task(time_limit=1)
+    def burns_cpu() -> None:
+        while True:
+            pass
+
+    @app.task
+    def exits_hard(code: int) -> None:
+        os._exit(code)
+
+    @app.task
+    def segfaults() -> None:
+        ctypes.string_at(0)
+
+    @app.task
+    def pid_after(seconds: float) -> int:
+        time.sleep(seconds)
+        return os.getpid()
 
 
 app = App()
