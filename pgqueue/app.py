@@ -79,6 +79,7 @@ class App:
              retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
              retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
              time_limit: float | None = None, soft_time_limit: float | None = None,
+             atomic: bool = False,
              ) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
 
     def task(self, fn: Callable[P, R] | None = None, /, *,  # type: ignore[misc]
@@ -87,7 +88,8 @@ class App:
              autoretry_for: tuple[type[BaseException], ...] | None = None,
              retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
              retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
-             time_limit: float | None = None, soft_time_limit: float | None = None) -> Any:
+             time_limit: float | None = None, soft_time_limit: float | None = None,
+             atomic: bool = False) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="emails")``.
 
         The task's name defaults to the function's name; it is what workers look
@@ -96,7 +98,10 @@ class App:
         ``bind=True`` the function gets a :class:`pgqueue.context.JobContext`
         first (``self.retry()``, ``self.is_cancelled()``, ``self.job_id``).
         ``time_limit`` stops the job (hard); ``soft_time_limit`` raises
-        ``SoftTimeLimitExceeded`` inside it first, so it can clean up.
+        ``SoftTimeLimitExceeded`` inside it first, so it can clean up. With
+        ``atomic=True`` (and ``bind=True`` to reach ``self.connection``) the
+        task's writes on that connection commit together with its completion:
+        exactly-once effects, see :mod:`pgqueue.worker.atomic`.
         """
         policy = RetryPolicy(max_retries=max_retries, autoretry_for=autoretry_for,
                              retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
@@ -114,7 +119,8 @@ class App:
                     "give one of them another name with @app.task(name=...)"
                 )
             t = Task(self, f, name=task_name, queue=queue, priority=priority, policy=policy,
-                     bind=bind, time_limit=time_limit, soft_time_limit=soft_time_limit)
+                     bind=bind, time_limit=time_limit, soft_time_limit=soft_time_limit,
+                     atomic=atomic)
             functools.update_wrapper(t, f, updated=())
             self.tasks[task_name] = t
             return t

@@ -3,15 +3,22 @@
 ``self.job_id``, ``self.attempt``, ``self.retries``; ``raise self.retry(exc=e,
 countdown=10)``; and ``self.is_cancelled()``, the flag a thread-pool task checks
 to honour a cancel (threads can't be stopped from outside). ``self.request``
-mirrors Celery's ``self.request.id`` / ``.retries``.
+mirrors Celery's ``self.request.id`` / ``.retries``. An ``atomic=True`` task
+also gets ``self.connection``: a psycopg connection inside the transaction
+that records the job's completion.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pgqueue.errors import Retry
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 @dataclass
@@ -21,8 +28,12 @@ class JobContext:
     queue: str
     attempt: int
     max_retries: int
+    lease: uuid.UUID | None = None
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
     thread_id: int | None = field(default=None, repr=False)
+    # An atomic task's open transaction: its writes commit with the job's
+    # completion, or not at all.
+    connection: psycopg.Connection[Any] | None = field(default=None, repr=False)
 
     @property
     def id(self) -> int:

@@ -28,7 +28,7 @@ class Task(Generic[P, R]):
     def __init__(self, app: App, fn: Callable[P, R], *, name: str, queue: str,
                  priority: int, policy: RetryPolicy | None = None, bind: bool = False,
                  time_limit: float | None = None,
-                 soft_time_limit: float | None = None) -> None:
+                 soft_time_limit: float | None = None, atomic: bool = False) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -44,6 +44,10 @@ class Task(Generic[P, R]):
         self.time_limit = time_limit
         self.soft_time_limit = soft_time_limit
         self.is_async = inspect.iscoroutinefunction(fn)
+        if atomic and self.is_async:
+            raise ValueError(f"task {name!r}: atomic=True needs a plain function (its "
+                             "transaction runs on a sync connection in the worker's pool)")
+        self.atomic = atomic
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__wrapped__ = fn

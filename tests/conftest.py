@@ -49,18 +49,24 @@ def _janitor(server_dsn: str, dbname: str, template: str | None = None) -> Datab
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_datadir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """Data directory of the private server (tests may restart it); None with PGQ_TEST_DSN."""
+    if os.environ.get("PGQ_TEST_DSN"):
+        return None
+    return tmp_path_factory.mktemp("pg") / "data"
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_datadir: Path | None) -> Iterator[str]:
     """DSN of the server the tests use (any database on it)."""
-    given = os.environ.get("PGQ_TEST_DSN")
-    if given:
-        yield given
+    if pg_datadir is None:
+        yield os.environ["PGQ_TEST_DSN"]
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver  # type: ignore[import-untyped]
 
-        server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data",
-                                     cleanup_mode="delete")
+        server = pgserver.get_server(pg_datadir, cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
 
@@ -88,10 +94,11 @@ def dsn(pg_server: str, template_db: str) -> Iterator[str]:
 
 @pytest.fixture
 def app(dsn: str) -> Iterator[App]:
-    from tests.tasks_app import register
+    from tests.tasks_app import register, register_atomic
 
     application = App(dsn, heartbeat_interval=0.5, lease_seconds=5)
     register(application)
+    register_atomic(application)
     yield application
     application.close()
 

@@ -138,6 +138,32 @@ def register(app: App) -> None:
         time.sleep(seconds)
         return os.getpid()
 
+    # -- chaos (tests/acceptance/test_chaos.py) --------------------------------
+    @app.task(max_retries=10, autoretry_for=(psycopg.OperationalError,), retry_backoff=0.2,
+              retry_jitter=False)
+    def record_run(n: int, seconds: float = 0.0) -> int:
+        """One row in public.runs per execution, written first: a worker killed during the
+        sleep leaves its row, so a second execution shows as a duplicate. A connection
+        dropped by a Postgres restart fails the attempt, which is retried."""
+        _conn(app.dsn()).execute("INSERT INTO public.runs (n, pid) VALUES (%s, %s)",
+                                 (n, os.getpid()))
+        time.sleep(seconds)
+        return n
+
 
 app = App()
 register(app)
+
+
+def register_atomic(app: App) -> None:
+    @app.task(bind=True, atomic=True)
+    def charge(self: JobContext, order: int, seconds: float = 0.0) -> str:
+        """Writes its effect in the completion's transaction."""
+        assert self.connection is not None
+        self.connection.execute("INSERT INTO public.charges (order_id, job_id) VALUES (%s, %s)",
+                                (order, self.job_id))
+        time.sleep(seconds)
+        return f"charged {order}"
+
+
+register_atomic(app)

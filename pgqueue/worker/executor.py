@@ -25,6 +25,7 @@ from pgqueue import encoding
 from pgqueue.context import JobContext
 from pgqueue.errors import SoftTimeLimitExceeded, TimeLimitExceeded, UnknownTask
 from pgqueue.job import ClaimedJob, JobError
+from pgqueue.worker.atomic import AtomicTarget, close_pools
 from pgqueue.worker.invoke import (
     arguments,
     invoke,
@@ -53,6 +54,7 @@ class Executor:
         self.processes = processes
         self.app_path = app_path
         self.contexts: dict[int, JobContext] = {}
+        self.atomic: AtomicTarget | None = None  # set once the worker is registered
         self.coroutines: dict[int, asyncio.Future[Any]] = {}
 
     def _task(self, name: str) -> Task[Any, Any]:
@@ -78,7 +80,8 @@ class Executor:
                 raise TypeError("stored arguments must be a JSON list and a JSON object")
         except Exception as exc:
             return Failed(error_from(exc))
-        ctx = JobContext(job.id, job.task, job.queue, job.attempt, task.policy.max_retries)
+        ctx = JobContext(job.id, job.task, job.queue, job.attempt, task.policy.max_retries,
+                         lease=job.lease)
         self.contexts[job.id] = ctx
         try:
             if self.processes is not None:
@@ -126,7 +129,8 @@ class Executor:
     async def _in_thread(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                          ctx: JobContext) -> Outcome:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.threads, invoke, task, args, kwargs, ctx)
+        future = loop.run_in_executor(self.threads, invoke, task, args, kwargs, ctx,
+                                      self.atomic)
         soft, hard = task.soft_time_limit, task.time_limit
         if soft:
             done, _ = await asyncio.wait({future}, timeout=soft)
@@ -161,3 +165,4 @@ class Executor:
         if self.threads is not None:
             with contextlib.suppress(RuntimeError):
                 self.threads.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(close_pools)

@@ -16,8 +16,10 @@ from pgqueue import encoding
 from pgqueue.context import JobContext
 from pgqueue.errors import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from pgqueue.job import JobError
+from pgqueue.worker.atomic import AtomicTarget, run_atomically
 from pgqueue.worker.outcome import (
     Cancelled,
+    Committed,
     Failed,
     Outcome,
     RetryRequested,
@@ -52,10 +54,15 @@ def outcome_of_value(task_name: str, value: Any) -> Outcome:
 
 
 def invoke(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
-           ctx: JobContext) -> Outcome:
+           ctx: JobContext, atomic: AtomicTarget | None = None) -> Outcome:
     """Run a task to completion in this thread (an ``async def`` one gets its own loop)."""
     ctx.thread_id = threading.get_ident()
     try:
+        if task.atomic and atomic is not None and ctx.lease is not None:
+            recorded, _ = run_atomically(
+                task.fn, arguments(task, ctx, args), kwargs, atomic, ctx.job_id, ctx.lease,
+                lambda conn: setattr(ctx, "connection", conn))
+            return Committed(recorded)
         if task.is_async:
             value = asyncio.run(task.fn(*arguments(task, ctx, args), **kwargs))
         else:

@@ -26,12 +26,13 @@ from pgqueue.job import ClaimedJob
 from pgqueue.maintenance import Rescuer
 from pgqueue.settings import Settings
 from pgqueue.statements import Finish
+from pgqueue.worker.atomic import AtomicTarget
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import Executor
 from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.link import Link
 from pgqueue.worker.listener import Listener
-from pgqueue.worker.outcome import decide
+from pgqueue.worker.outcome import Committed, decide
 from pgqueue.worker.periodic import every
 from pgqueue.worker.processes import ProcessPool
 
@@ -92,6 +93,9 @@ class Worker:
         self.worker_id = await self.claim_link.execute(statements.register_worker(
             self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
             queues=s.queues, pool=s.pool, concurrency=s.concurrency))
+        self.executor.atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency)
+        if self.executor.processes is not None:
+            self.executor.processes.worker_id = self.worker_id
         self.completer = Completer(self.finish_link, self.schema, self.worker_id,
                                    self._recorded)
         listener = Listener(self.listen_link, self.schema, s.queues, self._notified,
@@ -141,6 +145,12 @@ class Worker:
 
     async def _execute(self, job: ClaimedJob) -> None:
         outcome = await self.executor.execute(job)
+        if isinstance(outcome, Committed):  # an atomic task recorded itself
+            self._recorded([], {job.id} if outcome.recorded else set())
+            self.held.pop(job.id, None)
+            if not outcome.recorded:
+                log.warning("job %d: lease lost, so its writes were rolled back", job.id)
+            return
         task = self.app.tasks.get(job.task)
         self.completer.add(decide(job, outcome, task.policy if task else None))
 

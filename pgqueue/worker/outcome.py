@@ -46,7 +46,15 @@ class Cancelled:
     pass
 
 
-Outcome = Succeeded | Failed | RetryRequested | TimedOut | Cancelled
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """An atomic task already recorded its success with its own writes (or, if
+    ``recorded`` is False, rolled both back because its lease was lost)."""
+
+    recorded: bool
+
+
+Outcome = Succeeded | Failed | RetryRequested | TimedOut | Cancelled | Committed
 
 
 def error_from(exc: BaseException) -> JobError:
@@ -65,6 +73,8 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
         return Finish(job.id, job.lease, JobState.SUCCEEDED, value_json=outcome.value_json)
     if isinstance(outcome, Cancelled):
         return Finish(job.id, job.lease, JobState.CANCELLED)
+    if isinstance(outcome, Committed):
+        raise ValueError("a committed outcome is already recorded")
     # The budget stored with the job wins (0: the producer didn't know the task).
     limit = job.max_attempts if job.max_attempts > 0 else policy.max_attempts
     delay = policy.delay(job.attempt, rng)

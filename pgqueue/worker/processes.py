@@ -24,6 +24,7 @@ from typing import Any
 from pgqueue.job import ClaimedJob, JobError
 from pgqueue.worker.outcome import (
     Cancelled,
+    Committed,
     Failed,
     Outcome,
     RetryRequested,
@@ -47,12 +48,16 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGUSR1, _soft_limit)
+    import uuid
+
     from pgqueue import encoding
     from pgqueue.context import JobContext
     from pgqueue.loader import load_app
+    from pgqueue.worker.atomic import AtomicTarget
     from pgqueue.worker.invoke import invoke
 
     tasks = load_app(app_path).tasks
+    dsn, schema = env["PGQ_DSN"], env.get("PGQ_SCHEMA", "pgqueue")
     while True:
         try:
             raw = conn.recv_bytes()
@@ -63,8 +68,10 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
             return
         task = tasks[msg["task"]]
         ctx = JobContext(msg["id"], msg["task"], msg["queue"], msg["attempt"],
-                         task.policy.max_retries)
-        outcome = invoke(task, encoding.loads(msg["args"]), encoding.loads(msg["kwargs"]), ctx)
+                         task.policy.max_retries, lease=uuid.UUID(msg["lease"]))
+        atomic = AtomicTarget(dsn, schema, msg["worker_id"], 1)
+        outcome = invoke(task, encoding.loads(msg["args"]), encoding.loads(msg["kwargs"]), ctx,
+                         atomic)
         conn.send_bytes(json.dumps(_outcome_to_wire(outcome)).encode())
 
 
@@ -73,6 +80,8 @@ def _outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": kind}
     if isinstance(outcome, Succeeded):
         data["value"] = outcome.value_json
+    elif isinstance(outcome, Committed):
+        data["recorded"] = outcome.recorded
     elif isinstance(outcome, (Failed, RetryRequested, TimedOut)):
         e = outcome.error
         data["error"] = [e.type, e.message, e.traceback]
@@ -89,6 +98,8 @@ def _outcome_from_wire(data: dict[str, Any]) -> Outcome:
         return Succeeded(data["value"])
     if kind == "Cancelled":
         return Cancelled()
+    if kind == "Committed":
+        return Committed(data["recorded"])
     error = JobError(*data["error"])
     if kind == "Failed":
         return Failed(error, data["retryable"])
@@ -123,6 +134,7 @@ class ProcessPool:
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._busy: dict[int, _Child] = {}  # job id -> child running it
         self._killed: set[int] = set()
+        self.worker_id = 0  # known once the worker is registered; atomic tasks need it
 
     def _spawn(self) -> _Child:
         parent, child = self._mp.Pipe()
@@ -158,7 +170,8 @@ class ProcessPool:
     async def _run_on(self, child: _Child, job: ClaimedJob, soft: float | None,
                       hard: float | None) -> Outcome:
         message = {"id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
-                   "args": job.args_json, "kwargs": job.kwargs_json}
+                   "args": job.args_json, "kwargs": job.kwargs_json,
+                   "lease": str(job.lease), "worker_id": self.worker_id}
         child.conn.send_bytes(json.dumps(message).encode())
         reply = asyncio.ensure_future(self._receive(child))
         loop = asyncio.get_running_loop()

@@ -209,3 +209,27 @@ def test_shutdown_timeout_releases_unfinished_jobs(app, dsn):
         assert wait_for(lambda: r.state is JobState.RUNNING, timeout=10)
     info = r.info()
     assert info.state is JobState.QUEUED and info.attempts == 0  # back, not counted
+
+
+# -- exactly-once effects -------------------------------------------------------------
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_atomic_task_effects_commit_with_completion(app, dsn, pool):
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE public.charges (order_id int, job_id bigint)")
+    with running_worker(app, app_path=APP_PATH, pool=pool, concurrency=2):
+        assert app.tasks["charge"].delay(7).get(timeout=30) == "charged 7"
+    assert count(dsn, "SELECT count(*) FROM public.charges WHERE order_id = 7") == 1
+
+
+def test_atomic_task_that_lost_its_lease_leaves_no_effect(app, dsn):
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE public.charges (order_id int, job_id bigint)")
+    with running_worker(app, heartbeat_interval=5, lease_seconds=10):
+        r = app.tasks["charge"].delay(8, 1.0)
+        assert wait_for(lambda: r.state is JobState.RUNNING, timeout=10)
+        with psycopg.connect(dsn) as conn:  # a newer attempt now owns the job
+            conn.execute("UPDATE pgqueue.jobs SET lease = gen_random_uuid() WHERE id = %s",
+                         (r.id,))
+        time.sleep(1.5)
+    assert count(dsn, "SELECT count(*) FROM public.charges") == 0  # rolled back
+    assert r.state is JobState.RUNNING and r.info().result is None

@@ -1,0 +1,82 @@
+"""Atomic tasks: the task's own database writes commit in the transaction that
+records its completion, so their effects happen exactly once.
+
+The task runs inside a transaction on a connection from this process's pool
+(``self.connection`` in a bound task). When it returns, finish_jobs runs in the
+same transaction and checks the attempt's lease. If the lease still holds, one
+COMMIT makes the writes and the outcome durable together. If it was lost (the
+job was rescued and belongs to a newer attempt), everything rolls back: the
+newer attempt's effects are the only ones that remain. If the task raises, its
+writes roll back and the failure is recorded as usual.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from pgqueue import encoding, statements
+from pgqueue.client import CONNECT_KWARGS, run
+from pgqueue.job import JobState
+from pgqueue.statements import Finish
+
+_pools: dict[str, ConnectionPool] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AtomicTarget:
+    """Where an atomic task records its completion: this worker's database and id."""
+
+    dsn: str
+    schema: str
+    worker_id: int
+    pool_size: int
+
+
+class LeaseLost(Exception):
+    pass
+
+
+def pool(dsn: str, size: int) -> ConnectionPool:
+    with _lock:
+        if dsn not in _pools:
+            _pools[dsn] = ConnectionPool(dsn, min_size=0, max_size=size,
+                                         kwargs=CONNECT_KWARGS, name="pgqueue-atomic", open=True)
+        return _pools[dsn]
+
+
+def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: AtomicTarget,
+                   job_id: int, lease: uuid.UUID, bind_connection: Any) -> tuple[bool, Any]:
+    """Run ``fn`` and record its success in one transaction.
+
+    Returns (recorded, value); recorded is False when the lease was lost and
+    everything was rolled back. Exceptions from ``fn`` propagate after rollback.
+    """
+    with pool(target.dsn, target.pool_size).connection() as conn:
+        bind_connection(conn)
+        try:
+            with conn.transaction():
+                value = fn(*args, **kwargs)
+                record = Finish(job_id, lease, JobState.SUCCEEDED,
+                                value_json=encoding.dumps(value))
+                done = run(conn, statements.finish(target.schema, target.worker_id, [record]))
+                if job_id not in done:
+                    raise LeaseLost
+            return True, value
+        except LeaseLost:
+            return False, None
+        finally:
+            bind_connection(None)
+
+
+def close_pools() -> None:
+    with _lock:
+        for p in _pools.values():
+            p.close()
+        _pools.clear()
+
