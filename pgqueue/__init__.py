@@ -3,6 +3,7 @@
 from pgqueue.app import App
 from pgqueue.errors import (
     ConfigurationError,
+    DatabaseUnavailable,
     JobCancelled,
     JobNotFound,
     MigrationError,
@@ -18,6 +19,7 @@ from pgqueue.task import Task
 __all__ = [
     "App",
     "ConfigurationError",
+    "DatabaseUnavailable",
     "JobCancelled",
     "JobInfo",
     "JobNotFound",

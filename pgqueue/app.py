@@ -43,15 +43,19 @@ class App:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._dsn: str | None = None
         self._dsn_lock = threading.Lock()
-        self.client = Client(self.dsn, settings.pool_size)
-        self.async_client = AsyncClient(self.dsn, settings.pool_size)
-        atexit.register(self.client.close)
+        self.client = Client(self.dsn, settings.pool_size, settings.pool_timeout)
+        self.async_client = AsyncClient(self.dsn, settings.pool_size, settings.pool_timeout)
+        atexit.register(self.close)
 
     def configure(self, **changes: Any) -> None:
         """Change settings (those given and not None) before the app first connects."""
         if self._dsn is not None and changes.get("dsn") not in (None, self._dsn):
             raise RuntimeError("configure(dsn=...) after the app has connected")
         self.settings = self.settings.with_(**changes)
+        if self._dsn is None:  # nothing opened yet: rebuild the clients with the new sizes
+            self.client = Client(self.dsn, self.settings.pool_size, self.settings.pool_timeout)
+            self.async_client = AsyncClient(self.dsn, self.settings.pool_size,
+                                            self.settings.pool_timeout)
 
     def __repr__(self) -> str:
         return f"<App schema={self.settings.schema} tasks={len(self.tasks)}>"

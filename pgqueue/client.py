@@ -13,14 +13,33 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from pgqueue.errors import DatabaseUnavailable
 from pgqueue.statements import Statement
 
 T = TypeVar("T")
 
 CONNECT_KWARGS: dict[str, Any] = {"autocommit": True, "application_name": "pgqueue"}
+
+
+def where(conninfo: str) -> str:
+    """host:port/dbname of a DSN, for error messages (never the password)."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "the configured server"
+    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/" \
+           f"{params.get('dbname', '')}"
+
+
+def unavailable(conninfo: str, timeout: float, exc: Exception) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"no connection to Postgres at {where(conninfo)} within {timeout:g}s ({exc}); is the "
+        "server up, and is PGQ_DSN right? The job was not enqueued."
+    )
 
 
 def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
@@ -31,9 +50,10 @@ def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
 
 
 class Client:
-    def __init__(self, conninfo: Callable[[], str], pool_size: int) -> None:
+    def __init__(self, conninfo: Callable[[], str], pool_size: int, timeout: float) -> None:
         self._conninfo = conninfo
         self._pool_size = pool_size
+        self._timeout = timeout
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
 
@@ -48,6 +68,7 @@ class Client:
                         max_size=self._pool_size,
                         kwargs=CONNECT_KWARGS,
                         name="pgqueue",
+                        timeout=self._timeout,
                         open=True,
                     )
         return self._pool
@@ -55,14 +76,23 @@ class Client:
     def execute(self, stmt: Statement[T], connection: psycopg.Connection[Any] | None = None) -> T:
         if connection is not None:
             return run(connection, stmt)
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             return run(conn, stmt)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; a pool that can't connect in time says so clearly."""
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise unavailable(self._conninfo(), self._timeout, exc) from exc
 
     @contextmanager
     def listening(self, listen: Statement[None],
                   unlisten: Statement[None]) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection that LISTENs for as long as the block runs."""
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             run(conn, listen)
             try:
                 yield conn

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import tuple_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pgqueue.client import CONNECT_KWARGS
+from pgqueue.client import CONNECT_KWARGS, unavailable
 from pgqueue.statements import Statement
 
 T = TypeVar("T")
@@ -29,9 +29,10 @@ async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
 
 
 class AsyncClient:
-    def __init__(self, conninfo: Callable[[], str], pool_size: int) -> None:
+    def __init__(self, conninfo: Callable[[], str], pool_size: int, timeout: float) -> None:
         self._conninfo = conninfo
         self._pool_size = pool_size
+        self._timeout = timeout
         self._pool: AsyncConnectionPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -45,6 +46,7 @@ class AsyncClient:
                 max_size=self._pool_size,
                 kwargs=CONNECT_KWARGS,
                 name="pgqueue-async",
+                timeout=self._timeout,
                 open=False,
             )
             self._loop = loop
@@ -56,16 +58,23 @@ class AsyncClient:
     ) -> T:
         if connection is not None:
             return await run(connection, stmt)
-        pool = await self.pool()
-        async with pool.connection() as conn:
+        async with self.connection() as conn:
             return await run(conn, stmt)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        pool = await self.pool()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise unavailable(self._conninfo(), self._timeout, exc) from exc
 
     @asynccontextmanager
     async def listening(
         self, listen: Statement[None], unlisten: Statement[None]
     ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        pool = await self.pool()
-        async with pool.connection() as conn:
+        async with self.connection() as conn:
             await run(conn, listen)
             try:
                 yield conn

@@ -47,6 +47,8 @@ class Settings:
     max_rescues: int = field(default=5, metadata={"env": "PGQ_MAX_RESCUES", "parse": int})
     # Producers
     pool_size: int = field(default=10, metadata={"env": "PGQ_POOL_SIZE", "parse": int})
+    pool_timeout: float = field(default=5.0, metadata={"env": "PGQ_POOL_TIMEOUT",
+                                                       "parse": float})
     # Embedded Postgres for local use when no DSN is given
     home: str = field(default=".pgqueue", metadata={"env": "PGQ_HOME"})
 
@@ -88,6 +90,8 @@ class Settings:
             raise ConfigurationError("max_tasks_per_child must be at least 1")
         if self.max_rescues < 1:
             raise ConfigurationError("max_rescues must be at least 1")
+        if self.pool_timeout <= 0:
+            raise ConfigurationError("pool_timeout must be positive seconds")
         if self.pool_size < 1:
             raise ConfigurationError("pool_size must be at least 1")
 

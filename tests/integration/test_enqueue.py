@@ -104,3 +104,22 @@ def test_enqueue_many_in_one_statement_and_transaction(app, dsn):
     with pytest.raises(TypeError):
         add.map([(1, 1), (object(), 2)])  # one bad row: nothing written
     assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 1003
+
+
+def test_producer_gets_a_clear_error_when_postgres_is_unreachable():
+    import socket
+
+    from pgqueue import App, DatabaseUnavailable
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = App(f"postgresql://postgres@127.0.0.1:{port}/nowhere", pool_timeout=0.5)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(DatabaseUnavailable, match=f"127.0.0.1:{port}/nowhere within 0.5s"):
+        add.delay(1, 2)
+    app.close()
