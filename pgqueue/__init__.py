@@ -1,6 +1,7 @@
 """pgqueue: a distributed task queue for Python with PostgreSQL as its only moving part."""
 
 from pgqueue.app import App
+from pgqueue.context import JobContext
 from pgqueue.errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -8,7 +9,10 @@ from pgqueue.errors import (
     JobNotFound,
     MigrationError,
     PgQueueError,
+    Retry,
+    SoftTimeLimitExceeded,
     TaskError,
+    TimeLimitExceeded,
     UnknownTask,
 )
 from pgqueue.job import JobInfo, JobState
@@ -21,15 +25,19 @@ __all__ = [
     "ConfigurationError",
     "DatabaseUnavailable",
     "JobCancelled",
+    "JobContext",
     "JobInfo",
     "JobNotFound",
     "JobResult",
     "JobState",
     "MigrationError",
     "PgQueueError",
+    "Retry",
     "Settings",
+    "SoftTimeLimitExceeded",
     "Task",
     "TaskError",
+    "TimeLimitExceeded",
     "UnknownTask",
 ]
 __version__ = "0.1.0"
