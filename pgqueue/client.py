@@ -35,10 +35,17 @@ def where(conninfo: str) -> str:
            f"{params.get('dbname', '')}"
 
 
-def unavailable(conninfo: str, timeout: float, exc: Exception) -> DatabaseUnavailable:
+def unavailable(conninfo: str, timeout: float, exc: Exception,
+                stats: dict[str, int]) -> DatabaseUnavailable:
+    if stats.get("pool_size", 0) >= stats.get("pool_max", 1) and not stats.get("pool_available"):
+        return DatabaseUnavailable(
+            f"all {stats.get('pool_max')} connections of pgqueue's pool stayed busy for "
+            f"{timeout:g}s (many r.get() calls waiting at once?): raise PGQ_POOL_SIZE or "
+            "PGQ_POOL_TIMEOUT. Nothing was done."
+        )
     return DatabaseUnavailable(
         f"no connection to Postgres at {where(conninfo)} within {timeout:g}s ({exc}); is the "
-        "server up, and is PGQ_DSN right? The job was not enqueued."
+        "server up, and is PGQ_DSN right? Nothing was done (no job was enqueued)."
     )
 
 
@@ -86,7 +93,8 @@ class Client:
             with self.pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise unavailable(self._conninfo(), self._timeout, exc) from exc
+            raise unavailable(self._conninfo(), self._timeout, exc,
+                              self.pool.get_stats()) from exc
 
     @contextmanager
     def listening(self, listen: Statement[None],

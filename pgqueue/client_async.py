@@ -68,7 +68,7 @@ class AsyncClient:
             async with pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise unavailable(self._conninfo(), self._timeout, exc) from exc
+            raise unavailable(self._conninfo(), self._timeout, exc, pool.get_stats()) from exc
 
     @asynccontextmanager
     async def listening(
