@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -49,11 +51,13 @@ def _janitor(server_dsn: str, dbname: str, template: str | None = None) -> Datab
 
 
 @pytest.fixture(scope="session")
-def pg_datadir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+def pg_datadir() -> Path | None:
     """Data directory of the private server (tests may restart it); None with PGQ_TEST_DSN."""
     if os.environ.get("PGQ_TEST_DSN"):
         return None
-    return tmp_path_factory.mktemp("pg") / "data"
+    # Not under pytest's basetemp: pytest prunes old basetemps, and a second pytest
+    # session started meanwhile would delete this one's running server.
+    return Path(tempfile.mkdtemp(prefix="pgq-test-server-")) / "data"
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +73,7 @@ def pg_server(pg_datadir: Path | None) -> Iterator[str]:
         server = pgserver.get_server(pg_datadir, cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(pg_datadir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
