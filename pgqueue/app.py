@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -14,12 +15,11 @@ from pgqueue.client_async import AsyncClient
 from pgqueue.migrate import migrate_dsn
 from pgqueue.result import JobResult
 from pgqueue.retry import RetryPolicy
+from pgqueue.schedule import CatchUp, Rule, Schedule
 from pgqueue.settings import Settings
 from pgqueue.task import Task
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     import psycopg
 
 P = ParamSpec("P")
@@ -41,6 +41,7 @@ class App:
             settings = settings.with_(dsn=dsn, schema=schema, **options)
         self.settings = settings
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.schedules: dict[str, Schedule] = {}
         self._dsn: str | None = None
         self._dsn_lock = threading.Lock()
         self.client = Client(self.dsn, settings.pool_size, settings.pool_timeout)
@@ -130,6 +131,57 @@ class App:
             return t
 
         return register(fn) if fn is not None else register
+
+    # -- periodic tasks ---------------------------------------------------------
+    def periodic(self, *, cron: str | None = None, every: dt.timedelta | None = None,
+                 tz: str = "UTC", name: str | None = None, args: Sequence[Any] = (),
+                 kwargs: Mapping[str, Any] | None = None, queue: str | None = None,
+                 priority: int | None = None, catch_up: CatchUp = "latest",
+                 catch_up_window: dt.timedelta | None = None,
+                 ) -> Callable[[Any], Task[Any, Any]]:
+        """Run a task on a schedule: ``@app.periodic(cron="0 3 * * *", tz="Europe/Paris")``.
+
+        Put it above ``@app.task`` (or directly on a function, which then becomes a
+        task with default options). See :meth:`add_periodic` for the options.
+        """
+        def register(target: Any) -> Task[Any, Any]:
+            task = target if isinstance(target, Task) else self.task(target)
+            self.add_periodic(name or task.name, task, cron=cron, every=every, tz=tz,
+                              args=args, kwargs=kwargs, queue=queue, priority=priority,
+                              catch_up=catch_up, catch_up_window=catch_up_window)
+            return task
+
+        return register
+
+    def add_periodic(self, name: str, task: Task[Any, Any] | str, *, cron: str | None = None,
+                     every: dt.timedelta | None = None, tz: str = "UTC",
+                     args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+                     queue: str | None = None, priority: int | None = None,
+                     catch_up: CatchUp = "latest",
+                     catch_up_window: dt.timedelta | None = None) -> Schedule:
+        """Declare a schedule named ``name``: ``cron="*/15 * * * *"`` (in ``tz``) or
+        ``every=timedelta(seconds=30)``.
+
+        ``catch_up`` says what happens to ticks missed while no scheduler ran:
+        ``"latest"`` (default) runs the most recent one once, ``"skip"`` drops
+        them, ``"all"`` runs each one no older than ``catch_up_window`` (1 day).
+        Schedules are written to the database when a scheduler starts.
+        """
+        known = task if isinstance(task, Task) else self.tasks.get(task)
+        request = statements.make_request(
+            known.name if known else str(task), args, kwargs,
+            queue=queue or (known.queue if known else "default"),
+            priority=priority if priority is not None else (known.priority if known else 0))
+        schedule = Schedule(
+            name=name, task=request.task, rule=Rule(cron=cron, every=every, tz=tz),
+            args_json=request.args_json, kwargs_json=request.kwargs_json, queue=request.queue,
+            priority=request.priority,
+            max_attempts=known.policy.max_attempts if known else 0,
+            catch_up=catch_up, catch_up_window=catch_up_window)
+        if name in self.schedules and self.schedules[name] != schedule:
+            raise ValueError(f"a different schedule named {name!r} is already declared")
+        self.schedules[name] = schedule
+        return schedule
 
     # -- enqueue ------------------------------------------------------------
     def enqueue(self, request: statements.EnqueueRequest,

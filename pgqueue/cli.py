@@ -10,6 +10,7 @@ import click
 import psycopg
 
 from pgqueue import migrate as migrations
+from pgqueue import statements
 from pgqueue.app import App
 from pgqueue.errors import PgQueueError
 from pgqueue.loader import load_app
@@ -117,13 +118,16 @@ def migrate(obj: Ctx, status: bool) -> None:
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="On SIGTERM, how long running jobs may finish before they are put back "
                    "on the queue [env: PGQ_SHUTDOWN_TIMEOUT; default: 30].")
+@click.option("-B", "--beat", is_flag=True, default=None,
+              help="Also run the scheduler in this worker (safe in every worker: one leads) "
+                   "[env: PGQ_BEAT].")
 @click.option("-n", "--name", help="Worker name shown in monitoring [default: host:pid].")
 @click.pass_obj
 def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
            poll_interval: float | None, batch_size: int | None, lease_seconds: float | None,
            heartbeat_interval: float | None, pool: str | None,
            max_tasks_per_child: int | None, shutdown_timeout: float | None,
-           name: str | None) -> None:
+           beat: bool | None, name: str | None) -> None:
     """Run jobs from the given queues until SIGTERM or Ctrl-C.
 
     \b
@@ -144,7 +148,7 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
                       poll_interval=poll_interval, batch_size=batch_size,
                       lease_seconds=lease_seconds, heartbeat_interval=heartbeat_interval,
                       pool=pool, max_tasks_per_child=max_tasks_per_child,
-                      shutdown_timeout=shutdown_timeout)
+                      shutdown_timeout=shutdown_timeout, beat=beat)
         if not app.settings.dsn:
             app.dsn()  # start the embedded server before the worker logs anything
         run_worker(app, app.settings, app_path=app_path, name=name)
@@ -152,6 +156,108 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
         _fail(exc)
     except KeyboardInterrupt:
         pass
+
+
+@main.command()
+@click.option("-A", "--app", "app_path", envvar="PGQ_APP", required=True, metavar="MODULE:APP",
+              help="Where your App and its periodic tasks are [env: PGQ_APP].")
+@click.option("--retention-days", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Prune finished jobs older than this; 0 keeps them "
+                   "[env: PGQ_RETENTION_DAYS; default: 7].")
+@click.pass_obj
+def beat(obj: Ctx, app_path: str, retention_days: float | None) -> None:
+    """Run the scheduler: enqueue periodic tasks on time, each tick exactly once.
+
+    \b
+    Run as many as you like (or `pgq worker --beat` in every worker): one
+    leads, chosen with a Postgres advisory lock; if it dies, another takes over
+    within about a second. It also prunes old finished jobs.
+    """
+    import asyncio
+
+    from pgqueue.scheduler import Scheduler, run_scheduler
+
+    try:
+        app = obj.app(app_path, retention_days=retention_days)
+        asyncio.run(run_scheduler(Scheduler(app, app.settings)))
+    except (PgQueueError, psycopg.Error) as exc:
+        _fail(exc)
+
+
+@main.group()
+def schedules() -> None:
+    """List and manage periodic tasks at run time."""
+
+
+@schedules.command("list")
+@click.option("-A", "--app", "app_path", envvar="PGQ_APP", metavar="MODULE:APP",
+              help="Optional: also sync the schedules your code declares first.")
+@click.pass_obj
+def schedules_list(obj: Ctx, app_path: str | None) -> None:
+    """Show every schedule with its rule, state, and last and next fire times."""
+    from pgqueue.schedule import Rule, next_after
+
+    try:
+        app = obj.app(app_path)
+        for schedule in app.schedules.values():
+            app.client.execute(statements.sync_schedule(app.settings.schema, schedule))
+        rows = app.client.execute(statements.list_schedules(app.settings.schema))
+    except (PgQueueError, psycopg.Error) as exc:
+        _fail(exc)
+    if not rows:
+        click.echo("no schedules (they are stored when a scheduler first starts)")
+        return
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    header = f"{'NAME':<24} {'TASK':<24} {'RULE':<22} {'STATE':<7} {'LAST FIRE':<26} NEXT FIRE"
+    click.echo(header)
+    for name, task, cron, every, tz, _queue, _catch_up, paused, last, nxt in rows:
+        rule = Rule(cron=cron, every=dt.timedelta(seconds=every) if every else None, tz=tz)
+        text = f"{cron} {tz}" if cron else f"every {every:g}s"
+        upcoming = nxt or next_after(rule, now)
+        click.echo(f"{name:<24} {task:<24} {text:<22} {'paused' if paused else 'active':<7} "
+                   f"{last.isoformat(' ', 'seconds') if last else '-':<26} "
+                   f"{'-' if paused else upcoming.isoformat(' ', 'seconds')}")
+
+
+def _schedule_action(obj: Ctx, action: str, name: str) -> Any:
+    try:
+        app = obj.app()
+        result = app.client.execute(statements.schedule_action(app.settings.schema, action,
+                                                               name))
+    except (PgQueueError, psycopg.Error) as exc:
+        _fail(exc)
+    if result is None:
+        raise click.ClickException(f"no schedule named {name!r}; see pgq schedules list")
+    return result
+
+
+@schedules.command("pause")
+@click.argument("name")
+@click.pass_obj
+def schedules_pause(obj: Ctx, name: str) -> None:
+    """Stop firing NAME until it is resumed."""
+    _schedule_action(obj, "pause", name)
+    click.echo(f"schedule {name} paused")
+
+
+@schedules.command("resume")
+@click.argument("name")
+@click.pass_obj
+def schedules_resume(obj: Ctx, name: str) -> None:
+    """Fire NAME again from its next tick (ticks missed while paused are skipped)."""
+    _schedule_action(obj, "resume", name)
+    click.echo(f"schedule {name} resumed")
+
+
+@schedules.command("trigger")
+@click.argument("name")
+@click.pass_obj
+def schedules_trigger(obj: Ctx, name: str) -> None:
+    """Enqueue NAME's task now, once, outside its ticks."""
+    job_id = _schedule_action(obj, "trigger", name)
+    click.echo(f"schedule {name} triggered: job {job_id}")
 
 
 @main.group()

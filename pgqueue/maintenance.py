@@ -1,4 +1,5 @@
-"""Maintenance that any worker may run, safely, at the same time as others.
+"""Maintenance: the rescuer (any worker may run it, at the same time as others) and
+the pruner (the scheduler's leader runs it).
 
 The rescuer puts jobs whose lease expired back on their queue (or fails them
 after ``max_rescues`` lost workers, so a job that kills every worker it touches
@@ -8,6 +9,7 @@ clause and skips locked rows, so many rescuers never double-rescue.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from pgqueue import statements
@@ -29,3 +31,32 @@ class Rescuer:
             log.warning("rescued %d jobs whose worker stopped heartbeating: %s", len(rescued),
                         ", ".join(f"{job_id}->{state}" for job_id, state in rescued[:20]))
         return rescued
+
+
+class Pruner:
+    """Deletes finished jobs (with their results and errors), tick records and gone
+    workers older than the retention. Run by the scheduler's leader."""
+
+    def __init__(self, link: Link, schema: str, retention: dt.timedelta,
+                 batch: int = 10_000) -> None:
+        self.link = link
+        self.schema = schema
+        self.retention = retention
+        self.batch = batch
+
+    async def run_once(self) -> dict[str, int]:
+        jobs = 0
+        while True:  # in batches, so no single statement locks for long
+            n = await self.link.execute(statements.prune(self.schema, "prune_finished",
+                                                         self.retention, self.batch))
+            jobs += n
+            if n < self.batch:
+                break
+        ticks = await self.link.execute(statements.prune(self.schema, "prune_ticks",
+                                                         self.retention))
+        workers = await self.link.execute(statements.prune(self.schema, "prune_workers",
+                                                           self.retention))
+        if jobs or ticks or workers:
+            log.info("pruned %d finished jobs, %d tick records and %d workers older than %s",
+                     jobs, ticks, workers, self.retention)
+        return {"jobs": jobs, "ticks": ticks, "workers": workers}

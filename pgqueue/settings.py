@@ -45,6 +45,15 @@ class Settings:
     max_tasks_per_child: int | None = field(default=None, metadata={
         "env": "PGQ_MAX_TASKS_PER_CHILD", "parse": int})
     max_rescues: int = field(default=5, metadata={"env": "PGQ_MAX_RESCUES", "parse": int})
+    # Scheduler (beat) and built-in maintenance
+    beat: bool = field(default=False, metadata={"env": "PGQ_BEAT",
+                                                "parse": lambda v: v.lower() in ("1", "true",
+                                                                                 "yes", "on")})
+    leader_dsn: str | None = field(default=None, metadata={"env": "PGQ_LEADER_DSN"})
+    retention_days: float = field(default=7.0, metadata={"env": "PGQ_RETENTION_DAYS",
+                                                         "parse": float})
+    prune_interval: float = field(default=3600.0, metadata={"env": "PGQ_PRUNE_INTERVAL",
+                                                            "parse": float})
     # Producers
     pool_size: int = field(default=10, metadata={"env": "PGQ_POOL_SIZE", "parse": int})
     pool_timeout: float = field(default=5.0, metadata={"env": "PGQ_POOL_TIMEOUT",
@@ -90,6 +99,10 @@ class Settings:
             raise ConfigurationError("max_tasks_per_child must be at least 1")
         if self.max_rescues < 1:
             raise ConfigurationError("max_rescues must be at least 1")
+        if self.retention_days < 0:
+            raise ConfigurationError("retention_days must be 0 (keep forever) or more")
+        if self.prune_interval <= 0:
+            raise ConfigurationError("prune_interval must be positive seconds")
         if self.pool_timeout <= 0:
             raise ConfigurationError("pool_timeout must be positive seconds")
         if self.pool_size < 1:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pgqueue import encoding
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
+from pgqueue.schedule import CatchUp, Rule, Schedule
 from pgqueue.sql import Query, channels, queries
 
 T = TypeVar("T")
@@ -273,3 +274,78 @@ def plain(schema: str, query: str, /, **params: Any) -> Statement[None]:
 def done_payload_mentions(payload: str, job_id: int) -> bool:
     """Whether a 'done' notification may concern this job (empty means: maybe)."""
     return not payload or str(job_id) in payload.split(",")
+
+
+# -- schedules ------------------------------------------------------------------
+def sync_schedule(schema: str, s: Schedule) -> Statement[None]:
+    return plain(
+        schema, "sync_schedule", name=s.name, task=s.task, cron=s.rule.cron,
+        every_seconds=s.rule.every.total_seconds() if s.rule.every else None, tz=s.rule.tz,
+        args=s.args_json, kwargs=s.kwargs_json, queue=s.queue, priority=s.priority,
+        max_attempts=s.max_attempts, catch_up=s.catch_up,
+        catch_up_window=s.catch_up_window.total_seconds() if s.catch_up_window else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A stored schedule as the leader sees it, with the database's time."""
+
+    name: str
+    rule: Rule
+    catch_up: CatchUp
+    window: dt.timedelta | None
+    paused: bool
+    since: dt.datetime
+    now: dt.datetime
+
+
+def _schedule_states(rows: list[Row]) -> list[ScheduleState]:
+    out = []
+    for name, cron, every, tz, catch_up, window, paused, since, now in rows:
+        rule = Rule(cron=cron, every=dt.timedelta(seconds=every) if every else None, tz=tz)
+        out.append(ScheduleState(name, rule, catch_up,
+                                 dt.timedelta(seconds=window) if window else None,
+                                 paused, since, now))
+    return out
+
+
+def due_schedules(schema: str) -> Statement[list[ScheduleState]]:
+    return Statement(queries(schema)["due_schedules"], {}, _schedule_states)
+
+
+def fire_ticks(schema: str, ticks: Sequence[tuple[str, dt.datetime]]
+               ) -> Statement[list[tuple[str, dt.datetime, int]]]:
+    """Enqueue ticks; decodes to the (schedule, fire_at, job id) that were new."""
+    return Statement(
+        queries(schema)["fire_ticks"],
+        {"names": [n for n, _ in ticks], "fire_ats": [t for _, t in ticks],
+         "jobs_table": f'"{schema}".jobs'},
+        lambda rows: [(r[0], r[1], r[2]) for r in rows],
+    )
+
+
+def set_next_fire(schema: str, nexts: Mapping[str, dt.datetime]) -> Statement[None]:
+    return plain(schema, "set_next_fire", names=list(nexts),
+                 next_fire_ats=list(nexts.values()))
+
+
+def schedule_action(schema: str, action: str, name: str) -> Statement[Any]:
+    """pause_schedule / resume_schedule (-> name) or trigger_schedule (-> job id); None
+    if there is no such schedule."""
+    return Statement(queries(schema)[f"{action}_schedule"], {"name": name}, _scalar)
+
+
+def list_schedules(schema: str) -> Statement[list[Row]]:
+    return Statement(queries(schema)["list_schedules"], {}, lambda rows: rows)
+
+
+def leader_lock(schema: str) -> Statement[bool]:
+    return Statement(queries(schema)["leader_lock"], {"schema_name": schema},
+                     lambda rows: bool(rows[0][0]))
+
+
+def prune(schema: str, query: str, retention: dt.timedelta, batch: int = 10_000
+          ) -> Statement[int]:
+    return Statement(queries(schema)[query],
+                     {"retention_seconds": retention.total_seconds(), "batch": batch},
+                     lambda rows: int(rows[0][0]))

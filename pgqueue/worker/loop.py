@@ -103,10 +103,14 @@ class Worker:
         heartbeat = Heartbeat(self.beat_link, self.schema, self.worker_id, s.lease_seconds,
                               lambda: list(self.held.values()), self.executor.cancel)
         rescuer = Rescuer(self.beat_link, self.schema, s.max_rescues)
-        self.services = [asyncio.create_task(coro) for coro in (
-            self.completer.run(), listener.run(),
-            every(s.heartbeat_interval, heartbeat.run_once, "heartbeat"),
-            every(s.heartbeat_interval, rescuer.run_once, "rescuer"))]
+        side = [self.completer.run(), listener.run(),
+                every(s.heartbeat_interval, heartbeat.run_once, "heartbeat"),
+                every(s.heartbeat_interval, rescuer.run_once, "rescuer")]
+        if s.beat:
+            from pgqueue.scheduler import Scheduler
+
+            side.append(Scheduler(self.app, s).run())
+        self.services = [asyncio.create_task(coro) for coro in side]
         # LISTEN before the first claim, so no job committed in between is missed.
         await asyncio.wait_for(listener.listening.wait(), timeout=30)
         self._install_signals()

@@ -1,0 +1,142 @@
+-- name: sync_schedule :none
+-- Code-declared schedules are upserted at scheduler start. What operators
+-- change at run time (paused) and the tick history are left alone; a changed
+-- rule restarts counting from now, so a new rule never fires its "missed" past.
+INSERT INTO {schema}.schedules AS s (name, task, cron, every_seconds, tz, args, kwargs, queue,
+                                     priority, max_attempts, catch_up, catch_up_window)
+VALUES (%(name)s, %(task)s, %(cron)s, %(every_seconds)s, %(tz)s, %(args)s::jsonb,
+        %(kwargs)s::jsonb, %(queue)s, %(priority)s, %(max_attempts)s, %(catch_up)s,
+        %(catch_up_window)s)
+ON CONFLICT (name) DO UPDATE
+SET task = excluded.task, args = excluded.args, kwargs = excluded.kwargs,
+    queue = excluded.queue, priority = excluded.priority,
+    max_attempts = excluded.max_attempts, catch_up = excluded.catch_up,
+    catch_up_window = excluded.catch_up_window,
+    cron = excluded.cron, every_seconds = excluded.every_seconds, tz = excluded.tz,
+    anchor_at = CASE WHEN (s.cron, s.every_seconds, s.tz)
+                          IS DISTINCT FROM (excluded.cron, excluded.every_seconds, excluded.tz)
+                     THEN now() ELSE s.anchor_at END,
+    updated_at = now()
+WHERE (s.task, s.args, s.kwargs, s.queue, s.priority, s.max_attempts, s.catch_up,
+       s.catch_up_window, s.cron, s.every_seconds, s.tz)
+      IS DISTINCT FROM
+      (excluded.task, excluded.args, excluded.kwargs, excluded.queue, excluded.priority,
+       excluded.max_attempts, excluded.catch_up, excluded.catch_up_window, excluded.cron,
+       excluded.every_seconds, excluded.tz);
+
+-- name: due_schedules :many
+-- What the leader needs to work out due ticks, with the database's clock.
+SELECT name, cron, every_seconds, tz, catch_up, catch_up_window, paused,
+       coalesce(last_fire_at, anchor_at), now()
+FROM {schema}.schedules
+ORDER BY name;
+
+-- name: fire_ticks :many
+-- Enqueue each (schedule, fire time) at most once: the tick row is inserted
+-- first, with the job's id drawn in advance, and the job is written only for
+-- ticks that were new. A tick another scheduler already fired is skipped.
+WITH wanted AS (
+    SELECT * FROM unnest(%(names)s::text[], %(fire_ats)s::timestamptz[]) AS w(name, fire_at)
+),
+ticks AS (
+    INSERT INTO {schema}.schedule_ticks (schedule, fire_at, job_id)
+    SELECT w.name, w.fire_at, nextval(pg_get_serial_sequence(%(jobs_table)s, 'id'))
+    FROM wanted w JOIN {schema}.schedules s ON s.name = w.name
+    ORDER BY w.fire_at
+    ON CONFLICT (schedule, fire_at) DO NOTHING
+    RETURNING schedule, fire_at, job_id
+),
+jobs AS (
+    INSERT INTO {schema}.jobs (id, queue, task, priority, max_attempts, args, kwargs)
+    OVERRIDING SYSTEM VALUE
+    SELECT t.job_id, s.queue, s.task, s.priority, s.max_attempts, s.args, s.kwargs
+    FROM ticks t JOIN {schema}.schedules s ON s.name = t.schedule
+    RETURNING id
+),
+advanced AS (
+    UPDATE {schema}.schedules s
+    SET last_fire_at = greatest(s.last_fire_at, w.latest)
+    FROM (SELECT name, max(fire_at) AS latest FROM wanted GROUP BY name) AS w
+    WHERE s.name = w.name
+)
+SELECT t.schedule, t.fire_at, t.job_id FROM ticks t JOIN jobs j ON j.id = t.job_id;
+
+-- name: set_next_fire :none
+UPDATE {schema}.schedules s SET next_fire_at = n.next_fire_at
+FROM unnest(%(names)s::text[], %(next_fire_ats)s::timestamptz[]) AS n(name, next_fire_at)
+WHERE s.name = n.name AND s.next_fire_at IS DISTINCT FROM n.next_fire_at;
+
+-- name: list_schedules :many
+SELECT name, task, cron, every_seconds, tz, queue, catch_up, paused, last_fire_at,
+       next_fire_at
+FROM {schema}.schedules ORDER BY name;
+
+-- name: pause_schedule :one
+UPDATE {schema}.schedules SET paused = true, updated_at = now()
+WHERE name = %(name)s RETURNING name;
+
+-- name: resume_schedule :one
+-- Ticks that fell while paused are not caught up: counting restarts now.
+UPDATE {schema}.schedules
+SET paused = false, anchor_at = now(), last_fire_at = NULL, updated_at = now()
+WHERE name = %(name)s RETURNING name;
+
+-- name: trigger_schedule :one
+-- Run a schedule's task now, outside its ticks.
+INSERT INTO {schema}.jobs (queue, task, priority, max_attempts, args, kwargs)
+SELECT queue, task, priority, max_attempts, args, kwargs
+FROM {schema}.schedules WHERE name = %(name)s
+RETURNING id;
+
+-- name: leader_lock :one
+-- Session-level: held for as long as the leader's connection lives, released
+-- by Postgres the moment that connection dies.
+SELECT pg_try_advisory_lock(7283902, hashtext(%(schema_name)s));
+
+-- name: leader_session :none
+-- A leader that stops talking (paused, partitioned) loses its session, and so
+-- the lock, after this long; a live one speaks at least every second.
+SELECT set_config('idle_session_timeout', %(timeout)s, false);
+
+-- name: leader_check :one
+SELECT 1;
+
+-- name: prune_finished :one
+-- Built-in clean-up, run by the leader: finished jobs older than the
+-- retention go, with their results, errors and tick records, in bounded
+-- batches so no statement holds locks for long.
+WITH old AS (
+    SELECT id FROM {schema}.jobs
+    WHERE finished_at < now() - make_interval(secs => %(retention_seconds)s)
+    ORDER BY finished_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+),
+gone AS (
+    DELETE FROM {schema}.jobs j USING old WHERE j.id = old.id RETURNING j.id
+),
+results AS (
+    DELETE FROM {schema}.job_results r USING gone WHERE r.job_id = gone.id
+),
+errors AS (
+    DELETE FROM {schema}.job_errors e USING gone WHERE e.job_id = gone.id
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_ticks :one
+WITH gone AS (
+    DELETE FROM {schema}.schedule_ticks
+    WHERE created_at < now() - make_interval(secs => %(retention_seconds)s)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_workers :one
+-- Stopped or long-dead workers' rows, once nothing refers to them any more.
+WITH gone AS (
+    DELETE FROM {schema}.workers w
+    WHERE coalesce(w.stopped_at, w.heartbeat_at) < now() - make_interval(secs => %(retention_seconds)s)
+      AND NOT EXISTS (SELECT 1 FROM {schema}.jobs j WHERE j.worker_id = w.id)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
