@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from pgqueue.app import App
+from pgqueue.errors import JobNotFound
 
 app = App()
 
@@ -54,6 +55,12 @@ def send_welcome_email(user_id: int) -> dict[str, Any]:
     return {"to": row[0], "subject": subject}
 
 
+class RollbackDemo(RuntimeError):
+    def __init__(self, job_id: int, message: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
 def signup(demo_app: App, email: str, fail: bool = False) -> int:
     """The web request: one transaction writes the user and enqueues the e-mail."""
     with psycopg.connect(demo_app.dsn()) as conn:  # commits on exit, rolls back on error
@@ -62,7 +69,8 @@ def signup(demo_app: App, email: str, fail: bool = False) -> int:
         ).fetchone() or (0,)
         result = send_welcome_email.apply_async(args=(user_id,), connection=conn)
         if fail:
-            raise RuntimeError(f"signup of {email} failed after enqueueing job {result.id}")
+            raise RollbackDemo(result.id, f"signup of {email} failed after enqueueing job "
+                                          f"{result.id}")
         return result.id
 
 
@@ -93,12 +101,17 @@ def run_demo(demo_app: App) -> None:
         say("4. a signup that fails after enqueueing rolls back the user AND the job:")
         try:
             signup(demo_app, "bob@example.com", fail=True)
-        except RuntimeError as exc:
+        except RollbackDemo as exc:
             say(f"   {exc}")
-        with psycopg.connect(dsn) as conn:
-            bobs = conn.execute("SELECT count(*) FROM pgqueue_demo.users "
-                                "WHERE email = 'bob@example.com'").fetchone()
-        say(f"   users named bob: {bobs[0] if bobs else 0}; the job is gone with them")
+            with psycopg.connect(dsn) as conn:
+                bobs = conn.execute("SELECT count(*) FROM pgqueue_demo.users "
+                                    "WHERE email = 'bob@example.com'").fetchone()
+            try:
+                demo_app.AsyncResult(exc.job_id).info()
+                job = "still there (this is a bug!)"
+            except JobNotFound:
+                job = "gone"
+            say(f"   users named bob: {bobs[0] if bobs else 0}; job {exc.job_id}: {job}")
         say("5. the queue, as psql shows it (SELECT * FROM pgqueue.queue_stats):")
         stats = sql.SQL("SELECT queue, queued, running, succeeded, failed "
                         "FROM {}.queue_stats ORDER BY queue").format(

@@ -148,7 +148,7 @@ def test_demo_runs_end_to_end(dsn):
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err
     assert "result of job" in out and "ada@example.com" in out
-    assert "users named bob: 0" in out
+    assert "users named bob: 0; job 2: gone" in out
     assert "exit code 0" in out
 
 
