@@ -62,10 +62,11 @@ class Worker:
     # -- the loop -----------------------------------------------------------
     async def run(self) -> None:
         """Run until stop() (or SIGTERM/SIGINT); then finish running jobs and return."""
+        self._install_signals()  # first: a SIGTERM during start-up still stops cleanly
         await self._start()
         try:
             while not self._stopping.is_set():
-                free = self.settings.concurrency - len(self.running)
+                free = self._free_slots()
                 if free <= 0:
                     await self._wait(self._slot_freed)
                     continue
@@ -78,6 +79,13 @@ class Worker:
                     await self._wait(self._notified, await self._idle_timeout())
         finally:
             await self._shutdown()
+
+    def _free_slots(self) -> int:
+        """Jobs we may claim now. Bounded by running jobs, and also by jobs held but not
+        yet recorded, so a worker whose writes stall can't pile up leases (each one a
+        job that would run again if this worker died)."""
+        c = self.settings.concurrency
+        return min(c - len(self.running), 2 * c - len(self.held))
 
     def stop(self) -> None:
         """Stop claiming; running jobs get shutdown_timeout seconds to finish."""
@@ -113,7 +121,6 @@ class Worker:
         self.services = [asyncio.create_task(coro) for coro in side]
         # LISTEN before the first claim, so no job committed in between is missed.
         await asyncio.wait_for(listener.listening.wait(), timeout=30)
-        self._install_signals()
         log.info("worker %s (id %d) serving queues %s with %d %s",
                  self.name, self.worker_id, ",".join(s.queues), s.concurrency, s.pool)
 
@@ -166,6 +173,7 @@ class Worker:
         for record in batch:
             self.held.pop(record.job_id, None)
         self.jobs_done += len(accepted)
+        self._slot_freed.set()
 
     async def _idle_timeout(self) -> float:
         timeout = self.settings.poll_interval
@@ -243,7 +251,8 @@ class Worker:
         asyncio.get_running_loop().create_task(self._abort())
 
     async def _abort(self) -> None:
-        with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+        with contextlib.suppress(psycopg.Error, OSError, TimeoutError, AttributeError):
+            # Parts may not exist yet if the signal came during start-up.
             await asyncio.wait_for(self.completer.flushed(), 2)
             await asyncio.wait_for(self._release_unfinished(), 5)
             await asyncio.wait_for(

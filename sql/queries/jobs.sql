@@ -156,8 +156,9 @@ WHERE j.id = %(id)s;
 
 -- name: rescue_expired :many
 -- Jobs whose lease ran out (their worker died, stalled or lost its network)
--- go back to the queue, or to failed once rescued %(max_rescues)s times, or to
--- cancelled if a cancel was asked for. The outer WHERE re-checks what the
+-- go back to the queue (keeping their place: run_at is unchanged), or to
+-- failed once rescued %(max_rescues)s times, or to cancelled if a cancel was
+-- asked for. The outer WHERE re-checks what the
 -- inner SELECT saw, so a heartbeat that lands in between wins. Each rescue is
 -- recorded as an error of that attempt, and each queue is woken once.
 WITH expired AS (
@@ -173,7 +174,6 @@ rescued AS (
                      WHEN j.rescues + 1 >= %(max_rescues)s THEN 'failed'
                      ELSE 'queued' END::{schema}.job_state,
         rescues = j.rescues + 1,
-        run_at = now(),
         finished_at = CASE WHEN j.cancel_requested OR j.rescues + 1 >= %(max_rescues)s
                            THEN now() END,
         lease = NULL, lease_expires_at = NULL
