@@ -202,6 +202,10 @@ def test_sigkill_every_2s_loses_no_job_and_reruns_only_jobs_of_killed_workers(
         assert len(pids) <= attempts, (n, pids, attempts)
         # At most one execution by a worker that lived: a re-run needs a dead worker.
         assert sum(pid not in fleet.killed for pid in pids) <= 1, (n, pids, fleet.killed)
+    # A worker holds at most 2 x concurrency leases (running, or run and not yet recorded),
+    # so a kill can put at most that many jobs back to run again.
+    assert all(len(j) <= 2 * concurrency for j in rescued.values()), rescued
+    assert most_leases <= 2 * concurrency
     executions = sum(len(p) for p in runs.values())
     duplicated = sum(len(p) > 1 for p in runs.values())
     in_flight = sum(len(j) for j in rescued.values())
@@ -210,7 +214,7 @@ def test_sigkill_every_2s_loses_no_job_and_reruns_only_jobs_of_killed_workers(
           f"with {kills} SIGKILLs; executions={executions} (extra {executions - total}), "
           f"jobs run more than once={duplicated}; jobs in flight on killed workers "
           f"(rescued)={in_flight}, most on one worker={worst}, "
-          f"bound kills*concurrency={kills * concurrency}; most leases held by one worker "
+          f"bound kills*2*concurrency={kills * 2 * concurrency}; most leases held by one worker "
           f"(sampled)={most_leases}; rescued per killed worker="
           f"{sorted(len(j) for j in rescued.values())}")
     # Every extra execution is of a job held by a worker when it was killed. That is
