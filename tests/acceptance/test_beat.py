@@ -95,3 +95,25 @@ def test_leader_killed_another_takes_over_without_missing_or_doubling(dsn, tmp_p
           f"max {max(failovers):.2f} s")
     assert max(failovers) < 3.0
     _assert_every_second_once(_ticks(dsn))  # catch_up="all": the gap was filled in
+
+
+@pytest.mark.timeout(90)
+def test_hung_leader_loses_the_lead_and_cannot_double_ticks(dsn, tmp_path):
+    procs = _beats(dsn, tmp_path, 2)
+    try:
+        assert wait_for(lambda: len(_leading(procs)) == 1, timeout=20, interval=0.05)
+        (leader,) = _leading(procs)
+        stopped_at = time.monotonic()
+        procs[leader][0].send_signal(signal.SIGSTOP)  # hung, its connection still open
+        follower = 1 - leader
+        assert wait_for(lambda: "scheduler: leading" in procs[follower][1].read_text(),
+                        timeout=20, interval=0.05)
+        took_over = time.monotonic() - stopped_at
+        procs[leader][0].send_signal(signal.SIGCONT)
+        assert wait_for(lambda: "lost the lead" in procs[leader][1].read_text(), timeout=10)
+        time.sleep(3)
+    finally:
+        _stop(procs)
+    print(f"hung leader replaced after {took_over:.1f} s")
+    assert took_over < 15  # idle_session_timeout (10 s) plus a follower's poll
+    _assert_every_second_once(_ticks(dsn))
