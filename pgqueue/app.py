@@ -84,7 +84,7 @@ class App:
              retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
              retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
              time_limit: float | None = None, soft_time_limit: float | None = None,
-             atomic: bool = False,
+             atomic: bool = False, redact: Sequence[str] = (),
              ) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
 
     def task(self, fn: Callable[P, R] | None = None, /, *,  # type: ignore[misc]
@@ -94,7 +94,7 @@ class App:
              retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
              retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
              time_limit: float | None = None, soft_time_limit: float | None = None,
-             atomic: bool = False) -> Any:
+             atomic: bool = False, redact: Sequence[str] = ()) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="emails")``.
 
         The task's name defaults to the function's name; it is what workers look
@@ -106,7 +106,8 @@ class App:
         ``SoftTimeLimitExceeded`` inside it first, so it can clean up. With
         ``atomic=True`` (and ``bind=True`` to reach ``self.connection``) the
         task's writes on that connection commit together with its completion:
-        exactly-once effects, see :mod:`pgqueue.worker.atomic`.
+        exactly-once effects, see :mod:`pgqueue.worker.atomic`. ``redact`` names
+        arguments that monitoring (dashboard, ``pgq jobs show``) shows as •••.
         """
         policy = RetryPolicy(max_retries=max_retries, autoretry_for=autoretry_for,
                              retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
@@ -125,7 +126,7 @@ class App:
                 )
             t = Task(self, f, name=task_name, queue=queue, priority=priority, policy=policy,
                      bind=bind, time_limit=time_limit, soft_time_limit=soft_time_limit,
-                     atomic=atomic)
+                     atomic=atomic, redact=redact)
             functools.update_wrapper(t, f, updated=())
             self.tasks[task_name] = t
             return t

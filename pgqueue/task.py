@@ -28,7 +28,8 @@ class Task(Generic[P, R]):
     def __init__(self, app: App, fn: Callable[P, R], *, name: str, queue: str,
                  priority: int, policy: RetryPolicy | None = None, bind: bool = False,
                  time_limit: float | None = None,
-                 soft_time_limit: float | None = None, atomic: bool = False) -> None:
+                 soft_time_limit: float | None = None, atomic: bool = False,
+                 redact: Sequence[str] = ()) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -48,6 +49,7 @@ class Task(Generic[P, R]):
             raise ValueError(f"task {name!r}: atomic=True needs a plain function (its "
                              "transaction runs on a sync connection in the worker's pool)")
         self.atomic = atomic
+        self.redact = tuple(redact)  # argument names monitoring shows as •••
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__wrapped__ = fn

@@ -17,8 +17,8 @@ ORDER BY i.n
 RETURNING id;
 
 -- name: claim_jobs :many
--- Per queue, the best candidates straight off jobs_claim_idx; then the best
--- %(limit)s of those overall. SKIP LOCKED lets many workers claim at once
+-- Per queue (paused ones skipped), the best candidates straight off
+-- jobs_claim_idx; then the best %(limit)s of those overall. SKIP LOCKED lets many workers claim at once
 -- without waiting on each other. The new lease token fences this attempt:
 -- every later write for it must present the token.
 WITH candidates AS (
@@ -27,7 +27,8 @@ WITH candidates AS (
     CROSS JOIN LATERAL (
         SELECT j.id, j.priority, j.run_at
         FROM {schema}.jobs j
-        WHERE j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
+        WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
+          AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED

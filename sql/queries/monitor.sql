@@ -1,0 +1,113 @@
+-- Queries behind `pgq status`, `pgq jobs`, the dashboard and /metrics. Each
+-- reads through an index that stays small however many finished jobs are kept:
+-- live counts from the partial indexes on queued/running jobs, finished counts
+-- from jobs_finished_idx within the chosen window.
+
+-- name: queue_stats :many
+WITH live AS (
+    SELECT queue,
+           count(*) FILTER (WHERE run_at <= now()) AS queued,
+           count(*) FILTER (WHERE run_at > now()) AS scheduled,
+           extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
+               AS oldest_waiting
+    FROM {schema}.jobs WHERE state = 'queued' GROUP BY queue
+),
+busy AS (
+    SELECT queue, count(*) AS running FROM {schema}.jobs WHERE state = 'running' GROUP BY queue
+),
+done AS (
+    SELECT queue,
+           count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE state = 'failed') AS failed,
+           count(*) FILTER (WHERE state = 'cancelled') AS cancelled
+    FROM {schema}.jobs
+    WHERE finished_at > now() - make_interval(secs => %(window)s)
+    GROUP BY queue
+),
+names AS (
+    SELECT queue FROM live UNION SELECT queue FROM busy UNION SELECT queue FROM done
+    UNION SELECT name FROM {schema}.queues
+)
+SELECT n.queue, coalesce(l.queued, 0), coalesce(l.scheduled, 0), coalesce(b.running, 0),
+       coalesce(d.succeeded, 0), coalesce(d.failed, 0), coalesce(d.cancelled, 0),
+       l.oldest_waiting, coalesce(q.paused, false)
+FROM names n
+LEFT JOIN live l ON l.queue = n.queue
+LEFT JOIN busy b ON b.queue = n.queue
+LEFT JOIN done d ON d.queue = n.queue
+LEFT JOIN {schema}.queues q ON q.name = n.queue
+ORDER BY n.queue;
+
+-- name: worker_list :many
+-- Stopped workers are listed for an hour after they stop, then only in the table.
+SELECT w.id, w.name, w.host, w.pid, w.queues, w.pool, w.concurrency, w.running, w.jobs_done,
+       w.started_at, w.heartbeat_at, extract(epoch FROM w.heartbeat_age)::float8,
+       extract(epoch FROM now() - w.started_at)::float8, w.status
+FROM {schema}.worker_status w
+WHERE w.status <> 'stopped' OR w.heartbeat_at > now() - interval '1 hour'
+ORDER BY w.status = 'up' DESC, w.started_at DESC;
+
+-- name: task_stats :many
+-- retried: extra attempts of jobs finished in the window (failed attempts that
+-- were run again, and rescues).
+SELECT task,
+       count(*) FILTER (WHERE state = 'succeeded'),
+       count(*) FILTER (WHERE state = 'failed'),
+       coalesce(sum(greatest(attempts - 1, 0)), 0)::bigint,
+       (avg(extract(epoch FROM finished_at - started_at))
+            FILTER (WHERE state = 'succeeded') * 1000)::float8,
+       (percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+            FILTER (WHERE state = 'succeeded') * 1000)::float8
+FROM {schema}.jobs
+WHERE finished_at > now() - make_interval(secs => %(window)s)
+GROUP BY task
+ORDER BY task;
+
+-- name: throughput_series :many
+SELECT date_bin(make_interval(secs => %(bucket)s), finished_at, timestamptz '2000-01-01')
+           AS at,
+       count(*) FILTER (WHERE state = 'succeeded'),
+       count(*) FILTER (WHERE state = 'failed')
+FROM {schema}.jobs
+WHERE finished_at > now() - make_interval(secs => %(window)s)
+GROUP BY 1
+ORDER BY 1;
+
+-- name: job_list :many
+-- Newest first, keyset-paginated on id (no OFFSET: page 1,000 costs what page 1 does).
+-- NULL filters match everything.
+SELECT j.id, j.task, j.queue, j.state::text, j.priority, j.attempts, j.created_at,
+       j.started_at, j.finished_at, w.name
+FROM {schema}.jobs j
+LEFT JOIN {schema}.workers w ON w.id = j.worker_id
+WHERE (%(state)s::text IS NULL OR j.state = %(state)s::text::{schema}.job_state)
+  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+  AND (%(task)s::text IS NULL OR j.task = %(task)s::text)
+  AND (%(since)s::timestamptz IS NULL OR j.created_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR j.created_at < %(until)s::timestamptz)
+  AND (%(before_id)s::bigint IS NULL OR j.id < %(before_id)s::bigint)
+ORDER BY j.id DESC
+LIMIT %(limit)s;
+
+-- name: job_detail :one
+SELECT j.id, j.task, j.queue, j.state::text, j.priority, j.attempts, j.created_at,
+       j.started_at, j.finished_at, w.name, j.args::text, j.kwargs::text, r.value::text,
+       j.run_at, j.rescues, j.cancel_requested, j.lease_expires_at, w.host, w.pid,
+       j.max_attempts
+FROM {schema}.jobs j
+LEFT JOIN {schema}.workers w ON w.id = j.worker_id
+LEFT JOIN {schema}.job_results r ON r.job_id = j.id
+WHERE j.id = %(id)s;
+
+-- name: job_attempts :many
+SELECT attempt, type, message, traceback, created_at
+FROM {schema}.job_errors WHERE job_id = %(id)s ORDER BY attempt;
+
+-- name: set_queue_paused :one
+-- Pausing takes effect at the next claim of every worker; resuming also wakes them.
+WITH upserted AS (
+    INSERT INTO {schema}.queues (name, paused) VALUES (%(name)s, %(paused)s)
+    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now()
+    RETURNING name, paused
+)
+SELECT name, CASE WHEN NOT paused THEN pg_notify(%(jobs_channel)s, name) END FROM upserted;
