@@ -9,28 +9,12 @@ from typing import Any
 import click
 import psycopg
 
+from pgqueue import cli_monitor, statements
 from pgqueue import migrate as migrations
-from pgqueue import statements
-from pgqueue.app import App
+from pgqueue.cli_context import Ctx, fail
 from pgqueue.errors import PgQueueError
-from pgqueue.loader import load_app
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class Ctx:
-    def __init__(self, dsn: str | None, schema: str | None) -> None:
-        self.dsn = dsn
-        self.schema = schema
-
-    def app(self, path: str | None = None, **settings: Any) -> App:
-        app = load_app(path) if path else App()
-        app.configure(dsn=self.dsn, schema=self.schema, **settings)
-        return app
-
-
-def _fail(exc: Exception) -> None:
-    raise click.ClickException(str(exc)) from exc
 
 
 @click.group(context_settings=CONTEXT)
@@ -90,7 +74,7 @@ def migrate(obj: Ctx, status: bool) -> None:
         else:
             click.echo(f"schema {schema}: up to date")
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.command()
@@ -153,7 +137,7 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
             app.dsn()  # start the embedded server before the worker logs anything
         run_worker(app, app.settings, app_path=app_path, name=name)
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         pass
 
@@ -181,7 +165,7 @@ def beat(obj: Ctx, app_path: str, retention_days: float | None) -> None:
         app = obj.app(app_path, retention_days=retention_days)
         asyncio.run(run_scheduler(Scheduler(app, app.settings)))
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.group()
@@ -203,7 +187,7 @@ def schedules_list(obj: Ctx, app_path: str | None) -> None:
             app.client.execute(statements.sync_schedule(app.settings.schema, schedule))
         rows = app.client.execute(statements.list_schedules(app.settings.schema))
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
     if not rows:
         click.echo("no schedules (they are stored when a scheduler first starts)")
         return
@@ -227,7 +211,7 @@ def _schedule_action(obj: Ctx, action: str, name: str) -> Any:
         result = app.client.execute(statements.schedule_action(app.settings.schema, action,
                                                                name))
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
     if result is None:
         raise click.ClickException(f"no schedule named {name!r}; see pgq schedules list")
     return result
@@ -262,7 +246,7 @@ def schedules_trigger(obj: Ctx, name: str) -> None:
 
 @main.group()
 def jobs() -> None:
-    """Act on jobs: cancel them, or put failed ones back on the queue."""
+    """List and inspect jobs, cancel them, or put failed ones back on the queue."""
 
 
 @jobs.command("cancel")
@@ -273,7 +257,7 @@ def jobs_cancel(obj: Ctx, job_id: int) -> None:
     try:
         state = obj.app().AsyncResult(job_id).cancel()
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
     if state is None:
         raise click.ClickException(f"job {job_id} is not queued or running (already "
                                    "finished, or no such job): nothing to cancel")
@@ -310,7 +294,7 @@ def jobs_retry(obj: Ctx, job_id: int | None, all_failed: bool, queue: str | None
             return
         ids = app.retry_failed(queue=queue, task=task)
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
     click.echo(f"{len(ids)} jobs queued again" + (f": {', '.join(map(str, ids[:50]))}"
                                                   if ids else ""))
 
@@ -325,8 +309,10 @@ def demo(obj: Ctx) -> None:
     try:
         run_demo(obj.app("pgqueue.demo:app"))
     except (PgQueueError, psycopg.Error) as exc:
-        _fail(exc)
+        fail(exc)
 
+
+cli_monitor.register(main, jobs)
 
 if __name__ == "__main__":
     main()

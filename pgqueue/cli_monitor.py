@@ -1,0 +1,231 @@
+"""``pgq status``, ``pgq workers``, ``pgq queues`` and ``pgq jobs list|show``: readable
+tables for people, ``--json`` for scripts. All of it comes from :class:`Monitor`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import psycopg
+
+from pgqueue.cli_context import Ctx, fail
+from pgqueue.errors import PgQueueError
+from pgqueue.monitor import Monitor, to_json
+
+_WINDOW = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_window(text: str) -> dt.timedelta:
+    m = _WINDOW.match(text.strip())
+    if not m:
+        raise click.BadParameter(f"{text!r}: use a number and s, m, h or d (5m, 1h, 7d)")
+    return dt.timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, dt.datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(to_json(data), indent=2) if as_json else text)
+
+
+def _monitor(obj: Ctx, app_path: str | None = None) -> Monitor:
+    return Monitor(obj.app(app_path))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+window_option = click.option("--window", default="1h", show_default=True, metavar="5m|1h|7d",
+                             help="Period for finished-job counts and run times.")
+
+
+@click.command()
+@window_option
+@json_option
+@click.pass_obj
+def status(obj: Ctx, window: str, as_json: bool) -> None:
+    """Queues, workers and tasks at a glance: depth, throughput, failures, run times."""
+    try:
+        overview = _monitor(obj).overview(parse_window(window))
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    if as_json:
+        _emit(overview, True, "")
+        return
+    queues = table(["queue", "queued", "scheduled", "running", "succeeded", "failed",
+                    "per min", "oldest waiting", "paused"],
+                   [(q.queue, q.queued, q.scheduled, q.running, q.succeeded, q.failed,
+                     q.throughput_per_min, _age(q.oldest_waiting_seconds), q.paused)
+                    for q in overview["queues"]]) if overview["queues"] else "no queues yet"
+    workers = table(["worker", "status", "queues", "pool", "running", "done", "uptime",
+                     "heartbeat"],
+                    [(w.name, w.status, w.queues, f"{w.pool}x{w.concurrency}", w.running,
+                      w.jobs_done, _age(w.uptime_seconds), _age(w.heartbeat_age_seconds))
+                     for w in overview["workers"]]) if overview["workers"] else "no workers"
+    tasks = table(["task", "succeeded", "failed", "retried", "mean ms", "p95 ms"],
+                  [(t.task, t.succeeded, t.failed, t.retried, t.mean_runtime_ms,
+                    t.p95_runtime_ms) for t in overview["tasks"]]
+                  ) if overview["tasks"] else f"no finished jobs in the last {window}"
+    click.echo(f"QUEUES (finished counts: last {window})\n{queues}\n\n"
+               f"WORKERS\n{workers}\n\nTASKS (last {window})\n{tasks}")
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def workers(obj: Ctx, as_json: bool) -> None:
+    """Workers that are up, down (no heartbeat for 60 s) or stopped in the last hour."""
+    try:
+        rows = _monitor(obj).workers()
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    _emit(rows, as_json, table(
+        ["id", "name", "status", "host", "pid", "queues", "pool", "concurrency", "running",
+         "done", "started", "heartbeat"],
+        [(w.id, w.name, w.status, w.host, w.pid, w.queues, w.pool, w.concurrency, w.running,
+          w.jobs_done, w.started_at, _age(w.heartbeat_age_seconds)) for w in rows])
+        if rows else "no workers")
+
+
+@click.group()
+def queues() -> None:
+    """List queues, and pause or resume them (a paused queue's jobs wait)."""
+
+
+@queues.command("list")
+@window_option
+@json_option
+@click.pass_obj
+def queues_list(obj: Ctx, window: str, as_json: bool) -> None:
+    """Every queue with its depth by state, oldest waiting job and paused flag."""
+    try:
+        rows = _monitor(obj).queues(parse_window(window))
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    _emit(rows, as_json, table(
+        ["queue", "queued", "scheduled", "running", "succeeded", "failed", "cancelled",
+         "oldest waiting", "paused"],
+        [(q.queue, q.queued, q.scheduled, q.running, q.succeeded, q.failed, q.cancelled,
+          _age(q.oldest_waiting_seconds), q.paused) for q in rows]) if rows else "no queues")
+
+
+@queues.command("pause")
+@click.argument("name")
+@click.pass_obj
+def queues_pause(obj: Ctx, name: str) -> None:
+    """Stop workers from claiming NAME's jobs (running ones finish)."""
+    try:
+        _monitor(obj).pause_queue(name)
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    click.echo(f"queue {name} paused: its jobs wait until `pgq queues resume {name}`")
+
+
+@queues.command("resume")
+@click.argument("name")
+@click.pass_obj
+def queues_resume(obj: Ctx, name: str) -> None:
+    """Let workers claim NAME's jobs again (idle workers are woken at once)."""
+    try:
+        _monitor(obj).resume_queue(name)
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    click.echo(f"queue {name} resumed")
+
+
+@click.command("list")
+@click.option("--state", type=click.Choice(["queued", "running", "succeeded", "failed",
+                                            "cancelled"]))
+@click.option("--queue")
+@click.option("--task")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--before", "before_id", type=int, metavar="ID",
+              help="Older than this id: the next page (its id is printed at the end).")
+@json_option
+@click.pass_obj
+def jobs_list(obj: Ctx, state: str | None, queue: str | None, task: str | None, limit: int,
+              before_id: int | None, as_json: bool) -> None:
+    """Jobs, newest first, filtered by state, queue and task."""
+    try:
+        page = _monitor(obj).jobs(state=state, queue=queue, task=task, limit=limit,
+                                  before_id=before_id)
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    text = table(["id", "task", "queue", "state", "attempts", "created", "finished", "worker"],
+                 [(j.id, j.task, j.queue, j.state, j.attempts, j.created_at, j.finished_at,
+                   j.worker) for j in page.jobs]) if page.jobs else "no jobs match"
+    if page.next_before_id:
+        text += f"\n(more: pgq jobs list --before {page.next_before_id} ...)"
+    _emit(page, as_json, text)
+
+
+@click.command("show")
+@click.argument("job_id", type=int)
+@json_option
+@click.pass_obj
+def jobs_show(obj: Ctx, job_id: int, as_json: bool) -> None:
+    """One job: arguments, result, timings, worker and every attempt's error."""
+    try:
+        job = _monitor(obj).job(job_id)
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    if job is None:
+        raise click.ClickException(f"no job with id {job_id} (never created, or pruned)")
+    if as_json:
+        _emit(job, True, "")
+        return
+    lines = [
+        f"job {job.id}: {job.task} on queue {job.queue}: {job.state.upper()}",
+        f"  args      {json.dumps(to_json(job.args))}",
+        f"  kwargs    {json.dumps(to_json(job.kwargs))}",
+        f"  result    {json.dumps(to_json(job.result))}",
+        f"  attempts  {job.attempts} of {job.max_attempts or 'worker policy'}"
+        + (f", rescued {job.rescues}x" if job.rescues else ""),
+        f"  created   {_cell(job.created_at)}   run at {_cell(job.run_at)}",
+        f"  started   {_cell(job.started_at)}   finished {_cell(job.finished_at)}",
+        f"  worker    {job.worker or '-'}" + (f" ({job.worker_host} pid {job.worker_pid})"
+                                              if job.worker_host else ""),
+    ]
+    for a in job.attempts_history:
+        lines += [f"\nattempt {a.attempt} failed at {_cell(a.created_at)}: {a.type}: "
+                  f"{a.message}", a.traceback.rstrip()]
+    click.echo("\n".join(lines))
+
+
+def register(main: click.Group, jobs: click.Group) -> None:
+    for command in (status, workers, queues):
+        main.add_command(command)
+    jobs.add_command(jobs_list)
+    jobs.add_command(jobs_show)
