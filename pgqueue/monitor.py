@@ -240,6 +240,10 @@ class Monitor:
             out.append(ScheduleRow(name, task, rule, tz, queue, paused, last, nxt))
         return out
 
+    def jobs_enqueued_total(self) -> int:
+        rows = self._run("jobs_enqueued_total", jobs_table=f'"{self.schema}".jobs')
+        return int(rows[0][0])
+
     # -- acting ---------------------------------------------------------------
     def retry_job(self, job_id: int) -> bool:
         return self.app.AsyncResult(job_id).retry()

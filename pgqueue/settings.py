@@ -45,6 +45,9 @@ class Settings:
     max_tasks_per_child: int | None = field(default=None, metadata={
         "env": "PGQ_MAX_TASKS_PER_CHILD", "parse": int})
     max_rescues: int = field(default=5, metadata={"env": "PGQ_MAX_RESCUES", "parse": int})
+    metrics_port: int | None = field(default=None, metadata={"env": "PGQ_METRICS_PORT",
+                                                             "parse": int})
+    metrics_host: str = field(default="127.0.0.1", metadata={"env": "PGQ_METRICS_HOST"})
     # Scheduler (beat) and built-in maintenance
     beat: bool = field(default=False, metadata={"env": "PGQ_BEAT",
                                                 "parse": lambda v: v.lower() in ("1", "true",

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,9 @@ import psycopg
 
 from pgqueue import statements
 from pgqueue.errors import ConfigurationError
-from pgqueue.job import ClaimedJob
+from pgqueue.job import ClaimedJob, JobState
 from pgqueue.maintenance import Rescuer
+from pgqueue.metrics import WorkerMetrics
 from pgqueue.settings import Settings
 from pgqueue.statements import Finish
 from pgqueue.worker.atomic import AtomicTarget
@@ -58,6 +60,7 @@ class Worker:
         self._notified = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._signals = 0
+        self.metrics: WorkerMetrics | None = None
 
     # -- the loop -----------------------------------------------------------
     async def run(self) -> None:
@@ -98,6 +101,9 @@ class Worker:
         self.claim_link, self.finish_link = Link(dsn, "claim"), Link(dsn, "finish")
         self.beat_link, self.listen_link = Link(dsn, "heartbeat"), Link(dsn, "listen")
         self.executor = self._executor(dsn)
+        if s.metrics_port:
+            self.metrics = WorkerMetrics()
+            self.metrics.serve(s.metrics_port, s.metrics_host)
         self.worker_id = await self.claim_link.execute(statements.register_worker(
             self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
             queues=s.queues, pool=s.pool, concurrency=s.concurrency))
@@ -155,15 +161,21 @@ class Worker:
         task.add_done_callback(lambda _: self._job_done(job.id))
 
     async def _execute(self, job: ClaimedJob) -> None:
+        started = time.perf_counter()
         outcome = await self.executor.execute(job)
         if isinstance(outcome, Committed):  # an atomic task recorded itself
             self._recorded([], {job.id} if outcome.recorded else set())
             self.held.pop(job.id, None)
             if not outcome.recorded:
                 log.warning("job %d: lease lost, so its writes were rolled back", job.id)
-            return
-        task = self.app.tasks.get(job.task)
-        self.completer.add(decide(job, outcome, task.policy if task else None))
+            label = "succeeded" if outcome.recorded else "lease_lost"
+        else:
+            task = self.app.tasks.get(job.task)
+            record = decide(job, outcome, task.policy if task else None)
+            self.completer.add(record)
+            label = "retried" if record.state is JobState.QUEUED else record.state.value
+        if self.metrics is not None:
+            self.metrics.observe(job.queue, job.task, label, time.perf_counter() - started)
 
     def _job_done(self, job_id: int) -> None:
         self.running.pop(job_id, None)

@@ -111,3 +111,8 @@ WITH upserted AS (
     RETURNING name, paused
 )
 SELECT name, CASE WHEN NOT paused THEN pg_notify(%(jobs_channel)s, name) END FROM upserted;
+
+-- name: jobs_enqueued_total :one
+-- Every job ever enqueued took one value of the id sequence: a counter that
+-- pruning never lowers (rolled-back enqueues use values too: an upper bound).
+SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(%(jobs_table)s, 'id')), 0);
