@@ -35,6 +35,7 @@ def main(ctx: click.Context, dsn: str | None, schema: str | None, verbose: bool)
       pgq migrate                          create or upgrade the schema
       pgq worker --app myproj.tasks:app    run jobs
       pgq demo                             see the whole flow in one command
+      pgq status                           queues, workers and tasks at a glance
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
