@@ -12,6 +12,7 @@ import psycopg
 from pgqueue import cli_monitor, statements
 from pgqueue import migrate as migrations
 from pgqueue.cli_context import Ctx, fail
+from pgqueue.dashboard.command import dashboard
 from pgqueue.errors import PgQueueError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -318,6 +319,7 @@ def demo(obj: Ctx) -> None:
 
 
 cli_monitor.register(main, jobs)
+main.add_command(dashboard)
 
 if __name__ == "__main__":
     main()

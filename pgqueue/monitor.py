@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding, statements
 from pgqueue.job import JobState
+from pgqueue.schedule import Rule, next_after
 from pgqueue.sql import channels, queries
 from pgqueue.statements import Row, Statement
 
@@ -142,6 +145,8 @@ def to_json(value: Any) -> Any:
         return {k: to_json(v) for k, v in value.items()}
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)
     return value
 
 
@@ -234,8 +239,12 @@ class Monitor:
 
     def schedules(self) -> list[ScheduleRow]:
         out = []
+        now = dt.datetime.now(dt.UTC)
         for name, task, cron, every, tz, queue, _, paused, last, nxt in self.app.client.execute(
                 statements.list_schedules(self.schema)):
+            if nxt is None and not paused:  # no scheduler has run yet: work it out here
+                every_td = dt.timedelta(seconds=every) if every else None
+                nxt = next_after(Rule(cron=cron, every=every_td, tz=tz), now)
             rule = cron if cron else f"every {every:g}s"
             out.append(ScheduleRow(name, task, rule, tz, queue, paused, last, nxt))
         return out

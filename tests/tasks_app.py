@@ -150,6 +150,19 @@ def register(app: App) -> None:
         time.sleep(seconds)
         return n
 
+    # -- dashboard (tests/dashboard/) -------------------------------------------
+    @app.task
+    def fails_first_time(key: str) -> str:
+        """Fails its first run for `key`, succeeds on every later one (a retry): the row it
+        leaves in public.first_runs (the test creates the table) remembers, across
+        worker processes, that it ran."""
+        first = _conn(app.dsn()).execute(
+            "INSERT INTO public.first_runs (key) VALUES (%s) ON CONFLICT DO NOTHING "
+            "RETURNING key", (key,)).fetchone()
+        if first is not None:
+            raise RuntimeError(f"first run of {key!r} fails, as planned")
+        return f"{key} done"
+
 
 app = App()
 register(app)

@@ -1,0 +1,113 @@
+"""The POST endpoints that change state: retry, cancel, pause, resume, trigger.
+
+One handler per action serves both the API (JSON) and the pages' forms (a redirect
+back), see :mod:`pgqueue.dashboard.responses`. Authentication and CSRF are
+checked before these run, by the middleware, for every POST.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pgqueue.dashboard.responses import action_result, error, form
+from pgqueue.monitor import Monitor
+
+
+def _monitor(request: Request) -> Monitor:
+    monitor: Monitor = request.app.state.monitor
+    return monitor
+
+
+def _job_id(request: Request) -> int:
+    job_id: int = request.path_params["job_id"]
+    return job_id
+
+
+async def retry_job(request: Request) -> Response:
+    job_id, monitor = _job_id(request), _monitor(request)
+    next_page = f"/jobs/{job_id}"
+    if await run_in_threadpool(monitor.retry_job, job_id):
+        return await action_result(request, {"id": job_id, "state": "queued"},
+                                   notice="retried", default_next=next_page)
+    job = await run_in_threadpool(monitor.job, job_id)
+    if job is None:
+        return error(f"no job {job_id}", 404)
+    return await action_result(
+        request, {"error": f"job {job_id} is {job.state}: only a failed or cancelled job "
+                           "can be retried", "id": job_id, "state": job.state},
+        status=409, notice="not-retryable", default_next=next_page)
+
+
+async def cancel_job(request: Request) -> Response:
+    job_id, monitor = _job_id(request), _monitor(request)
+    next_page = f"/jobs/{job_id}"
+    state = await run_in_threadpool(monitor.cancel_job, job_id)
+    if state is not None:
+        # "running" means its worker was told to stop it; it ends as cancelled shortly.
+        return await action_result(request, {"id": job_id, "state": state},
+                                   notice="stopping" if state == "running" else "cancelled",
+                                   default_next=next_page)
+    job = await run_in_threadpool(monitor.job, job_id)
+    if job is None:
+        return error(f"no job {job_id}", 404)
+    return await action_result(
+        request, {"error": f"job {job_id} is {job.state}: only a queued or running job can "
+                           "be cancelled", "id": job_id, "state": job.state},
+        status=409, notice="not-cancellable", default_next=next_page)
+
+
+async def retry_failed(request: Request) -> Response:
+    task: str = request.path_params["task"]
+    fields = await form(request)
+    queue = fields.get("queue") or request.query_params.get("queue") or None
+    ids = await run_in_threadpool(_monitor(request).retry_failed, task=task, queue=queue)
+    return await action_result(request, {"task": task, "queue": queue, "count": len(ids),
+                                         "ids": ids},
+                               notice="retried-failed", default_next="/jobs")
+
+
+async def pause_queue(request: Request) -> Response:
+    return await _queue(request, paused=True)
+
+
+async def resume_queue(request: Request) -> Response:
+    return await _queue(request, paused=False)
+
+
+async def _queue(request: Request, *, paused: bool) -> Response:
+    name: str = request.path_params["queue"]
+    monitor = _monitor(request)
+    await run_in_threadpool(monitor.pause_queue if paused else monitor.resume_queue, name)
+    return await action_result(request, {"queue": name, "paused": paused},
+                               notice="paused" if paused else "resumed")
+
+
+async def pause_schedule(request: Request) -> Response:
+    return await _schedule(request, paused=True)
+
+
+async def resume_schedule(request: Request) -> Response:
+    return await _schedule(request, paused=False)
+
+
+async def _schedule(request: Request, *, paused: bool) -> Response:
+    name: str = request.path_params["schedule"]
+    monitor = _monitor(request)
+    found = await run_in_threadpool(
+        monitor.pause_schedule if paused else monitor.resume_schedule, name)
+    if not found:
+        return error(f"no schedule named {name!r}", 404)
+    return await action_result(request, {"schedule": name, "paused": paused},
+                               notice="schedule-paused" if paused else "schedule-resumed",
+                               default_next="/schedules")
+
+
+async def trigger_schedule(request: Request) -> Response:
+    name: str = request.path_params["schedule"]
+    job_id = await run_in_threadpool(_monitor(request).trigger_schedule, name)
+    if job_id is None:
+        return error(f"no schedule named {name!r}", 404)
+    return await action_result(request, {"schedule": name, "job_id": job_id},
+                               notice="triggered", default_next="/schedules")

@@ -1,0 +1,76 @@
+"""``pgq dashboard``: the command that starts the web dashboard.
+
+Kept importable without Starlette or uvicorn installed (they are imported when the
+command runs), so registering it in ``pgq`` costs nothing to those who never use it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+import psycopg
+
+from pgqueue.errors import PgQueueError
+
+if TYPE_CHECKING:
+    from pgqueue.cli_context import Ctx
+
+
+def parse_basic_auth(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise click.BadParameter("expected USER:PASS, both non-empty", param_hint="--basic-auth")
+    return user, password
+
+
+@click.command()
+@click.option("-A", "--app", "app_path", envvar="PGQ_APP", required=True, metavar="MODULE:APP",
+              help="Where your App is, e.g. myproj.tasks:app [env: PGQ_APP]. Its tasks' "
+                   "redact= settings decide which arguments are hidden.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs --token or "
+                   "--basic-auth.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--token", envvar="PGQ_DASHBOARD_TOKEN", metavar="SECRET",
+              help="Require this token: as 'Authorization: Bearer SECRET', or typed once "
+                   "into the login page [env: PGQ_DASHBOARD_TOKEN; prefer the variable: "
+                   "options show in ps].")
+@click.option("--basic-auth", envvar="PGQ_DASHBOARD_BASIC_AUTH", metavar="USER:PASS",
+              help="Require HTTP basic auth with these credentials "
+                   "[env: PGQ_DASHBOARD_BASIC_AUTH].")
+@click.pass_obj
+def dashboard(obj: Ctx, app_path: str, host: str, port: int, token: str | None,
+              basic_auth: str | None) -> None:
+    """Serve the web dashboard: live queues, workers and task stats, job search, and
+    retry / cancel / pause from the browser.
+
+    \b
+      pgq dashboard --app myproj.tasks:app               http://127.0.0.1:5555
+      PGQ_DASHBOARD_TOKEN=$(openssl rand -hex 32) \\
+        pgq dashboard --app myproj.tasks:app --host 0.0.0.0
+    """
+    from pgqueue.dashboard.server import InsecureBind, check_bind, serve
+
+    credentials = parse_basic_auth(basic_auth)
+    try:
+        check_bind(host, token=token, basic_auth=credentials)
+        import jinja2  # noqa: F401  (fail here, with the fix, rather than mid-start)
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except InsecureBind as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ImportError as exc:
+        raise click.ClickException(f"the dashboard needs its extra: pip install "
+                                   f"'pgqueue[dashboard]' ({exc})") from exc
+    try:
+        app = obj.app(app_path)
+        app.dsn()  # start (or fail to reach) the database before saying we are up
+        auth = ", ".join(n for n, on in (("token", token), ("basic auth", credentials)) if on)
+        click.echo(f"pgqueue dashboard on http://{host}:{port}/ "
+                   f"(authentication: {auth or 'none, loopback only'})", err=True)
+        serve(app, host=host, port=port, token=token, basic_auth=credentials)
+    except (PgQueueError, psycopg.Error, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,100 @@
+"""``create_app``: the dashboard as a Starlette application, with its security layers.
+
+Layers, outermost first: response headers that forbid framing and off-site
+scripts; authentication (:mod:`~pgqueue.dashboard.auth`); CSRF
+(:mod:`~pgqueue.dashboard.csrf`); then the routes (:mod:`~pgqueue.dashboard.routes`).
+Errors a user can act on (a bad filter, the database down) become 400 and 503
+answers that say so, instead of a bare 500.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pgqueue.app import App
+from pgqueue.dashboard.auth import Auth, AuthMiddleware
+from pgqueue.dashboard.csrf import CSRFMiddleware
+from pgqueue.dashboard.params import BadRequest
+from pgqueue.dashboard.paths import route_path
+from pgqueue.dashboard.responses import error
+from pgqueue.dashboard.routes import ROUTES
+from pgqueue.dashboard.templating import make_templates
+from pgqueue.errors import DatabaseUnavailable
+from pgqueue.monitor import Monitor
+
+# Scripts only from our own /static (no inline script, no eval); no framing, so no
+# page of another site can overlay our buttons (clickjacking). Inline styles are
+# allowed because uPlot positions its cursor and legend with them.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self'; "
+                               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _bad_request(request: Request, exc: Exception) -> Response:
+    if route_path(request.scope).startswith("/api/"):
+        return error(str(exc), 400)
+    return PlainTextResponse(f"400 Bad Request: {exc}", status_code=400)
+
+
+def _database_down(request: Request, exc: Exception) -> Response:
+    message = f"the database is unavailable: {exc}".strip()
+    if route_path(request.scope).startswith("/api/"):
+        return error(message, 503)
+    return PlainTextResponse(f"503 Service Unavailable: {message}", status_code=503,
+                             headers={"Retry-After": "2"})
+
+
+def create_app(app: App, *, token: str | None = None,
+               basic_auth: tuple[str, str] | None = None) -> Starlette:
+    """The dashboard for ``app``'s database, as an ASGI application.
+
+    With ``token`` and/or ``basic_auth`` every page and API call needs credentials
+    (see :mod:`pgqueue.dashboard.auth`); without them, anyone who reaches it may
+    act, so only serve it on loopback then (:func:`pgqueue.dashboard.server.serve` enforces
+    that). CSRF protection is on either way.
+    """
+    auth = Auth(token=token, basic=basic_auth)
+    dashboard = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(SecurityHeaders), Middleware(AuthMiddleware, auth=auth),
+                    Middleware(CSRFMiddleware)],
+        exception_handlers={
+            BadRequest: _bad_request,
+            DatabaseUnavailable: _database_down,
+            psycopg.OperationalError: _database_down,
+        },
+    )
+    dashboard.state.monitor = Monitor(app)
+    dashboard.state.auth = auth
+    dashboard.state.templates = make_templates()
+    return dashboard

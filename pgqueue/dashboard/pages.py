@@ -1,0 +1,111 @@
+"""The HTML pages and the fragments htmx polls to keep them live.
+
+Each page is rendered whole on first load (it works without JavaScript); its live
+parts are ``templates/fragments/*`` that the page re-fetches every two seconds
+from ``/fragments/...`` and swaps in place. Plain ``def`` handlers: Starlette runs
+them in its thread pool, where the Monitor's blocking calls belong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from pgqueue.dashboard import params
+from pgqueue.monitor import Monitor
+
+
+def _monitor(request: Request) -> Monitor:
+    monitor: Monitor = request.app.state.monitor
+    return monitor
+
+
+def _render(request: Request, template: str, context: dict[str, Any],
+            status: int = 200) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    # Pages change every two seconds: a cached copy would only mislead.
+    return templates.TemplateResponse(request, template, context, status_code=status,
+                                      headers={"Cache-Control": "no-store"})
+
+
+# -- overview ------------------------------------------------------------------
+def _overview_context(request: Request, *parts: str) -> dict[str, Any]:
+    window = params.window(request.query_params)
+    monitor = _monitor(request)
+    context: dict[str, Any] = {"window": window}
+    if "workers" in parts:
+        context["workers"] = monitor.workers()
+    if "queues" in parts:
+        context["queues"] = monitor.queues(window.span)
+    if "tasks" in parts:
+        context["tasks"] = monitor.task_stats(window.span)
+    return context
+
+
+def overview(request: Request) -> Response:
+    context = _overview_context(request, "workers", "queues", "tasks")
+    return _render(request, "overview.html", context)
+
+
+def workers_fragment(request: Request) -> Response:
+    return _render(request, "fragments/workers.html", _overview_context(request, "workers"))
+
+
+def queues_fragment(request: Request) -> Response:
+    return _render(request, "fragments/queues.html", _overview_context(request, "queues"))
+
+
+def tasks_fragment(request: Request) -> Response:
+    return _render(request, "fragments/tasks.html", _overview_context(request, "tasks"))
+
+
+# -- jobs ----------------------------------------------------------------------
+def _jobs_context(request: Request) -> dict[str, Any]:
+    filters = params.job_filters(request.query_params)
+    monitor = _monitor(request)
+    page = monitor.jobs(state=filters.state, queue=filters.queue, task=filters.task,
+                        since=filters.since, until=filters.until,
+                        before_id=filters.before_id, limit=filters.limit)
+    return {"filters": filters, "page": page}
+
+
+def jobs(request: Request) -> Response:
+    context = _jobs_context(request)
+    monitor = _monitor(request)
+    # Suggestions for the filter inputs; any name may still be typed.
+    context["known_queues"] = sorted({q.queue for q in monitor.queues()})
+    context["known_tasks"] = sorted(set(monitor.app.tasks))
+    return _render(request, "jobs.html", context)
+
+
+def jobs_fragment(request: Request) -> Response:
+    return _render(request, "fragments/jobs.html", _jobs_context(request))
+
+
+def _job_context(request: Request) -> tuple[dict[str, Any], int]:
+    job_id: int = request.path_params["job_id"]
+    job = _monitor(request).job(job_id)
+    return {"job": job, "job_id": job_id}, 200 if job is not None else 404
+
+
+def job(request: Request) -> Response:
+    context, status = _job_context(request)
+    return _render(request, "job.html", context, status)
+
+
+def job_fragment(request: Request) -> Response:
+    context, status = _job_context(request)
+    return _render(request, "fragments/job.html", context, status)
+
+
+# -- schedules -------------------------------------------------------------------
+def schedules(request: Request) -> Response:
+    return _render(request, "schedules.html", {"schedules": _monitor(request).schedules()})
+
+
+def schedules_fragment(request: Request) -> Response:
+    return _render(request, "fragments/schedules.html",
+                   {"schedules": _monitor(request).schedules()})
