@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import datetime as dt
 import functools
 import threading
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from pgqueue import embedded, statements
 from pgqueue.client import Client
 from pgqueue.client_async import AsyncClient
+from pgqueue.hooks import Hooks
 from pgqueue.migrate import migrate_dsn
 from pgqueue.result import JobResult
 from pgqueue.retry import RetryPolicy
@@ -42,6 +44,7 @@ class App:
         self.settings = settings
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, Schedule] = {}
+        self.hooks = Hooks()
         self._dsn: str | None = None
         self._dsn_lock = threading.Lock()
         self.client = Client(self.dsn, settings.pool_size, settings.pool_timeout)
@@ -200,7 +203,7 @@ class App:
 
         All or nothing, and inside ``connection``'s transaction when one is given.
         """
-        batch = list(requests)
+        batch = self._with_headers(requests)
         if not batch:
             return []
         ids = self.client.execute(statements.enqueue(self.settings.schema, batch), connection)
@@ -209,12 +212,19 @@ class App:
     async def enqueue_many_async(self, requests: Iterable[statements.EnqueueRequest], *,
                                  connection: psycopg.AsyncConnection[Any] | None = None
                                  ) -> list[JobResult]:
-        batch = list(requests)
+        batch = self._with_headers(requests)
         if not batch:
             return []
         ids = await self.async_client.execute(
             statements.enqueue(self.settings.schema, batch), connection)
         return [JobResult(self, i) for i in ids]
+
+    def _with_headers(self, requests: Iterable[statements.EnqueueRequest]
+                      ) -> list[statements.EnqueueRequest]:
+        if not self.hooks.any_enqueue_hooks:
+            return list(requests)
+        return [dataclasses.replace(r, headers={**(r.headers or {}), **self.hooks.headers(r.task)})
+                for r in requests]
 
     def send_task(
         self,

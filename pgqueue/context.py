@@ -29,6 +29,7 @@ class JobContext:
     attempt: int
     max_retries: int
     lease: uuid.UUID | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
     thread_id: int | None = field(default=None, repr=False)
     # An atomic task's open transaction: its writes commit with the job's

@@ -33,6 +33,7 @@ class ClaimedJob:
     lease: uuid.UUID
     args_json: str
     kwargs_json: str
+    headers_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

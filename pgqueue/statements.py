@@ -8,6 +8,7 @@ implementation of every query and every row decoding.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class EnqueueRequest:
     eta: dt.datetime | None = None
     countdown: float | None = None
     max_attempts: int = 1
+    headers: Mapping[str, str] | None = None  # e.g. trace context, from before_enqueue hooks
 
 
 def make_request(
@@ -104,6 +106,7 @@ def enqueue(schema: str, requests: Sequence[EnqueueRequest]) -> Statement[list[i
             "max_attempts": [r.max_attempts for r in requests],
             "args": [r.args_json for r in requests],
             "kwargs": [r.kwargs_json for r in requests],
+            "headers": [json.dumps(dict(r.headers)) if r.headers else None for r in requests],
         },
         _first_column,
     )

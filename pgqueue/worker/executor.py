@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding
 from pgqueue.context import JobContext
 from pgqueue.errors import SoftTimeLimitExceeded, TimeLimitExceeded, UnknownTask
+from pgqueue.hooks import Hooks
 from pgqueue.job import ClaimedJob, JobError
 from pgqueue.worker.atomic import AtomicTarget, close_pools
 from pgqueue.worker.invoke import (
@@ -32,6 +34,7 @@ from pgqueue.worker.invoke import (
     outcome_of_exception,
     outcome_of_value,
     raise_in_thread,
+    report,
 )
 from pgqueue.worker.outcome import Cancelled, Failed, Outcome, TimedOut, error_from
 from pgqueue.worker.processes import ProcessPool
@@ -47,8 +50,9 @@ def _hard_limit_error(limit: float | None) -> JobError:
 class Executor:
     def __init__(self, tasks: dict[str, Task[Any, Any]], pool: str,
                  threads: ThreadPoolExecutor | None, processes: ProcessPool | None,
-                 app_path: str | None) -> None:
+                 app_path: str | None, hooks: Hooks | None = None) -> None:
         self.tasks = tasks
+        self.hooks = hooks or Hooks()
         self.pool = pool
         self.threads = threads
         self.processes = processes
@@ -81,7 +85,8 @@ class Executor:
         except Exception as exc:
             return Failed(error_from(exc))
         ctx = JobContext(job.id, job.task, job.queue, job.attempt, task.policy.max_retries,
-                         lease=job.lease)
+                         lease=job.lease,
+                         headers=json.loads(job.headers_json) if job.headers_json else {})
         self.contexts[job.id] = ctx
         try:
             if self.processes is not None:
@@ -94,6 +99,21 @@ class Executor:
 
     async def _on_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                        ctx: JobContext) -> Outcome:
+        """A coroutine task, inside the around_task hooks (which see its exception)."""
+        error: Exception | None = None
+        value: Any = None
+        try:
+            with self.hooks.around(ctx):
+                outcome, value = await self._await_task(task, args, kwargs, ctx)
+        except Exception as exc:
+            error = exc
+            outcome = Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
+        report(self.hooks, ctx, outcome, value, error)
+        return outcome
+
+    async def _await_task(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                          ctx: JobContext) -> tuple[Outcome, Any]:
+        """Run the coroutine under its time limits; the task's own exceptions propagate."""
         inner = asyncio.ensure_future(task.fn(*arguments(task, ctx, args), **kwargs))
         self.coroutines[ctx.job_id] = inner
         loop = asyncio.get_running_loop()
@@ -112,25 +132,23 @@ class Executor:
             value = await inner
         except asyncio.CancelledError:
             if ctx.is_cancelled():
-                return Cancelled()
+                return Cancelled(), None
             if not expired:
                 raise  # the worker itself is being cancelled
             limit = task.time_limit if expired[-1] == "hard" else task.soft_time_limit
             return TimedOut(JobError("TimeLimitExceeded",
-                                     f"{expired[-1]} time limit ({limit}s) exceeded", ""))
-        except Exception as exc:
-            return Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
+                                     f"{expired[-1]} time limit ({limit}s) exceeded", "")), None
         finally:
             for timer in timers:
                 timer.cancel()
             del self.coroutines[ctx.job_id]
-        return outcome_of_value(task.name, value)
+        return outcome_of_value(task.name, value), value
 
     async def _in_thread(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                          ctx: JobContext) -> Outcome:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.threads, invoke, task, args, kwargs, ctx,
-                                      self.atomic)
+                                      self.atomic, self.hooks)
         soft, hard = task.soft_time_limit, task.time_limit
         if soft:
             done, _ = await asyncio.wait({future}, timeout=soft)

@@ -8,6 +8,7 @@ an exception inside another thread (for soft time limits).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import threading
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from pgqueue.worker.outcome import (
 )
 
 if TYPE_CHECKING:
+    from pgqueue.hooks import Hooks
     from pgqueue.task import Task
 
 
@@ -54,26 +56,55 @@ def outcome_of_value(task_name: str, value: Any) -> Outcome:
 
 
 def invoke(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
-           ctx: JobContext, atomic: AtomicTarget | None = None) -> Outcome:
-    """Run a task to completion in this thread (an ``async def`` one gets its own loop)."""
+           ctx: JobContext, atomic: AtomicTarget | None = None,
+           hooks: Hooks | None = None) -> Outcome:
+    """Run a task to completion in this thread (an ``async def`` one gets its own loop),
+    inside the app's around_task hooks, which see the task's exception if it raises."""
     ctx.thread_id = threading.get_ident()
+    error: BaseException | None = None
+    value: Any = None
     try:
-        if task.atomic and atomic is not None and ctx.lease is not None:
-            recorded, _ = run_atomically(
-                task.fn, arguments(task, ctx, args), kwargs, atomic, ctx.job_id, ctx.lease,
-                lambda conn: setattr(ctx, "connection", conn))
-            return Committed(recorded)
-        if task.is_async:
-            value = asyncio.run(task.fn(*arguments(task, ctx, args), **kwargs))
-        else:
-            value = task.fn(*arguments(task, ctx, args), **kwargs)
+        with hooks.around(ctx) if hooks else contextlib.nullcontext():
+            outcome, value = _call(task, args, kwargs, ctx, atomic)
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not ctx.is_cancelled():
             raise
-        return Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
+        error = exc
+        outcome = Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
     finally:
         ctx.thread_id = None
-    return Cancelled() if ctx.is_cancelled() else outcome_of_value(task.name, value)
+    if error is None and ctx.is_cancelled():
+        outcome = Cancelled()
+    if hooks is not None:
+        report(hooks, ctx, outcome, value, error)
+    return outcome
+
+
+def _call(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext,
+          atomic: AtomicTarget | None) -> tuple[Outcome, Any]:
+    if task.atomic and atomic is not None and ctx.lease is not None:
+        recorded, value = run_atomically(
+            task.fn, arguments(task, ctx, args), kwargs, atomic, ctx.job_id, ctx.lease,
+            lambda conn: setattr(ctx, "connection", conn))
+        return Committed(recorded), value
+    if task.is_async:
+        value = asyncio.run(task.fn(*arguments(task, ctx, args), **kwargs))
+    else:
+        value = task.fn(*arguments(task, ctx, args), **kwargs)
+    return outcome_of_value(task.name, value), value
+
+
+_LABELS = {Succeeded: "succeeded", Committed: "succeeded", Failed: "failed",
+           RetryRequested: "retry", TimedOut: "timed_out", Cancelled: "cancelled"}
+
+
+def report(hooks: Hooks, ctx: JobContext, outcome: Outcome, value: Any,
+           error: BaseException | None) -> None:
+    """Tell the after/failure/retry hooks how the attempt ended."""
+    retrying = isinstance(outcome, RetryRequested) or (
+        isinstance(outcome, Failed) and outcome.retryable and ctx.attempt <= ctx.max_retries)
+    label = "retry" if retrying else _LABELS[type(outcome)]
+    hooks.finished(ctx, label, value if error is None else None, error, retrying)
 
 
 def raise_in_thread(thread_id: int | None, exc_type: type[BaseException]) -> bool:

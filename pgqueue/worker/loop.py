@@ -143,7 +143,8 @@ class Worker:
             processes.start()
         else:
             threads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="pgq-job")
-        return Executor(self.app.tasks, s.pool, threads, processes, self.app_path)
+        return Executor(self.app.tasks, s.pool, threads, processes, self.app_path,
+                        self.app.hooks)
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:

@@ -56,7 +56,8 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
     from pgqueue.worker.atomic import AtomicTarget
     from pgqueue.worker.invoke import invoke
 
-    tasks = load_app(app_path).tasks
+    child_app = load_app(app_path)
+    tasks = child_app.tasks
     dsn, schema = env["PGQ_DSN"], env.get("PGQ_SCHEMA", "pgqueue")
     while True:
         try:
@@ -68,10 +69,11 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
             return
         task = tasks[msg["task"]]
         ctx = JobContext(msg["id"], msg["task"], msg["queue"], msg["attempt"],
-                         task.policy.max_retries, lease=uuid.UUID(msg["lease"]))
+                         task.policy.max_retries, lease=uuid.UUID(msg["lease"]),
+                         headers=json.loads(msg["headers"]) if msg.get("headers") else {})
         atomic = AtomicTarget(dsn, schema, msg["worker_id"], 1)
         outcome = invoke(task, encoding.loads(msg["args"]), encoding.loads(msg["kwargs"]), ctx,
-                         atomic)
+                         atomic, child_app.hooks)
         conn.send_bytes(json.dumps(_outcome_to_wire(outcome)).encode())
 
 
@@ -171,7 +173,8 @@ class ProcessPool:
                       hard: float | None) -> Outcome:
         message = {"id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
                    "args": job.args_json, "kwargs": job.kwargs_json,
-                   "lease": str(job.lease), "worker_id": self.worker_id}
+                   "lease": str(job.lease), "worker_id": self.worker_id,
+                   "headers": job.headers_json}
         child.conn.send_bytes(json.dumps(message).encode())
         reply = asyncio.ensure_future(self._receive(child))
         loop = asyncio.get_running_loop()

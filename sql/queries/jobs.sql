@@ -5,14 +5,15 @@
 -- name: enqueue_jobs :many
 -- One statement for one job or ten thousand: arrays in, one row per job out.
 -- run_at is the database's clock plus the countdown, or the given eta.
-INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs)
+INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers)
 SELECT i.queue, i.task, i.priority,
        coalesce(i.eta, now() + make_interval(secs => coalesce(i.countdown, 0))),
-       i.max_attempts, i.args, i.kwargs
+       i.max_attempts, i.args, i.kwargs, i.headers
 FROM unnest(%(queues)s::text[], %(tasks)s::text[], %(priorities)s::smallint[],
             %(etas)s::timestamptz[], %(countdowns)s::float8[], %(max_attempts)s::int[],
-            %(args)s::jsonb[], %(kwargs)s::jsonb[])
-     WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args, kwargs, n)
+            %(args)s::jsonb[], %(kwargs)s::jsonb[], %(headers)s::jsonb[])
+     WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args, kwargs,
+                          headers, n)
 ORDER BY i.n
 RETURNING id;
 
@@ -45,7 +46,8 @@ SET state = 'running',
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM candidates
 WHERE j.id = candidates.id
-RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args::text, j.kwargs::text;
+RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args::text, j.kwargs::text,
+          j.headers::text;
 
 -- name: finish_jobs :one
 -- Records a batch of outcomes in one statement. Each row is applied only if
