@@ -33,9 +33,10 @@ def instrument(app: App, tracer_provider: Any = None) -> None:
     @contextmanager
     def span(ctx: JobContext) -> Iterator[None]:
         parent = propagate.extract(ctx.headers)
-        attributes = {"messaging.system": "pgqueue", "messaging.destination.name": ctx.queue,
-                      "messaging.message.id": str(ctx.job_id), "pgqueue.task": ctx.task,
-                      "pgqueue.attempt": ctx.attempt}
+        attributes: dict[str, str | int] = {
+            "messaging.system": "pgqueue", "messaging.destination.name": ctx.queue,
+            "messaging.message.id": str(ctx.job_id), "pgqueue.task": ctx.task,
+            "pgqueue.attempt": ctx.attempt}
         with tracer.start_as_current_span(f"pgqueue.run {ctx.task}", context=parent,
                                           kind=trace.SpanKind.CONSUMER,
                                           attributes=attributes):
