@@ -206,6 +206,9 @@ class App:
         batch = self._with_headers(requests)
         if not batch:
             return []
+        if self.settings.eager:  # tests: run inline; lazy, it pulls in the worker's invoke
+            from pgqueue import eager
+            return eager.run(self, batch, connection)
         ids = self.client.execute(statements.enqueue(self.settings.schema, batch), connection)
         return [JobResult(self, i) for i in ids]
 
@@ -215,6 +218,9 @@ class App:
         batch = self._with_headers(requests)
         if not batch:
             return []
+        if self.settings.eager:
+            from pgqueue import eager
+            return await eager.run_async(self, batch, connection)
         ids = await self.async_client.execute(
             statements.enqueue(self.settings.schema, batch), connection)
         return [JobResult(self, i) for i in ids]
@@ -275,6 +281,11 @@ class App:
 
     def AsyncResult(self, job_id: int) -> JobResult:
         """A JobResult for an id kept from earlier (a web session, a log line)."""
+        if self.settings.eager:
+            from pgqueue import eager
+            found = eager.lookup(self, job_id)
+            if found is not None:
+                return found
         return JobResult(self, job_id)
 
     # -- admin --------------------------------------------------------------

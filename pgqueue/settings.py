@@ -20,6 +20,10 @@ _QUEUE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 POOLS = ("threads", "processes", "asyncio")
 
 
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes", "on")
+
+
 def _queues(value: str) -> tuple[str, ...]:
     return tuple(q.strip() for q in value.split(",") if q.strip())
 
@@ -49,9 +53,7 @@ class Settings:
                                                              "parse": int})
     metrics_host: str = field(default="127.0.0.1", metadata={"env": "PGQ_METRICS_HOST"})
     # Scheduler (beat) and built-in maintenance
-    beat: bool = field(default=False, metadata={"env": "PGQ_BEAT",
-                                                "parse": lambda v: v.lower() in ("1", "true",
-                                                                                 "yes", "on")})
+    beat: bool = field(default=False, metadata={"env": "PGQ_BEAT", "parse": _flag})
     leader_dsn: str | None = field(default=None, metadata={"env": "PGQ_LEADER_DSN"})
     retention_days: float = field(default=7.0, metadata={"env": "PGQ_RETENTION_DAYS",
                                                          "parse": float})
@@ -61,6 +63,8 @@ class Settings:
     pool_size: int = field(default=10, metadata={"env": "PGQ_POOL_SIZE", "parse": int})
     pool_timeout: float = field(default=5.0, metadata={"env": "PGQ_POOL_TIMEOUT",
                                                        "parse": float})
+    # Tests: run tasks inline at enqueue (pgqueue.eager)
+    eager: bool = field(default=False, metadata={"env": "PGQ_EAGER", "parse": _flag})
     # Embedded Postgres for local use when no DSN is given
     home: str = field(default=".pgqueue", metadata={"env": "PGQ_HOME"})
 

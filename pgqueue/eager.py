@@ -1,0 +1,322 @@
+"""Eager mode: run jobs inline at enqueue, like Celery's ``task_always_eager``.
+
+With ``App(eager=True)`` (or ``PGQ_EAGER=1``) ``delay()``, ``apply_async()``,
+``map()`` and ``enqueue_many()`` run each task in the calling thread and return
+an :class:`EagerResult` instead of writing a row. It is meant for tests of code
+that enqueues, where no worker runs.
+
+What stays as in production, on purpose:
+
+- Arguments go through the same JSON encoding, so a bad argument still raises
+  ``TypeError`` at enqueue, and the task receives decoded values (a tuple comes
+  back as a list, a ``datetime`` as a ``datetime``).
+- The return value is encoded and decoded again, so ``get()`` gives what a real
+  worker would have stored, and a value JSON can't hold fails the job.
+- Failures are recorded, not raised: ``get()`` raises :class:`TaskError` with
+  the type, message and traceback; retries follow the task's policy (run again
+  at once, with no delay); an unknown task name fails like it would in a worker.
+
+The app's task hooks (``app.hooks``) run around each attempt, as in a worker.
+What differs: ``countdown`` and ``eta`` are ignored (retries run again at once),
+time limits are not enforced, and nothing is written to the jobs table. An
+``atomic=True`` task gets ``self.connection``: the caller's connection (inside a
+savepoint) when one was passed, else one from the app's pool, in a transaction
+that rolls back if the task fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import datetime as dt
+import itertools
+import threading
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from pgqueue import encoding
+from pgqueue.context import JobContext
+from pgqueue.errors import JobCancelled, TaskError, UnknownTask
+from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
+from pgqueue.result import JobResult
+from pgqueue.statements import EnqueueRequest
+from pgqueue.worker.invoke import (
+    arguments,
+    invoke,
+    outcome_of_exception,
+    outcome_of_value,
+    report,
+)
+from pgqueue.worker.outcome import Outcome, Succeeded, decide, error_from
+
+if TYPE_CHECKING:
+    from pgqueue.app import App
+    from pgqueue.task import Task
+
+# Eager ids come from one process-wide counter, so two eager results never share
+# an id, even across apps. They name no row in the database.
+_ids = itertools.count(1)
+_ids_lock = threading.Lock()
+# Each app's latest eager results, for app.AsyncResult(id) and assert_enqueued;
+# bounded, so an app left in eager mode (a dev server) doesn't grow without end.
+_KEEP = 10_000
+_results: dict[App, dict[int, EagerResult]] = {}
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
+def _next_id() -> int:
+    with _ids_lock:
+        return next(_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class EagerJob:
+    """What was "enqueued": the request as a worker would have claimed it."""
+
+    id: int
+    request: EnqueueRequest
+    info: JobInfo
+
+
+class EagerResult(JobResult):
+    """A finished job kept in memory: the :class:`JobResult` interface, no database.
+
+    ``state``, ``ready()``, ``successful()``, ``failed()`` and ``result`` work as
+    for a real job (the base class derives them from :meth:`info`).
+    """
+
+    def __init__(self, app: App, job: EagerJob) -> None:
+        super().__init__(app, job.id)
+        self.job = job
+
+    def __repr__(self) -> str:
+        return f"<EagerResult {self.id} {self.job.info.task} {self.job.info.state}>"
+
+    def info(self) -> JobInfo:
+        return self.job.info
+
+    async def info_async(self) -> JobInfo:
+        return self.job.info
+
+    def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
+        """The value, or the job's error raised as :class:`TaskError` (never waits)."""
+        info = self.job.info
+        if info.state is JobState.SUCCEEDED:
+            return info.result
+        if not propagate:
+            return None
+        if info.state is JobState.CANCELLED:
+            raise JobCancelled(f"job {info.id} ({info.task}) was cancelled")
+        err = info.error or JobError("UnknownError", "the job failed without an error", "")
+        raise TaskError(info.id, err.type, err.message, err.traceback)
+
+    async def get_async(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
+        return self.get(timeout, propagate=propagate)
+
+    # An eager job has already finished: there is nothing left to cancel or retry.
+    def cancel(self) -> JobState | None:
+        return None
+
+    async def cancel_async(self) -> JobState | None:
+        return None
+
+    def retry(self) -> bool:
+        return False
+
+    async def retry_async(self) -> bool:
+        return False
+
+
+def results(app: App) -> list[EagerResult]:
+    """The app's eager results so far, oldest first."""
+    return list(_results.get(app, {}).values())
+
+
+def lookup(app: App, job_id: int) -> EagerResult | None:
+    """The eager result with this id, for ``app.AsyncResult(id)`` in eager mode."""
+    return _results.get(app, {}).get(job_id)
+
+
+def clear(app: App) -> None:
+    """Forget the app's eager results (between tests)."""
+    _results.pop(app, None)
+
+
+# -- running ------------------------------------------------------------------------
+def run(app: App, batch: Sequence[EnqueueRequest],
+        connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
+    """Run each request now, in order; the hook ``App.enqueue_many`` calls in eager mode."""
+    out: list[JobResult] = []
+    for request in batch:
+        job_id = _next_id()
+        out.append(_record(app, job_id, request, _attempts(app, job_id, request, connection)))
+    return out
+
+
+async def run_async(app: App, batch: Sequence[EnqueueRequest],
+                    connection: psycopg.AsyncConnection[Any] | None = None
+                    ) -> list[JobResult]:
+    """``run`` for ``enqueue_many_async``: ``async def`` tasks are awaited on this loop.
+
+    Plain functions still run to completion before this returns (blocking the
+    loop, as a test can afford). An atomic task needs a sync connection, so it
+    gets one from the app's pool rather than ``connection``.
+    """
+    out: list[JobResult] = []
+    for request in batch:
+        job_id = _next_id()
+        out.append(_record(app, job_id, request, await _attempts_async(app, job_id, request)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """How the last attempt ended: the state, the stored value or error, and the count."""
+
+    state: JobState
+    attempts: int
+    value_json: str | None = None
+    error: JobError | None = None
+
+
+def _decided(task: Task[Any, Any], request: EnqueueRequest, attempt: int,
+             outcome: Outcome) -> _Ending | None:
+    """The ending after this attempt, or None if the retry policy runs it again.
+
+    The worker's own pure decide() judges, so retries follow the same rules;
+    it ends every job within its budget, so the callers' loops end too.
+    """
+    job = ClaimedJob(id=0, task=request.task, queue=request.queue, attempt=attempt,
+                     max_attempts=request.max_attempts, lease=uuid.uuid4(),
+                     args_json=request.args_json, kwargs_json=request.kwargs_json)
+    record = decide(job, outcome, task.policy)
+    if record.state is JobState.QUEUED:
+        return None
+    return _Ending(record.state, attempt, record.value_json, record.error)
+
+
+def _unknown(app: App, request: EnqueueRequest) -> _Ending:
+    registered = ", ".join(sorted(app.tasks)) or "none"
+    exc = UnknownTask(f"unknown task {request.task!r} (registered: {registered}); "
+                      "in eager mode the task must be registered on this App")
+    return _Ending(JobState.FAILED, 1, None, error_from(exc))
+
+
+def _attempts(app: App, job_id: int, request: EnqueueRequest,
+              connection: psycopg.Connection[Any] | None) -> _Ending:
+    """Run the task until it succeeds or its retries are spent (no delay between)."""
+    task = app.tasks.get(request.task)
+    if task is None:
+        return _unknown(app, request)
+    for attempt in itertools.count(1):
+        outcome = _attempt(app, task, _call(job_id, task, request, attempt), connection)
+        ending = _decided(task, request, attempt, outcome)
+        if ending is not None:
+            return ending
+    raise AssertionError("unreachable")
+
+
+async def _attempts_async(app: App, job_id: int, request: EnqueueRequest) -> _Ending:
+    task = app.tasks.get(request.task)
+    if task is None:
+        return _unknown(app, request)
+    if not task.is_async:
+        return _attempts(app, job_id, request, None)
+    for attempt in itertools.count(1):
+        outcome = await _attempt_async(app, task, _call(job_id, task, request, attempt))
+        ending = _decided(task, request, attempt, outcome)
+        if ending is not None:
+            return ending
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class _Call:
+    """One attempt's context and decoded arguments, decoded afresh each time, as a
+    worker would (so a task that mutates its arguments can't leak into a retry)."""
+
+    ctx: JobContext
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+def _call(job_id: int, task: Task[Any, Any], request: EnqueueRequest,
+             attempt: int) -> _Call:
+    ctx = JobContext(job_id, task.name, request.queue, attempt, task.policy.max_retries,
+                     headers=dict(request.headers or {}))
+    return _Call(ctx, encoding.loads(request.args_json), encoding.loads(request.kwargs_json))
+
+
+async def _attempt_async(app: App, task: Task[Any, Any], call: _Call) -> Outcome:
+    """An ``async def`` task on this loop, inside the app's hooks, as the worker runs it."""
+    error: Exception | None = None
+    value: Any = None
+    try:
+        with app.hooks.around(call.ctx):
+            value = await task.fn(*arguments(task, call.ctx, call.args), **call.kwargs)
+            outcome = outcome_of_value(task.name, value)
+    except Exception as exc:
+        error = exc
+        outcome = outcome_of_exception(task, exc)
+    report(app.hooks, call.ctx, outcome, value, error)
+    return outcome
+
+
+def _attempt(app: App, task: Task[Any, Any], call: _Call,
+             connection: psycopg.Connection[Any] | None) -> Outcome:
+    if not task.atomic:
+        return _inline(app, task, call)
+    with contextlib.ExitStack() as stack:
+        conn = connection if connection is not None else stack.enter_context(
+            app.client.connection())
+        if not conn.autocommit and conn.info.transaction_status == _IDLE:
+            # A real enqueue's INSERT would open the caller's transaction; do the same,
+            # or psycopg would run the block below as a transaction of its own and
+            # commit it whatever the caller does next.
+            conn.execute("SELECT 1")
+        # A savepoint in the caller's transaction, or (autocommit, pool) its own.
+        with conn.transaction() as tx:
+            call.ctx.connection = conn
+            outcome = _inline(app, task, call)
+            if not isinstance(outcome, Succeeded):
+                raise psycopg.Rollback(tx)  # like the worker: a failed atomic task writes nothing
+        return outcome
+
+
+def _inline(app: App, task: Task[Any, Any], call: _Call) -> Outcome:
+    """The worker's own invoke() (hooks included); in a helper thread if this one runs
+    an event loop, since invoke() runs an ``async def`` task with asyncio.run()."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return invoke(task, call.args, call.kwargs, call.ctx, None, app.hooks)
+    with ThreadPoolExecutor(1, thread_name_prefix="pgq-eager") as pool:
+        # In the caller's context (contextvars), so hooks and tasks see what it set.
+        return pool.submit(contextvars.copy_context().run, invoke, task, call.args,
+                           call.kwargs, call.ctx, None, app.hooks).result()
+
+
+def _record(app: App, job_id: int, request: EnqueueRequest, ending: _Ending) -> EagerResult:
+    now = dt.datetime.now(dt.UTC)
+    task = app.tasks.get(request.task)
+    info = JobInfo(
+        id=job_id, task=request.task, queue=request.queue, state=ending.state,
+        attempts=ending.attempts,
+        max_attempts=request.max_attempts if request.max_attempts > 0 else (
+            task.policy.max_attempts if task else 1),
+        priority=request.priority, run_at=now, created_at=now, started_at=now,
+        finished_at=now,
+        result=encoding.loads(ending.value_json) if ending.value_json is not None else None,
+        error=ending.error)
+    result = EagerResult(app, EagerJob(job_id, request, info))
+    kept = _results.setdefault(app, {})
+    kept[job_id] = result
+    if len(kept) > _KEEP:
+        del kept[next(iter(kept))]  # the oldest
+    return result

@@ -1,0 +1,465 @@
+"""Testing helpers for code that uses pgqueue, and the pytest plugin that serves them.
+
+The plugin (entry point ``pgqueue`` in the ``pytest11`` group, so installing
+pgqueue is enough) gives fixtures:
+
+- ``pgqueue_dsn``: a fresh database with pgqueue's schema, for this test. The
+  server is ``--pgqueue-dsn`` or ``PGQ_TEST_DSN``; without either, a private
+  throwaway Postgres (``pip install 'pgqueue[embedded]'``). The schema is
+  migrated once into a template database; each test gets a copy of it, which
+  is much faster than migrating per test.
+- ``pgqueue_app``: your App (``pgqueue_app = "myproj.tasks:app"`` in the pytest
+  ini options) pointed at ``pgqueue_dsn`` for the test, and restored after.
+  ``pgqueue_settings`` (a dict, empty by default) overrides its settings.
+- ``pgqueue_eager``: the same App in eager mode (:mod:`pgqueue.eager`).
+- ``pgqueue_worker``: a real worker running ``pgqueue_app``'s tasks in this
+  process for the length of the test.
+
+and plain functions, usable with or without pytest: :func:`run_until_empty`,
+:func:`assert_enqueued`, :func:`assert_not_enqueued`, :func:`enqueued_jobs`,
+:func:`bind_app` and :func:`worker_running`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pgqueue import eager, encoding
+from pgqueue.app import App
+from pgqueue.loader import load_app
+from pgqueue.migrate import migrate_dsn
+from pgqueue.settings import Settings
+from pgqueue.task import Task
+
+if TYPE_CHECKING:
+    from pgqueue.worker.loop import Worker
+
+__all__ = [
+    "EnqueuedJob", "TemplateDatabases", "assert_enqueued", "assert_not_enqueued", "bind_app",
+    "enqueued_jobs", "run_until_empty", "worker_running",
+]
+
+# The helpers' own queries. They read the jobs table the way a person with psql
+# would, and are not part of pgqueue's runtime, so they live here rather than in
+# sql/queries.
+_JOBS = "SELECT id, task, queue, state::text, priority, args::text, kwargs::text " \
+        "FROM {schema}.jobs ORDER BY id"
+_OUTSTANDING = """
+SELECT id, task, queue, state::text FROM {schema}.jobs
+WHERE queue = ANY(%(queues)s)
+  AND (state = 'running' OR (state = 'queued' AND (%(scheduled)s OR run_at <= now())))
+ORDER BY id LIMIT 20"""
+_WAITING_QUEUES = "SELECT DISTINCT queue FROM {schema}.jobs WHERE state IN ('queued', 'running')"
+
+
+# -- databases -----------------------------------------------------------------------
+class TemplateDatabases:
+    """Fresh databases with pgqueue's schema on one server: a migrated template per
+    schema (made on first use), then ``CREATE DATABASE ... TEMPLATE`` per test."""
+
+    def __init__(self, server_dsn: str) -> None:
+        self.server_dsn = server_dsn
+        self._prefix = f"pgqueue_test_{os.getpid()}"
+        self._templates: dict[str, str] = {}
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def _admin(self, statement: sql.Composed) -> None:
+        # CREATE/DROP DATABASE can't run in a transaction block.
+        with psycopg.connect(self.server_dsn, autocommit=True) as conn:
+            conn.execute(statement)
+
+    def template(self, schema: str = "pgqueue") -> str:
+        with self._lock:
+            if schema not in self._templates:
+                # Numbered, not named after the schema: names longer than 63 bytes
+                # would be cut short by Postgres.
+                name = f"{self._prefix}_template{len(self._templates)}"
+                self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+                self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                migrate_dsn(make_conninfo(self.server_dsn, dbname=name), schema)
+                self._templates[schema] = name
+            return self._templates[schema]
+
+    def create(self, schema: str = "pgqueue") -> str:
+        """A new database migrated for ``schema``; returns its DSN."""
+        template = self.template(schema)
+        name = f"{self._prefix}_{next(self._counter)}"
+        self._admin(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)))
+        return make_conninfo(self.server_dsn, dbname=name)
+
+    def drop(self, dsn: str) -> None:
+        name = conninfo_to_dict(dsn)["dbname"]
+        # FORCE: connections a test left open (a pool, a worker) must not keep it alive.
+        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(str(name))))
+
+    def close(self) -> None:
+        for name in self._templates.values():
+            self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+        self._templates.clear()
+
+
+@contextmanager
+def bind_app(app: App, dsn: str, **settings: Any) -> Iterator[App]:
+    """Point ``app`` (with these settings changed) at ``dsn`` for the block, then restore it.
+
+    Meant for a module-level ``app = App()`` that tests share: each test gets its
+    own database and pools, and its eager results are forgotten after.
+    """
+    saved = app.settings
+    _rebind(app, saved.with_(dsn=dsn, **settings))
+    eager.clear(app)
+    try:
+        yield app
+    finally:
+        eager.clear(app)
+        _rebind(app, saved)
+
+
+def _rebind(app: App, settings: Settings) -> None:
+    # App.configure() refuses a new DSN once connected, rightly for production;
+    # between tests the old pools are closed first, so starting over is safe. An
+    # async pool belongs to a test's event loop, usually closed by now: it is
+    # dropped (DROP DATABASE ... FORCE ends its connections).
+    app.close()
+    app._dsn = None
+    app.settings = settings
+    app.configure()  # rebuilds the clients for the new settings
+
+
+# -- running jobs ----------------------------------------------------------------------
+@dataclass
+class _WorkerThread:
+    worker: Worker
+    thread: threading.Thread
+    errors: list[BaseException] = field(default_factory=list)
+
+    def check(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+        if not self.thread.is_alive():
+            raise RuntimeError("the in-process pgqueue worker stopped unexpectedly")
+
+
+@contextmanager
+def worker_running(app: App, **settings: Any) -> Iterator[Worker]:
+    """A real worker for ``app`` on its own thread and event loop, for the block.
+
+    ``settings`` override the app's (``queues=("emails",)``, ``concurrency=2``).
+    The worker is stopped at the end; an error that stopped it early is raised.
+    """
+    with _worker_thread(app, **settings) as w:
+        yield w.worker
+
+
+@contextmanager
+def _worker_thread(app: App, **settings: Any) -> Iterator[_WorkerThread]:
+    from pgqueue.worker.loop import Worker
+
+    worker = Worker(app, app.settings.with_(**settings))
+    loop = asyncio.new_event_loop()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(worker.run())
+        except BaseException as exc:  # surfaced to the caller by check() or at the end
+            errors.append(exc)
+
+    w = _WorkerThread(worker, threading.Thread(target=main, name="pgqueue-test-worker",
+                                               daemon=True), errors)
+    w.thread.start()
+    deadline = time.monotonic() + 30
+    while not worker.worker_id and w.thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        w.check()
+        yield w
+    finally:
+        if w.thread.is_alive():
+            loop.call_soon_threadsafe(worker.stop)
+        w.thread.join(60)
+        loop.close()
+        if errors:
+            raise errors[0]
+
+
+def run_until_empty(app: App, queues: Iterable[str] | None = None, *, timeout: float = 30.0,
+                    include_scheduled: bool = False) -> int:
+    """Run the app's jobs in this process with a real worker until none is left.
+
+    Returns once no job of ``queues`` (default: the app's queues, its tasks'
+    queues and those of jobs now waiting) is queued and due or running; jobs
+    the tasks enqueue meanwhile are run too. Jobs due later (a ``countdown``, a
+    retry's delay) are not waited for unless ``include_scheduled``. Raises
+    ``TimeoutError`` listing the jobs left after ``timeout`` seconds. Returns how
+    many attempts the worker recorded (a retried job counts each). From async
+    code: ``await asyncio.to_thread(run_until_empty, app)``.
+    """
+    served = tuple(queues) if queues is not None else _known_queues(app)
+    deadline = time.monotonic() + timeout
+    # The threads pool runs plain and async tasks alike, in this process.
+    with _worker_thread(app, queues=served, pool="threads") as w:
+        while True:
+            left = _outstanding(app, served, include_scheduled)
+            if not left:
+                return w.worker.jobs_done
+            w.check()
+            if time.monotonic() > deadline:
+                listed = ", ".join(f"#{i} {task} ({queue}, {state})"
+                                   for i, task, queue, state in left)
+                raise TimeoutError(
+                    f"run_until_empty: jobs still waiting after {timeout}s: {listed}; is "
+                    "a task stuck, or a queue paused?")
+            time.sleep(0.02)
+
+
+def _known_queues(app: App) -> tuple[str, ...]:
+    found = dict.fromkeys([*app.settings.queues, *(t.queue for t in app.tasks.values())])
+    query = sql.SQL(_WAITING_QUEUES).format(schema=sql.Identifier(app.settings.schema))
+    with app.client.connection() as conn:
+        rows = conn.execute(query).fetchall()
+    found.update(dict.fromkeys(r[0] for r in rows))
+    return tuple(found)
+
+
+def _outstanding(app: App, queues: Sequence[str],
+                 include_scheduled: bool) -> list[tuple[int, str, str, str]]:
+    query = sql.SQL(_OUTSTANDING).format(schema=sql.Identifier(app.settings.schema))
+    with app.client.connection() as conn:
+        rows = conn.execute(query, {"queues": list(queues),
+                                    "scheduled": include_scheduled}).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+# -- assertions --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnqueuedJob:
+    """A job as the assertions see it: arguments decoded as the task would get them."""
+
+    id: int
+    task: str
+    queue: str
+    state: str
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+    def call(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{self.task}({', '.join(parts)})"
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.call()} queue={self.queue!r} state={self.state}"
+
+
+def enqueued_jobs(app: App, connection: psycopg.Connection[Any] | None = None
+                  ) -> list[EnqueuedJob]:
+    """Every job of the app, oldest first: rows of the jobs table, or in eager mode
+    the jobs that ran eagerly. ``connection`` sees its own uncommitted jobs."""
+    if app.settings.eager:
+        return [EnqueuedJob(r.id, r.job.request.task, r.job.request.queue,
+                            str(r.job.info.state), r.job.request.priority,
+                            encoding.loads(r.job.request.args_json),
+                            encoding.loads(r.job.request.kwargs_json))
+                for r in eager.results(app)]
+    query = sql.SQL(_JOBS).format(schema=sql.Identifier(app.settings.schema))
+    if connection is not None:
+        rows = connection.execute(query).fetchall()
+    else:
+        with app.client.connection() as conn:
+            rows = conn.execute(query).fetchall()
+    return [EnqueuedJob(i, task, queue, state, priority, encoding.loads(args),
+                        encoding.loads(kwargs))
+            for i, task, queue, state, priority, args, kwargs in rows]
+
+
+def assert_enqueued(task: Task[Any, Any] | str, args: Sequence[Any] | None = None,
+                    kwargs: Mapping[str, Any] | None = None, *, queue: str | None = None,
+                    count: int | None = None, app: App | None = None,
+                    connection: psycopg.Connection[Any] | None = None) -> list[EnqueuedJob]:
+    """Assert that jobs of ``task`` were enqueued, whatever their state now.
+
+    ``args`` / ``kwargs`` / ``queue``, when given, must match (arguments compare
+    as the task would receive them: tuples as lists). ``count`` asks for exactly
+    that many; by default at least one. Returns the matching jobs. ``task`` may
+    be a name, with ``app=``. The failure message lists what was enqueued.
+    """
+    __tracebackhide__ = True
+    app, name = _target(task, app)
+    jobs = enqueued_jobs(app, connection)
+    want_args = _normalised(list(args)) if args is not None else None
+    want_kwargs = _normalised(dict(kwargs)) if kwargs is not None else None
+    found = [j for j in jobs if j.task == name
+             and (want_args is None or j.args == want_args)
+             and (want_kwargs is None or j.kwargs == want_kwargs)
+             and (queue is None or j.queue == queue)]
+    if (len(found) != count) if count is not None else not found:
+        what = _describe(name, want_args, want_kwargs, queue)
+        expected = f"exactly {count}" if count is not None else "at least one"
+        raise AssertionError(f"expected {expected} job {what}, found {len(found)}.\n"
+                             + _listing(jobs))
+    return found
+
+
+def assert_not_enqueued(task: Task[Any, Any] | str, args: Sequence[Any] | None = None,
+                        kwargs: Mapping[str, Any] | None = None, *, queue: str | None = None,
+                        app: App | None = None,
+                        connection: psycopg.Connection[Any] | None = None) -> None:
+    """Assert that no job of ``task`` (with these arguments, on this queue) was enqueued."""
+    __tracebackhide__ = True
+    assert_enqueued(task, args, kwargs, queue=queue, count=0, app=app, connection=connection)
+
+
+def _target(task: Task[Any, Any] | str, app: App | None) -> tuple[App, str]:
+    if isinstance(task, Task):
+        return app or task.app, task.name
+    if app is None:
+        raise TypeError(f"assert_enqueued({task!r}, ...): a task given by name needs app=")
+    return app, task
+
+
+def _normalised(value: Any) -> Any:
+    # The same round trip the job's arguments made, so (1, 2) matches [1, 2].
+    return encoding.loads(encoding.dumps(value))
+
+
+def _describe(name: str, args: list[Any] | None, kwargs: dict[str, Any] | None,
+              queue: str | None) -> str:
+    parts = ["..."] if args is None else [repr(a) for a in args]
+    if kwargs is not None:
+        parts += [f"{k}={v!r}" for k, v in kwargs.items()]
+    elif args is not None:
+        parts.append("...")  # any keyword arguments
+    return f"{name}({', '.join(parts)})" + (f" on queue {queue!r}" if queue else "")
+
+
+def _listing(jobs: list[EnqueuedJob], limit: int = 30) -> str:
+    if not jobs:
+        return "No job was enqueued at all."
+    lines = [f"Enqueued jobs ({len(jobs)}):", *(f"  {j}" for j in jobs[:limit])]
+    if len(jobs) > limit:
+        lines.append(f"  ... and {len(jobs) - limit} more")
+    return "\n".join(lines)
+
+
+# -- the pytest plugin --------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("pgqueue").addoption(
+        "--pgqueue-dsn", default=None,
+        help="Postgres server for pgqueue's test databases (default: PGQ_TEST_DSN, else a "
+             "private throwaway server from pgserver)")
+    parser.addini("pgqueue_app", "module:attribute of the App the pgqueue_app fixture "
+                  "configures, e.g. myproj.tasks:app", default="")
+
+
+@pytest.fixture(scope="session")
+def pgqueue_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """DSN of the Postgres server test databases are made on."""
+    given = request.config.getoption("--pgqueue-dsn") or os.environ.get("PGQ_TEST_DSN")
+    if given:
+        yield str(given)
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError:
+        pytest.fail("pgqueue's test fixtures need a Postgres server: set PGQ_TEST_DSN="
+                    "postgresql://user@host/postgres, or pip install 'pgqueue[embedded]' "
+                    "for a private throwaway one", pytrace=False)
+    # Not under pytest's basetemp, which a second pytest session may prune.
+    datadir = Path(tempfile.mkdtemp(prefix="pgqueue-test-server-")) / "data"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(datadir, cleanup_mode="delete")  # type: ignore[attr-defined]
+    yield str(server.get_uri())
+    server.cleanup()
+    shutil.rmtree(datadir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgqueue_databases(pgqueue_server: str) -> Iterator[TemplateDatabases]:
+    databases = TemplateDatabases(pgqueue_server)
+    yield databases
+    databases.close()
+
+
+def _configured_app(config: pytest.Config) -> App | None:
+    path = str(config.getini("pgqueue_app") or "")
+    return load_app(path) if path else None
+
+
+@pytest.fixture
+def pgqueue_schema(request: pytest.FixtureRequest) -> str:
+    """The schema test databases get: the configured App's, or ``pgqueue``."""
+    app = _configured_app(request.config)
+    return app.settings.schema if app else "pgqueue"
+
+
+@pytest.fixture
+def pgqueue_dsn(pgqueue_databases: TemplateDatabases, pgqueue_schema: str) -> Iterator[str]:
+    """A fresh database with pgqueue's schema, dropped after the test."""
+    dsn = pgqueue_databases.create(pgqueue_schema)
+    yield dsn
+    pgqueue_databases.drop(dsn)
+
+
+@pytest.fixture
+def pgqueue_settings() -> dict[str, Any]:
+    """Settings pgqueue_app changes for tests; override this fixture to set some."""
+    return {}
+
+
+@pytest.fixture
+def pgqueue_app(request: pytest.FixtureRequest, pgqueue_dsn: str,
+                pgqueue_settings: dict[str, Any]) -> Iterator[App]:
+    """Your App, on this test's database. Say which in the ini options
+    (``pgqueue_app = "myproj.tasks:app"``), or override this fixture."""
+    app = _configured_app(request.config)
+    if app is None:
+        pytest.fail("the pgqueue_app fixture needs your App: add pgqueue_app = "
+                    "\"myproj.tasks:app\" to [tool.pytest.ini_options] (or pytest.ini), or "
+                    "define a pgqueue_app fixture that yields from "
+                    "pgqueue.testing.bind_app(app, pgqueue_dsn)", pytrace=False)
+    with bind_app(app, pgqueue_dsn, **pgqueue_settings) as bound:
+        yield bound
+
+
+@pytest.fixture
+def pgqueue_eager(pgqueue_app: App) -> Iterator[App]:
+    """``pgqueue_app`` in eager mode: tasks run inline when they are enqueued."""
+    pgqueue_app.configure(eager=True)
+    yield pgqueue_app
+    pgqueue_app.configure(eager=False)
+
+
+@pytest.fixture
+def pgqueue_worker(pgqueue_app: App) -> Iterator[Worker]:
+    """A real worker running ``pgqueue_app``'s jobs in this process during the test."""
+    queues = tuple(dict.fromkeys([*pgqueue_app.settings.queues,
+                                  *(t.queue for t in pgqueue_app.tasks.values())]))
+    with worker_running(pgqueue_app, queues=queues) as worker:
+        yield worker
