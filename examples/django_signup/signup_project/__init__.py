@@ -1,0 +1,1 @@
+"""The django_signup example project: settings, URLs and the WSGI entry point."""

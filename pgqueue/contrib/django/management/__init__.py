@@ -1,0 +1,1 @@
+"""Django looks for this app's management commands here."""
