@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -176,3 +177,15 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def stop_process(proc: subprocess.Popen[str], timeout: float = 30) -> int:
+    """SIGTERM (what docker and systemd send), then wait; kill it if it would not stop."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise

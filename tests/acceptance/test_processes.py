@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from pgqueue import App, JobState
-from tests.conftest import _counter, _janitor, count, pgq, pgq_run, wait_for
+from tests.conftest import _counter, _janitor, count, pgq, pgq_run, stop_process, wait_for
 
 
 @pytest.fixture
@@ -23,17 +23,6 @@ def producer(dsn):
     register(app)
     yield app
     app.close()
-
-
-def _stop(proc: subprocess.Popen[str], timeout: float = 30) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
 
 
 def _worker_up(dsn: str, n: int = 1) -> bool:
@@ -51,7 +40,7 @@ def test_four_workers_drain_5000_jobs_and_none_runs_twice(producer, dsn):
             lambda: count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE state = 'succeeded'")
             == 5000, timeout=120, interval=0.2)
     finally:
-        codes = [_stop(w) for w in workers]
+        codes = [stop_process(w) for w in workers]
     assert codes == [0, 0, 0, 0]
     assert count(dsn, "SELECT count(*) FROM public.executions") == 5000
     assert count(dsn, "SELECT count(DISTINCT n) FROM public.executions") == 5000
@@ -71,7 +60,7 @@ def test_idle_worker_starts_a_job_within_200ms_of_commit(producer, dsn):
         for r in results:
             r.get(timeout=10)
     finally:
-        assert _stop(worker) == 0
+        assert stop_process(worker) == 0
     with psycopg.connect(dsn) as conn:
         # Database clock on both ends: created_at is the enqueue's now().
         lat = [row[0] for row in conn.execute(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, _pgq_env
+from tests.conftest import ROOT, _pgq_env, stop_process
 
 EXAMPLES = ROOT / "examples"
 _loaded = itertools.count()
@@ -53,15 +52,7 @@ def example_run(dsn: str, example: str, *argv: str, timeout: float = 30,
 
 
 def stop(proc: subprocess.Popen[str], timeout: float = 15) -> int:
-    """SIGTERM (what docker and systemd send), then wait; kill if it would not stop."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
+    return stop_process(proc, timeout)
 
 
 @pytest.fixture
