@@ -14,6 +14,7 @@ from pgqueue import migrate as migrations
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.dashboard.command import dashboard
 from pgqueue.errors import PgQueueError
+from pgqueue.monitor import Monitor
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -185,30 +186,25 @@ def schedules() -> None:
 @click.pass_obj
 def schedules_list(obj: Ctx, app_path: str | None) -> None:
     """Show every schedule with its rule, state, and last and next fire times."""
-    from pgqueue.schedule import Rule, next_after
-
     try:
         app = obj.app(app_path)
         for schedule in app.schedules.values():
             app.client.execute(statements.sync_schedule(app.settings.schema, schedule))
-        rows = app.client.execute(statements.list_schedules(app.settings.schema))
+        rows = Monitor(app).schedules()
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
     if not rows:
         click.echo("no schedules (they are stored when a scheduler first starts)")
         return
-    import datetime as dt
-
-    now = dt.datetime.now(dt.UTC)
     header = f"{'NAME':<24} {'TASK':<24} {'RULE':<22} {'STATE':<7} {'LAST FIRE':<26} NEXT FIRE"
     click.echo(header)
-    for name, task, cron, every, tz, _queue, _catch_up, paused, last, nxt in rows:
-        rule = Rule(cron=cron, every=dt.timedelta(seconds=every) if every else None, tz=tz)
-        text = f"{cron} {tz}" if cron else f"every {every:g}s"
-        upcoming = nxt or next_after(rule, now)
-        click.echo(f"{name:<24} {task:<24} {text:<22} {'paused' if paused else 'active':<7} "
-                   f"{last.isoformat(' ', 'seconds') if last else '-':<26} "
-                   f"{'-' if paused else upcoming.isoformat(' ', 'seconds')}")
+    for s in rows:
+        text = s.rule if s.rule.startswith("every ") else f"{s.rule} {s.tz}"
+        upcoming = s.next_fire_at.isoformat(" ", "seconds") if s.next_fire_at else "-"
+        click.echo(f"{s.name:<24} {s.task:<24} {text:<22} "
+                   f"{'paused' if s.paused else 'active':<7} "
+                   f"{s.last_fire_at.isoformat(' ', 'seconds') if s.last_fire_at else '-':<26} "
+                   f"{'-' if s.paused else upcoming}")
 
 
 def _schedule_action(obj: Ctx, action: str, name: str) -> Any:

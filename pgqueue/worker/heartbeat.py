@@ -30,9 +30,10 @@ class Heartbeat:
         self.lost: set[tuple[int, object]] = set()
 
     async def run_once(self) -> None:
-        sent = {(j.id, j.lease) for j in self.held()}
+        held = self.held()
+        sent = {(j.id, j.lease) for j in held}
         kept = await self.link.execute(statements.extend_leases(
-            self.schema, self.worker_id, self.held(), self.lease_seconds))
+            self.schema, self.worker_id, held, self.lease_seconds))
         # Only attempts still held now: one that finished meanwhile lost nothing.
         still = {(j.id, j.lease) for j in self.held()}
         lost = {(i, lease) for i, lease in sent & still if i not in kept} - self.lost
