@@ -51,7 +51,7 @@ def unavailable(conninfo: str, timeout: float, exc: Exception,
 
 def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(stmt.query.text, stmt.params)
+        cur.execute(stmt.query.text, stmt.params, prepare=stmt.query.prepare)
         rows = cur.fetchall() if stmt.query.kind != "none" else []
     return stmt.decode(rows)
 

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(stmt.query.text, stmt.params)
+        await cur.execute(stmt.query.text, stmt.params, prepare=stmt.query.prepare)
         rows = await cur.fetchall() if stmt.query.kind != "none" else []
     return stmt.decode(rows)
 

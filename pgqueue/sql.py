@@ -20,7 +20,11 @@ from psycopg import sql
 
 Kind = Literal["one", "many", "none"]
 
-_HEADER = re.compile(r"^-- name: (\w+) :(one|many|none)\s*$", re.MULTILINE)
+# ":unprepared" marks a query that must always be planned with its actual
+# parameters: psycopg prepares a statement after a few runs, and Postgres may
+# then switch to a generic plan, which guesses that an unnest() of an array
+# parameter yields one row and joins by scanning (seen: 5x slower finishes).
+_HEADER = re.compile(r"^-- name: (\w+) :(one|many|none)( :unprepared)?\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Query:
     name: str
     kind: Kind
     text: str
+    prepare: bool | None = None  # None: psycopg's default (prepare once used often)
 
 
 def sql_dir() -> Path:
@@ -44,22 +49,22 @@ def sql_dir() -> Path:
     )
 
 
-def parse(text: str) -> dict[str, tuple[Kind, str]]:
-    """Split a queries file into {name: (kind, body)}."""
+def parse(text: str) -> dict[str, tuple[Kind, str, bool]]:
+    """Split a queries file into {name: (kind, body, unprepared)}."""
     parts = _HEADER.split(text)
-    out: dict[str, tuple[Kind, str]] = {}
-    # parts = [preamble, name, kind, body, name, kind, body, ...]
-    for i in range(1, len(parts), 3):
-        name, kind, body = parts[i], parts[i + 1], parts[i + 2]
+    out: dict[str, tuple[Kind, str, bool]] = {}
+    # parts = [preamble, name, kind, unprepared, body, name, kind, unprepared, body, ...]
+    for i in range(1, len(parts), 4):
+        name, kind, unprepared, body = parts[i], parts[i + 1], parts[i + 2], parts[i + 3]
         if name in out:
             raise ValueError(f"query {name!r} is defined twice")
-        out[name] = (kind, body.strip())  # type: ignore[assignment]
+        out[name] = (kind, body.strip(), bool(unprepared))  # type: ignore[assignment]
     return out
 
 
 @functools.cache
-def _raw_queries() -> dict[str, tuple[Kind, str]]:
-    queries: dict[str, tuple[Kind, str]] = {}
+def _raw_queries() -> dict[str, tuple[Kind, str, bool]]:
+    queries: dict[str, tuple[Kind, str, bool]] = {}
     for path in sorted((sql_dir() / "queries").glob("*.sql")):
         for name, value in parse(path.read_text()).items():
             if name in queries:
@@ -80,11 +85,11 @@ def queries(schema: str) -> dict[str, Query]:
     idents = {"schema": sql.Identifier(schema)}
     idents.update({k: sql.Identifier(v) for k, v in channels(schema).items()})
     out: dict[str, Query] = {}
-    for name, (kind, body) in _raw_queries().items():
+    for name, (kind, body, unprepared) in _raw_queries().items():
         # Drop comment lines: they would be sent to the server on every call.
         code = "\n".join(
             line for line in body.splitlines() if not line.lstrip().startswith("--")
         )
         text = sql.SQL(code).format(**idents).as_string(None)
-        out[name] = Query(name, kind, text)
+        out[name] = Query(name, kind, text, False if unprepared else None)
     return out

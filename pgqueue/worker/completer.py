@@ -33,8 +33,8 @@ class Completer:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def add(self, record: Finish) -> None:
-        self.pending.append(record)
+    def add(self, records: list[Finish]) -> None:
+        self.pending.extend(records)
         self._idle.clear()
         self._ready.set()
 

@@ -11,7 +11,13 @@ Where a job runs depends on the pool and the task:
 Time limits and cancellation are applied here, as far as each kind of runner
 allows: a coroutine is cancelled, a child process killed and replaced, a thread
 can only be asked (a flag it checks, an exception raised at its next Python
-instruction) since CPython cannot kill a thread.
+instruction) since CPython cannot kill a thread. A thread past its hard limit is
+reported as timed out and *abandoned*: it counts as busy until its function
+returns, and what it returns then is dropped.
+
+:meth:`Executor.start` never blocks and never raises; outcomes come back through
+``on_done`` in batches (one call per event-loop turn, not one per job), which is
+what lets a worker run tens of thousands of short jobs a second.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding
@@ -30,7 +37,6 @@ from pgqueue.job import ClaimedJob, JobError
 from pgqueue.worker.atomic import AtomicTarget, close_pools
 from pgqueue.worker.invoke import (
     arguments,
-    invoke,
     outcome_of_exception,
     outcome_of_value,
     raise_in_thread,
@@ -38,28 +44,47 @@ from pgqueue.worker.invoke import (
 )
 from pgqueue.worker.outcome import Cancelled, Failed, Outcome, TimedOut, error_from
 from pgqueue.worker.processes import ProcessPool
+from pgqueue.worker.threads import Report, ThreadRunner
 
 if TYPE_CHECKING:
     from pgqueue.task import Task
 
 
-def _hard_limit_error(limit: float | None) -> JobError:
-    return JobError("TimeLimitExceeded", f"hard time limit ({limit}s) exceeded", "")
+def _limit_error(kind: str, limit: float | None) -> JobError:
+    return JobError("TimeLimitExceeded", f"{kind} time limit ({limit}s) exceeded", "")
 
 
 class Executor:
-    def __init__(self, tasks: dict[str, Task[Any, Any]], pool: str,
-                 threads: ThreadPoolExecutor | None, processes: ProcessPool | None,
-                 app_path: str | None, hooks: Hooks | None = None) -> None:
+    def __init__(self, tasks: dict[str, Task[Any, Any]], pool: str, concurrency: int,
+                 processes: ProcessPool | None, app_path: str | None,
+                 hooks: Hooks | None, on_done: Callable[[list[Report]], None]) -> None:
         self.tasks = tasks
-        self.hooks = hooks or Hooks()
+        self.hooks = hooks if hooks is not None and hooks.any_task_hooks else None
         self.pool = pool
-        self.threads = threads
         self.processes = processes
         self.app_path = app_path
+        self.on_done = on_done
+        self.loop = asyncio.get_running_loop()
+        self.threads = (ThreadRunner(concurrency, self.loop, self._thread_reports, self.hooks)
+                        if pool == "threads" else None)
+        self.busy = 0  # jobs started and not reported, plus abandoned threads
         self.contexts: dict[int, JobContext] = {}
-        self.atomic: AtomicTarget | None = None  # set once the worker is registered
-        self.coroutines: dict[int, asyncio.Future[Any]] = {}
+        self.coroutines: dict[int, asyncio.Task[None]] = {}  # async and process jobs
+        self._timers: dict[int, list[asyncio.TimerHandle]] = {}
+        self._abandoned: set[int] = set()
+        self._reports: list[Report] = []
+        self._flush_scheduled = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def atomic(self) -> AtomicTarget | None:
+        return self.threads.atomic if self.threads is not None else None
+
+    @atomic.setter
+    def atomic(self, target: AtomicTarget | None) -> None:
+        if self.threads is not None:
+            self.threads.atomic = target
 
     def _task(self, name: str) -> Task[Any, Any]:
         task = self.tasks.get(name)
@@ -75,7 +100,11 @@ class Executor:
                             "--pool asyncio: route it to a threads or processes worker")
         return task
 
-    async def execute(self, job: ClaimedJob) -> Outcome:
+    # -- starting ------------------------------------------------------------
+    def start(self, job: ClaimedJob) -> None:
+        """Start running a claimed job; its outcome is reported through on_done."""
+        self.busy += 1
+        self._idle.clear()
         try:
             task = self._task(job.task)
             args = encoding.loads(job.args_json)
@@ -83,86 +112,144 @@ class Executor:
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise TypeError("stored arguments must be a JSON list and a JSON object")
         except Exception as exc:
-            return Failed(error_from(exc))
+            self._report(job, Failed(error_from(exc)), 0.0)
+            return
         ctx = JobContext(job.id, job.task, job.queue, job.attempt, task.policy.max_retries,
                          lease=job.lease,
                          headers=json.loads(job.headers_json) if job.headers_json else {})
         self.contexts[job.id] = ctx
-        try:
-            if self.processes is not None:
-                return await self.processes.run(job, task.soft_time_limit, task.time_limit)
-            if task.is_async:
-                return await self._on_loop(task, args, kwargs, ctx)
-            return await self._in_thread(task, args, kwargs, ctx)
-        finally:
-            del self.contexts[job.id]
+        if self.processes is not None:
+            self.coroutines[job.id] = self.loop.create_task(self._in_process(job, task))
+        elif task.is_async:
+            self.coroutines[job.id] = self.loop.create_task(
+                self._on_loop(job, task, args, kwargs, ctx))
+        else:
+            self._in_thread(job, task, args, kwargs, ctx)
 
-    async def _on_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
-                       ctx: JobContext) -> Outcome:
-        """A coroutine task, inside the around_task hooks (which see its exception)."""
-        error: Exception | None = None
+    async def _in_process(self, job: ClaimedJob, task: Task[Any, Any]) -> None:
+        started = time.perf_counter()
+        outcome = await self.processes.run(  # type: ignore[union-attr]
+            job, task.soft_time_limit, task.time_limit)
+        self._report(job, outcome, time.perf_counter() - started)
+
+    async def _on_loop(self, job: ClaimedJob, task: Task[Any, Any], args: list[Any],
+                       kwargs: dict[str, Any], ctx: JobContext) -> None:
+        """A coroutine task, in this asyncio task, inside the around_task hooks
+        (which see its exception). Time limits and cancels cancel this task."""
+        started = time.perf_counter()
+        expired: list[str] = []
+        if task.soft_time_limit or task.time_limit:
+            me = asyncio.current_task()
+            assert me is not None
+
+            def expire(kind: str) -> None:
+                expired.append(kind)
+                me.cancel(f"{kind} time limit exceeded")
+
+            self._timers[job.id] = [
+                self.loop.call_later(limit, expire, kind)
+                for kind, limit in (("soft", task.soft_time_limit), ("hard", task.time_limit))
+                if limit]
+        error: BaseException | None = None
         value: Any = None
         try:
-            with self.hooks.around(ctx):
-                outcome, value = await self._await_task(task, args, kwargs, ctx)
+            if self.hooks is None:
+                value = await task.fn(*arguments(task, ctx, args), **kwargs)
+            else:
+                with self.hooks.around(ctx):
+                    value = await task.fn(*arguments(task, ctx, args), **kwargs)
+            outcome = outcome_of_value(task.name, value)
+        except asyncio.CancelledError as exc:
+            if ctx.is_cancelled():
+                outcome = Cancelled()
+            elif expired:
+                limit = task.time_limit if expired[-1] == "hard" else task.soft_time_limit
+                outcome = TimedOut(_limit_error(expired[-1], limit))
+            else:
+                raise  # the worker itself is stopping
+            error = exc
         except Exception as exc:
             error = exc
             outcome = Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
-        report(self.hooks, ctx, outcome, value, error)
-        return outcome
+        if self.hooks is not None:
+            report(self.hooks, ctx, outcome, value, error)
+        self._report(job, outcome, time.perf_counter() - started)
 
-    async def _await_task(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
-                          ctx: JobContext) -> tuple[Outcome, Any]:
-        """Run the coroutine under its time limits; the task's own exceptions propagate."""
-        inner = asyncio.ensure_future(task.fn(*arguments(task, ctx, args), **kwargs))
-        self.coroutines[ctx.job_id] = inner
-        loop = asyncio.get_running_loop()
-        timers = []
-        expired: list[str] = []
-
-        def expire(kind: str) -> None:
-            expired.append(kind)
-            inner.cancel(f"{kind} time limit exceeded")
-
-        if task.soft_time_limit:
-            timers.append(loop.call_later(task.soft_time_limit, expire, "soft"))
-        if task.time_limit:
-            timers.append(loop.call_later(task.time_limit, expire, "hard"))
-        try:
-            value = await inner
-        except asyncio.CancelledError:
-            if ctx.is_cancelled():
-                return Cancelled(), None
-            if not expired:
-                raise  # the worker itself is being cancelled
-            limit = task.time_limit if expired[-1] == "hard" else task.soft_time_limit
-            return TimedOut(JobError("TimeLimitExceeded",
-                                     f"{expired[-1]} time limit ({limit}s) exceeded", "")), None
-        finally:
-            for timer in timers:
-                timer.cancel()
-            del self.coroutines[ctx.job_id]
-        return outcome_of_value(task.name, value), value
-
-    async def _in_thread(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
-                         ctx: JobContext) -> Outcome:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.threads, invoke, task, args, kwargs, ctx,
-                                      self.atomic, self.hooks)
+    def _in_thread(self, job: ClaimedJob, task: Task[Any, Any], args: list[Any],
+                   kwargs: dict[str, Any], ctx: JobContext) -> None:
+        assert self.threads is not None
+        # Threads never wait in the inbox: busy <= concurrency = number of threads,
+        # so the limits can start counting now.
         soft, hard = task.soft_time_limit, task.time_limit
-        if soft:
-            done, _ = await asyncio.wait({future}, timeout=soft)
-            if not done:
-                raise_in_thread(ctx.thread_id, SoftTimeLimitExceeded)
-        if not hard:
-            return await future
-        done, _ = await asyncio.wait({future}, timeout=max(0.0, hard - (soft or 0.0)))
-        if done:
-            return future.result()
-        # A thread can't be killed: ask it to stop, stop waiting, and record the limit.
+        if soft or hard:
+            timers = []
+            if soft:
+                timers.append(self.loop.call_later(soft, self._soft_expired, job.id))
+            if hard:
+                timers.append(self.loop.call_later(hard, self._hard_expired, job, hard))
+            self._timers[job.id] = timers
+        self.threads.submit(job, task, args, kwargs, ctx)
+
+    def _soft_expired(self, job_id: int) -> None:
+        ctx = self.contexts.get(job_id)
+        if ctx is not None:
+            raise_in_thread(ctx.thread_id, SoftTimeLimitExceeded)
+
+    def _hard_expired(self, job: ClaimedJob, limit: float) -> None:
+        """A thread can't be killed: ask it to stop, report the limit, keep its slot."""
+        ctx = self.contexts.get(job.id)
+        if ctx is None:
+            return
         raise_in_thread(ctx.thread_id, TimeLimitExceeded)
         ctx.cancel()
-        return TimedOut(_hard_limit_error(hard))
+        self._abandoned.add(job.id)
+        self.busy += 1  # released when the thread finally returns
+        self._report(job, TimedOut(_limit_error("hard", limit)), float(limit))
+
+    # -- reporting -----------------------------------------------------------
+    def _forget(self, job_id: int) -> None:
+        self.contexts.pop(job_id, None)
+        self.coroutines.pop(job_id, None)
+        for timer in self._timers.pop(job_id, ()):
+            timer.cancel()
+
+    def _report(self, job: ClaimedJob, outcome: Outcome, seconds: float) -> None:
+        """One outcome from the loop; reported with the others of this loop turn."""
+        self._forget(job.id)
+        self.busy -= 1
+        self._reports.append((job, outcome, seconds))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        reports, self._reports = self._reports, []
+        self._done(reports)
+
+    def _thread_reports(self, reports: list[Report]) -> None:
+        kept = []
+        for report_ in reports:
+            job_id = report_[0].id
+            self.busy -= 1
+            if job_id in self._abandoned:  # its timeout was reported already
+                self._abandoned.discard(job_id)
+                continue
+            self._forget(job_id)
+            kept.append(report_)
+        self._done(kept)
+
+    def _done(self, reports: list[Report]) -> None:
+        if self.busy == 0:
+            self._idle.set()
+        self.on_done(reports)  # even empty: an abandoned thread's slot came free
+
+    # -- the rest --------------------------------------------------------------
+    async def idle(self, timeout: float | None) -> bool:
+        """Wait until no job runs here (or the timeout); True if none does."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self._idle.is_set()
 
     def cancel(self, job_id: int) -> bool:
         """Stop a running job as far as its runner allows; True if it was running here."""
@@ -172,15 +259,19 @@ class Executor:
         ctx.cancel()
         if self.processes is not None:
             self.processes.cancel(job_id)
-        coro = self.coroutines.get(job_id)
-        if coro is not None:
-            coro.cancel("cancelled")
+        elif job_id in self.coroutines:
+            self.coroutines[job_id].cancel("cancelled")
         return True
 
+    def threads_alive(self) -> bool:
+        return self.threads is not None and self.threads.alive()
+
     async def close(self) -> None:
+        for task in list(self.coroutines.values()):
+            task.cancel()
+        await asyncio.gather(*self.coroutines.values(), return_exceptions=True)
         if self.processes is not None:
             await self.processes.close()
         if self.threads is not None:
-            with contextlib.suppress(RuntimeError):
-                self.threads.shutdown(wait=False, cancel_futures=True)
+            self.threads.close()
         await asyncio.to_thread(close_pools)

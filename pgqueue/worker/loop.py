@@ -15,8 +15,6 @@ import os
 import signal
 import socket
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -37,6 +35,7 @@ from pgqueue.worker.listener import Listener
 from pgqueue.worker.outcome import Committed, decide
 from pgqueue.worker.periodic import every
 from pgqueue.worker.processes import ProcessPool
+from pgqueue.worker.threads import Report
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -54,7 +53,6 @@ class Worker:
         self.app_path = app_path
         self.worker_id = 0
         self.held: dict[int, ClaimedJob] = {}  # claimed, outcome not yet recorded
-        self.running: dict[int, asyncio.Task[None]] = {}
         self.jobs_done = 0
         self._stopping = asyncio.Event()
         self._notified = asyncio.Event()
@@ -88,7 +86,7 @@ class Worker:
         yet recorded, so a worker whose writes stall can't pile up leases (each one a
         job that would run again if this worker died)."""
         c = self.settings.concurrency
-        return min(c - len(self.running), 2 * c - len(self.held))
+        return min(c - self.executor.busy, 2 * c - len(self.held))
 
     def stop(self) -> None:
         """Stop claiming; running jobs get shutdown_timeout seconds to finish."""
@@ -132,7 +130,7 @@ class Worker:
 
     def _executor(self, dsn: str) -> Executor:
         s = self.settings
-        threads = processes = None
+        processes = None
         if s.pool == "processes":
             if not self.app_path:
                 raise ConfigurationError("--pool processes needs --app module:app, so that "
@@ -141,10 +139,8 @@ class Worker:
                                     {"PGQ_DSN": dsn, "PGQ_SCHEMA": self.schema},
                                     s.max_tasks_per_child)
             processes.start()
-        else:
-            threads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="pgq-job")
-        return Executor(self.app.tasks, s.pool, threads, processes, self.app_path,
-                        self.app.hooks)
+        return Executor(self.app.tasks, s.pool, s.concurrency, processes, self.app_path,
+                        self.app.hooks, self._on_done)
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
@@ -157,29 +153,29 @@ class Worker:
 
     def _dispatch(self, job: ClaimedJob) -> None:
         self.held[job.id] = job
-        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
-        self.running[job.id] = task
-        task.add_done_callback(lambda _: self._job_done(job.id))
+        self.executor.start(job)
 
-    async def _execute(self, job: ClaimedJob) -> None:
-        started = time.perf_counter()
-        outcome = await self.executor.execute(job)
-        if isinstance(outcome, Committed):  # an atomic task recorded itself
-            self._recorded([], {job.id} if outcome.recorded else set())
-            self.held.pop(job.id, None)
-            if not outcome.recorded:
-                log.warning("job %d: lease lost, so its writes were rolled back", job.id)
-            label = "succeeded" if outcome.recorded else "lease_lost"
-        else:
-            task = self.app.tasks.get(job.task)
-            record = decide(job, outcome, task.policy if task else None)
-            self.completer.add(record)
-            label = "retried" if record.state is JobState.QUEUED else record.state.value
-        if self.metrics is not None:
-            self.metrics.observe(job.queue, job.task, label, time.perf_counter() - started)
-
-    def _job_done(self, job_id: int) -> None:
-        self.running.pop(job_id, None)
+    def _on_done(self, reports: list[Report]) -> None:
+        """Outcomes from the executor, many at a time: decide what to record for each
+        and hand the rows to the completer in one go."""
+        records = []
+        tasks = self.app.tasks
+        for job, outcome, seconds in reports:
+            if isinstance(outcome, Committed):  # an atomic task recorded itself
+                self._recorded([], {job.id} if outcome.recorded else set())
+                self.held.pop(job.id, None)
+                if not outcome.recorded:
+                    log.warning("job %d: lease lost, so its writes were rolled back", job.id)
+                label = "succeeded" if outcome.recorded else "lease_lost"
+            else:
+                task = tasks.get(job.task)
+                record = decide(job, outcome, task.policy if task else None)
+                records.append(record)
+                label = "retried" if record.state is JobState.QUEUED else record.state.value
+            if self.metrics is not None:
+                self.metrics.observe(job.queue, job.task, label, seconds)
+        if records:
+            self.completer.add(records)
         self._slot_freed.set()
 
     def _recorded(self, batch: list[Finish], accepted: set[int]) -> None:
@@ -209,21 +205,20 @@ class Worker:
         event.clear()
 
     async def _shutdown(self) -> None:
-        if self.running:
+        if hasattr(self, "executor") and self.executor.busy:
             timeout = self.settings.shutdown_timeout
             log.info("stopping: waiting up to %ss for %d running jobs", timeout,
-                     len(self.running))
-            await asyncio.wait(list(self.running.values()), timeout=timeout)
+                     self.executor.busy)
+            await self.executor.idle(timeout)
         if self.worker_id:
             await self.completer.flushed()
             await self._release_unfinished()
             with contextlib.suppress(psycopg.Error):
                 await self.claim_link.execute(statements.stop_worker(self.schema,
                                                                      self.worker_id))
-        for task in [*self.running.values(), *getattr(self, "services", [])]:
+        for task in getattr(self, "services", []):
             task.cancel()
-        await asyncio.gather(*self.running.values(), *getattr(self, "services", []),
-                             return_exceptions=True)
+        await asyncio.gather(*getattr(self, "services", []), return_exceptions=True)
         if hasattr(self, "executor"):
             await self.executor.close()
         for link in ("claim_link", "finish_link", "beat_link", "listen_link"):

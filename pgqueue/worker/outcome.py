@@ -70,7 +70,10 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
     """The row finish_jobs writes for this attempt. Pure: no I/O, no clock."""
     policy = policy or RetryPolicy()
     if isinstance(outcome, Succeeded):
-        return Finish(job.id, job.lease, JobState.SUCCEEDED, value_json=outcome.value_json)
+        # None is what a missing result row reads as: storing it would cost a row
+        # and an index entry per job for nothing.
+        value = None if outcome.value_json == "null" else outcome.value_json
+        return Finish(job.id, job.lease, JobState.SUCCEEDED, value_json=value)
     if isinstance(outcome, Cancelled):
         return Finish(job.id, job.lease, JobState.CANCELLED)
     if isinstance(outcome, Committed):

@@ -49,7 +49,7 @@ WHERE j.id = candidates.id
 RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args::text, j.kwargs::text,
           j.headers::text;
 
--- name: finish_jobs :one
+-- name: finish_jobs :one :unprepared
 -- Records a batch of outcomes in one statement. Each row is applied only if
 -- the job is still running under the lease that attempt was given, so a late
 -- writer (a worker that lost its lease) changes nothing and learns so from the
@@ -78,7 +78,7 @@ finished AS (
 stored_results AS (
     INSERT INTO {schema}.job_results (job_id, value)
     SELECT f.id, o.value FROM finished f JOIN outcome o ON o.id = f.id
-    WHERE f.state = 'succeeded'
+    WHERE f.state = 'succeeded' AND o.value IS NOT NULL
     ON CONFLICT (job_id) DO UPDATE SET value = excluded.value, created_at = now()
 ),
 stored_errors AS (
@@ -120,7 +120,7 @@ CROSS JOIN LATERAL (
     LIMIT 1
 ) AS j;
 
--- name: extend_leases :many
+-- name: extend_leases :many :unprepared
 -- The heartbeat: pushes out the lease of each job this worker still holds
 -- (checked by token) and returns the ones it still owns, with their cancel
 -- flag (a backstop for a cancel NOTIFY the worker missed).
@@ -133,7 +133,7 @@ FROM unnest(%(ids)s::bigint[], %(leases)s::uuid[]) AS h(id, lease)
 WHERE j.id = h.id AND j.lease = h.lease AND j.state = 'running'
 RETURNING j.id, j.cancel_requested;
 
--- name: release_jobs :many
+-- name: release_jobs :many :unprepared
 -- Graceful shutdown: give back jobs that were claimed but will not be run
 -- here, without counting the attempt against the job.
 UPDATE {schema}.jobs j

@@ -162,7 +162,7 @@ def test_sigkill_every_2s_loses_no_job_and_reruns_only_jobs_of_killed_workers(
         producer, dsn, tmp_path):
     total, concurrency = 5000, 8
     _create_runs(dsn)
-    producer.tasks["record_run"].map([(n, 0.02) for n in range(total)])
+    producer.tasks["record_run"].map([(n, 0.05) for n in range(total)])
     fleet = Fleet(dsn, tmp_path, "--concurrency", str(concurrency))
     rng = random.Random()
     began = time.monotonic()
@@ -322,7 +322,7 @@ def test_postgres_restart_mid_drain_loses_no_job_and_workers_carry_on(
         pytest.skip("PGQ_TEST_DSN names a server these tests don't own: not restarting it")
     total = 3000
     _create_runs(dsn)
-    producer.tasks["record_run"].map([(n, 0.02) for n in range(total)])
+    producer.tasks["record_run"].map([(n, 0.05) for n in range(total)])
     fleet = Fleet(dsn, tmp_path, "--concurrency", "8")
     for _ in range(2):
         fleet.start()
