@@ -69,9 +69,10 @@ def make_request(
     max_attempts: int = 1,
 ) -> EnqueueRequest:
     """Validate and encode one job; raises TypeError/ValueError before anything is written."""
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+    if type(args) not in (tuple, list) and (  # the exact types first: ABC checks are slow
+            isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
         raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
-    if kwargs is not None and not isinstance(kwargs, Mapping):
+    if kwargs is not None and type(kwargs) is not dict and not isinstance(kwargs, Mapping):
         raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
     if eta is not None and countdown is not None:
         raise ValueError("give either eta or countdown, not both")
@@ -87,7 +88,7 @@ def make_request(
         queue=queue,
         priority=priority,
         args_json=encoding.dumps(list(args)),
-        kwargs_json=encoding.dumps(dict(kwargs or {})),
+        kwargs_json=encoding.dumps(dict(kwargs)) if kwargs else "{}",
         eta=eta,
         countdown=countdown,
         max_attempts=max_attempts,
@@ -95,6 +96,16 @@ def make_request(
 
 
 def enqueue(schema: str, requests: Sequence[EnqueueRequest]) -> Statement[list[int]]:
+    if len(requests) == 1:
+        r = requests[0]
+        return Statement(
+            queries(schema)["enqueue_job"],
+            {"queue": r.queue, "task": r.task, "priority": r.priority, "eta": r.eta,
+             "countdown": r.countdown, "max_attempts": r.max_attempts, "args": r.args_json,
+             "kwargs": r.kwargs_json,
+             "headers": json.dumps(dict(r.headers)) if r.headers else None},
+            _first_column,
+        )
     return Statement(
         queries(schema)["enqueue_jobs"],
         {
