@@ -1,0 +1,137 @@
+"""pgqueue in the side-by-side benchmark suite (the adapter protocol: see benchmarks/run.py).
+
+    python benchmarks/adapters/pgqueue_bench.py WORKLOAD [--jobs N] [--dsn DSN]
+        [--procs P] [--concurrency C] [--pool threads|asyncio|processes] [--batch-size B]
+
+Runs with pgqueue's own interpreter and uses only its public API and `pgq worker`
+(as ``python -m pgqueue.cli worker``). Makes a fresh database pgq_bench_pgqueue, runs the
+workload, stops its workers and prints one line of JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, ClassVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common
+import harness
+
+# ---- Worker configuration: the one place to tune. CLI flags override per run. -------------
+# procs: worker OS processes; concurrency / pool / batch_size: `pgq worker` options;
+# task: the task in pgqueue_tasks.py the workload enqueues (noop, noop_async, io, io_async).
+WORKER: dict[str, dict[str, Any]] = {
+    "drain": {"procs": 2, "concurrency": 500, "pool": "asyncio", "batch_size": 500,
+              "task": "noop_async"},
+    "drain-io": {"procs": 2, "concurrency": 500, "pool": "asyncio", "batch_size": 500,
+                 "task": "io_async"},
+    "latency": {"procs": 1, "concurrency": 10, "pool": "threads", "batch_size": 100,
+                "task": "latency"},
+}
+WORKER["scale-finished"] = WORKER["scale-backlog"] = WORKER["drain"]
+POLL_INTERVAL = 5.0  # the default: LISTEN/NOTIFY wakes workers, polling is the fallback
+
+
+class PgqueueAdapter(harness.Adapter):
+    system = "pgqueue"
+    WORKER: ClassVar[dict[str, dict[str, Any]]] = WORKER
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--pool", choices=("threads", "asyncio", "processes"))
+        parser.add_argument("--batch-size", type=int)
+
+    def describe(self, cfg: dict[str, Any]) -> str:
+        return (f"{cfg['procs']} x `pgq worker --pool {cfg['pool']} --concurrency "
+                f"{cfg['concurrency']} --batch-size {cfg['batch_size']}`; task "
+                f"{cfg['task']}")
+
+    def version(self) -> str:
+        return version("pgqueue")
+
+    base_id = 0  # scale-finished: the prefilled rows' ids are <= this
+
+    def setup(self) -> None:
+        self.db = common.recreate_database(self.args.dsn, self.system)
+        from pgqueue_tasks import app
+
+        self.app = app
+        app.configure(dsn=self.db)
+        app.migrate()
+        self.poll = common.Poller(self.db)
+
+    def teardown(self) -> None:
+        self.app.close()
+        self.poll.close()
+        common.drop_database(self.args.dsn, self.system)
+
+    def server_version(self) -> str:
+        return common.postgres_version(self.db)
+
+    def enqueue_one(self, task: str, n: int) -> None:
+        self.app.tasks[task].delay(n)
+
+    def enqueue_many(self, task: str, ns: range) -> None:
+        self.app.tasks[task].map([(i,) for i in ns])
+
+    def producer_note(self, batch: bool) -> str:
+        return f"task.map() of {self.args.chunk} jobs" if batch else "task.delay()"
+
+    def prefill(self, kind: str, rows: int) -> None:
+        """Rows written in SQL (a million through the API would take a minute per run):
+        finished jobs of the last week, or queued ones that sort ahead of the measured
+        jobs. Then VACUUM ANALYZE, as autovacuum would have done on a table this old."""
+        import psycopg
+
+        with psycopg.connect(self.db, autocommit=True) as conn:
+            if kind == "finished":
+                conn.execute(
+                    "INSERT INTO pgqueue.jobs (queue, task, args, kwargs, state, attempts, "
+                    " created_at, run_at, started_at, finished_at) "
+                    "SELECT 'default', 'noop', jsonb_build_array(g), '{}', 'succeeded', 1, "
+                    " t, t, t, t + interval '2 ms' "
+                    "FROM generate_series(1, %s) g, "
+                    " LATERAL (SELECT now() - interval '7 days' * g / %s AS t) AS x",
+                    (rows, rows))
+            else:
+                conn.execute(
+                    "INSERT INTO pgqueue.jobs (queue, task, args, kwargs, run_at, created_at) "
+                    "SELECT 'default', %s, jsonb_build_array(g), '{}', "
+                    " now() - interval '1 hour', now() - interval '1 hour' "
+                    "FROM generate_series(1, %s) g", (self.config()["task"], rows))
+            conn.execute("VACUUM ANALYZE pgqueue.jobs")
+            if kind == "finished":  # measure only the jobs enqueued after these
+                self.base_id = conn.execute("SELECT max(id) FROM pgqueue.jobs").fetchone()[0]
+
+    def start_workers(self, workers: common.Workers, cfg: dict[str, Any],
+                      out: Path | None) -> None:
+        env = {"PGQ_DSN": self.db, "PYTHONPATH": str(common.ADAPTERS)}
+        if out is not None:
+            env["BENCH_OUT"] = str(out)
+        for _ in range(cfg["procs"]):
+            workers.start([sys.executable, "-m", "pgqueue.cli", "worker",
+                           "--app", "pgqueue_tasks:app", "--pool", cfg["pool"],
+                           "--concurrency", str(cfg["concurrency"]),
+                           "--batch-size", str(cfg["batch_size"]),
+                           "--poll-interval", str(POLL_INTERVAL)], env=env)
+
+    def finished(self, out: common.LineFile | None) -> int:
+        return int(self.poll.scalar(
+            # finished_at IS NOT NULL: read off jobs_finished_idx, so that polling a
+            # table with a million-job backlog doesn't scan it ten times a second
+            f"SELECT count(*) FROM pgqueue.jobs WHERE finished_at IS NOT NULL "
+            f"AND state = 'succeeded' AND id > {int(self.base_id)}"))
+
+    def first_last(self, out: common.LineFile | None) -> common.FinishSpan:
+        return common.finish_span(self.poll, "pgqueue.jobs", "finished_at",
+                                  f"finished_at IS NOT NULL AND state = 'succeeded' "
+                                  f"AND id > {int(self.base_id)}")
+
+
+if __name__ == "__main__":
+    harness.main(PgqueueAdapter, __doc__)
