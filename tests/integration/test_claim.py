@@ -79,3 +79,12 @@ def test_claim_query_uses_the_partial_index(app, dsn):
         q = statements.claim("pgqueue", 1, ["default"], 10, 30)
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + q.query.text, q.params))
     assert "jobs_claim_idx" in plan, plan
+
+
+def test_the_queue_table_is_vacuumed_early_and_unthrottled(dsn):
+    """0005: a vacuum starts after 1% of jobs is dead (not 20%), without cost delay."""
+    with psycopg.connect(dsn) as conn:
+        (options,) = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = 'pgqueue.jobs'::regclass").fetchone()
+    assert "autovacuum_vacuum_scale_factor=0.01" in options
+    assert "autovacuum_vacuum_cost_delay=0" in options
