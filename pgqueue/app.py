@@ -210,6 +210,10 @@ class App:
             from pgqueue import eager
             return eager.run(self, batch, connection)
         ids = self.client.execute(statements.enqueue(self.settings.schema, batch), connection)
+        return self.results(ids)
+
+    def results(self, ids: list[int]) -> list[JobResult]:
+        """Handles on jobs by id: ``app.results([12, 13])``."""
         return [JobResult(self, i) for i in ids]
 
     async def enqueue_many_async(self, requests: Iterable[statements.EnqueueRequest], *,
@@ -223,7 +227,7 @@ class App:
             return await eager.run_async(self, batch, connection)
         ids = await self.async_client.execute(
             statements.enqueue(self.settings.schema, batch), connection)
-        return [JobResult(self, i) for i in ids]
+        return self.results(ids)
 
     def _with_headers(self, requests: Iterable[statements.EnqueueRequest]
                       ) -> list[statements.EnqueueRequest]:

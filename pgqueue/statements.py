@@ -95,6 +95,23 @@ def make_request(
     )
 
 
+def enqueue_same(schema: str, task: str, queue: str, priority: int, max_attempts: int,
+                 arglists: Sequence[Sequence[Any]]) -> Statement[list[int]]:
+    """Many jobs of one task and options, by positional arguments; checked and encoded
+    here, so a bad argument raises before anything is written."""
+    for args in arglists:
+        if type(args) not in (tuple, list) and (
+                isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+            raise TypeError(f"each item of map() must be a list or tuple of arguments, "
+                            f"not {type(args).__name__}")
+    return Statement(
+        queries(schema)["enqueue_same"],
+        {"queue": queue, "task": task, "priority": priority, "max_attempts": max_attempts,
+         "args": encoding.dumps([list(a) for a in arglists])},
+        _first_column,
+    )
+
+
 def enqueue(schema: str, requests: Sequence[EnqueueRequest]) -> Statement[list[int]]:
     if len(requests) == 1:
         r = requests[0]

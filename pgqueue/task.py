@@ -87,15 +87,31 @@ class Task(Generic[P, R]):
     def map(self, arguments: Iterable[Sequence[Any]], *,
             connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
         """Enqueue one job per argument tuple, all in one statement."""
-        return self.app.enqueue_many([self._request(a, None, None, None, None, None)
-                                      for a in arguments], connection=connection)
+        arglists = list(arguments)
+        stmt = self._same(arglists)
+        if stmt is None:
+            return self.app.enqueue_many([self._request(a, None, None, None, None, None)
+                                          for a in arglists], connection=connection)
+        return self.app.results(self.app.client.execute(stmt, connection))
 
     async def map_async(self, arguments: Iterable[Sequence[Any]], *,
                         connection: psycopg.AsyncConnection[Any] | None = None
                         ) -> list[JobResult]:
-        return await self.app.enqueue_many_async(
-            [self._request(a, None, None, None, None, None) for a in arguments],
-            connection=connection)
+        arglists = list(arguments)
+        stmt = self._same(arglists)
+        if stmt is None:
+            return await self.app.enqueue_many_async(
+                [self._request(a, None, None, None, None, None) for a in arglists],
+                connection=connection)
+        return self.app.results(await self.app.async_client.execute(stmt, connection))
+
+    def _same(self, arglists: list[Sequence[Any]]) -> statements.Statement[list[int]] | None:
+        """The one-task batch statement, or None where the general path is needed
+        (eager mode runs jobs inline; enqueue hooks add headers to each job)."""
+        if not arglists or self.app.settings.eager or self.app.hooks.any_enqueue_hooks:
+            return None
+        return statements.enqueue_same(self.app.settings.schema, self.name, self.queue,
+                                       self.priority, self.policy.max_attempts, arglists)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobResult:
         """Enqueue with these arguments and the task's default options."""

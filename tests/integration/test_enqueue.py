@@ -46,12 +46,17 @@ def test_async_commit_and_rollback(app, dsn):
             await conn.rollback()
         r2 = await app.tasks["add"].delay_async(5, 6)
         r3 = await app.send_task_async("add", args=(7, 8))
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            await app.tasks["add"].map_async([(1, 1), (2, 2)], connection=conn)
+            await conn.rollback()
+        mapped = await app.tasks["add"].map_async([(9, 9)])
+        assert (await mapped[0].info_async()).state is JobState.QUEUED
         assert (await r2.info_async()).state is JobState.QUEUED
         assert r3.id > r2.id
         return r.id
 
     job_id = asyncio.run(go())
-    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 3
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 4
     assert count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE id = %s", job_id) == 1
 
 
@@ -104,6 +109,22 @@ def test_enqueue_many_in_one_statement_and_transaction(app, dsn):
     with pytest.raises(TypeError):
         add.map([(1, 1), (object(), 2)])  # one bad row: nothing written
     assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 1003
+
+
+def test_map_keeps_order_arguments_and_options_of_each_job(app, dsn):
+    add = app.tasks["add"]
+    mapped = add.map([(i, -i) for i in range(500)] + [[7, 8]])
+    ids = [r.id for r in mapped]
+    assert ids == sorted(ids)  # results come back in the order given
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT args, kwargs, task, queue, max_attempts, state::text "
+                            "FROM pgqueue.jobs ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == [[i, -i] for i in range(500)] + [[7, 8]]
+    assert {(str(r[1]), r[2], r[3], r[4], r[5]) for r in rows} == {
+        ("{}", "add", add.queue, add.policy.max_attempts, "queued")}
+    with pytest.raises(TypeError, match="list or tuple"):
+        add.map([(1, 2), "12"])
+    assert add.map([]) == []
 
 
 def test_producer_gets_a_clear_error_when_postgres_is_unreachable():
