@@ -10,7 +10,6 @@ that records the job's completion.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,9 @@ class JobContext:
     max_retries: int
     lease: uuid.UUID | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+    # A plain flag, not a threading.Event: reading and setting a bool is atomic under
+    # the GIL, nobody waits on it, and an Event costs a lock and a condition per job.
+    _cancelled: bool = field(default=False, repr=False)
     thread_id: int | None = field(default=None, repr=False)
     # An atomic task's open transaction: its writes commit with the job's
     # completion, or not at all.
@@ -55,7 +56,7 @@ class JobContext:
         return Retry(exc, countdown, max_retries)
 
     def is_cancelled(self) -> bool:
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True

@@ -108,7 +108,7 @@ class Executor:
         try:
             task = self._task(job.task)
             args = encoding.loads(job.args_json)
-            kwargs = encoding.loads(job.kwargs_json)
+            kwargs = {} if job.kwargs_json == "{}" else encoding.loads(job.kwargs_json)
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise TypeError("stored arguments must be a JSON list and a JSON object")
         except Exception as exc:

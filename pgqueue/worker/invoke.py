@@ -47,7 +47,12 @@ def outcome_of_exception(task: Task[Any, Any], exc: BaseException) -> Outcome:
     return Failed(error_from(exc), retryable=task.policy.retries_on(exc))
 
 
+_NONE = Succeeded("null")
+
+
 def outcome_of_value(task_name: str, value: Any) -> Outcome:
+    if value is None:  # most tasks return nothing
+        return _NONE
     try:
         return Succeeded(encoding.dumps(value))
     except TypeError as exc:

@@ -45,13 +45,24 @@ RETURNING id;
 -- jobs_claim_idx; then the best %(limit)s of those overall. SKIP LOCKED lets many workers claim at once
 -- without waiting on each other. The new lease token fences this attempt:
 -- every later write for it must present the token.
-WITH candidates AS (
+--
+-- The claim commits without waiting for its WAL to reach disk
+-- (synchronous_commit off for this transaction only): if Postgres crashes
+-- within that instant, the claim is undone and the job is queued again, which
+-- the lease token already makes safe. The worker holding the lost lease can't
+-- record an outcome, and an atomic task's writes roll back with it. Enqueues
+-- and outcomes still wait for the disk.
+WITH async_commit AS MATERIALIZED (
+    SELECT set_config('synchronous_commit', 'off', true)
+),
+candidates AS (
     SELECT c.id, c.priority, c.run_at
     FROM unnest(%(queues)b::text[]) AS q(name)
     CROSS JOIN LATERAL (
         SELECT j.id, j.priority, j.run_at
         FROM {schema}.jobs j
         WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
+          AND EXISTS (SELECT FROM async_commit)
           AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
