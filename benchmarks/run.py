@@ -290,7 +290,11 @@ SYSTEM_TEXT = {
                "Workers: `python -m pgqueue.cli worker` (= `pgq worker`), LISTEN/NOTIFY "
                "wake-ups, poll interval 5 s (default), claims of up to --batch-size jobs "
                "per round trip; no-op tasks are `async def` on the asyncio pool for drain "
-               "and drain-io, a plain function on the threads pool for latency.",
+               "and drain-io, a plain function on the threads pool for latency. Enqueues and "
+               "outcomes wait for the WAL flush (synchronous_commit on); claims don't (off "
+               "for the claim's own transaction: a claim lost in a crash is re-queued, and "
+               "the lease token refuses the old attempt's outcome). A task that returns "
+               "None stores no result row.",
     "procrastinate": "Producer: sync API (`task.defer()`, `task.batch_defer()`) over "
                      "`PsycopgConnector` opened with `app.open()`. Workers: `procrastinate "
                      "worker` with listen/notify on (default), jobs kept after completion "
@@ -336,6 +340,11 @@ CAVEATS = """\
   documented way to publish many; `celery_bench.py --batch-mode group` measures
   `group(...).apply_async()` instead. Celery's "chunks" primitive was not used: it packs many
   calls into one message, which changes what a job is.
+- **Round trips per job** (drain) are the transactions committed in the system's
+  database during the drain (`pg_stat_database.xact_commit`, read before the workers start
+  and after they stop), divided by the jobs: every statement run in autocommit is one.
+  They include the workers' start-up and shutdown, heartbeats, and the harness's own
+  polling (ten cheap queries a second). Not measured for Celery (no database).
 - **How "finished" is detected** (drain), always from the system's own records:
   pgqueue `pgqueue.jobs.finished_at` of succeeded jobs; procrastinate the `succeeded` rows
   of `procrastinate_events` (`at` is the finishing transaction's `now()`); pgqueuer deletes
