@@ -126,6 +126,43 @@ class Adapter:
         return enqueued
 
 
+class PostgresAdapter(Adapter):
+    """A system that keeps its jobs in Postgres: a fresh database ``self.db`` per
+    measurement, and finished jobs counted from the rows where ``finish_where()`` holds
+    in ``finish_table``, stamped by ``finish_column``."""
+
+    finish_table: ClassVar[str]
+    finish_column: ClassVar[str]
+    finish_filter: ClassVar[str] = "true"
+
+    def setup(self) -> None:
+        self.db = common.recreate_database(self.dsn, self.system)
+        self.open()
+        self.poll = common.Poller(self.db)
+
+    def teardown(self) -> None:
+        self.close()
+        self.poll.close()
+        common.drop_database(self.dsn, self.system)
+
+    def open(self) -> None:
+        """Install the system's schema in self.db and open its producer."""
+
+    def close(self) -> None:
+        """Close the producer."""
+
+    def finish_where(self) -> str:
+        return self.finish_filter
+
+    def finished(self, out: common.LineFile | None) -> int:
+        return int(self.poll.scalar(
+            f"SELECT count(*) FROM {self.finish_table} WHERE {self.finish_where()}"))
+
+    def first_last(self, out: common.LineFile | None) -> common.FinishSpan:
+        return common.finish_span(self.poll, self.finish_table, self.finish_column,
+                                  self.finish_where())
+
+
 # ---- the workloads ------------------------------------------------------------------------
 
 def run_enqueue(ad: Adapter, n: int, batch: bool) -> dict[str, Any]:
@@ -160,7 +197,8 @@ def run_drain(ad: Adapter, n: int, cfg: dict[str, Any],
         ad.prefill(prefill, ad.args.prefill)
     ad.preload(cfg["task"], n)
     time.sleep(1.2)  # the producer's statistics reach pg_stat_database (1 s flush)
-    xacts = transactions(getattr(ad, "db", None))
+    db = ad.db if isinstance(ad, PostgresAdapter) else None
+    xacts = transactions(db)
     out = (common.LineFile(common.RESULTS_DIR / f"{ad.system}-{ad.workload}.lines")
            if ad.drain_file else None)
     cpu = common.CpuMeter(ad.server)
@@ -184,7 +222,7 @@ def run_drain(ad: Adapter, n: int, cfg: dict[str, Any],
         workers.stop()
     result = common.drain_result(finished, finish, cpu, wall)
     time.sleep(0.5)  # exiting backends flush their counts
-    after = transactions(getattr(ad, "db", None))
+    after = transactions(db)
     if xacts is not None and after is not None:
         # Includes start-up, shutdown and this script's polling (10 a second).
         result["round_trips_per_job"] = (after - xacts) / finished

@@ -42,9 +42,9 @@ import psycopg
 
 from pgqueue import encoding
 from pgqueue.context import JobContext
-from pgqueue.errors import JobCancelled, TaskError, UnknownTask
+from pgqueue.errors import UnknownTask
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
-from pgqueue.result import JobResult
+from pgqueue.result import JobResult, settle
 from pgqueue.statements import EnqueueRequest
 from pgqueue.worker.invoke import (
     arguments,
@@ -106,15 +106,7 @@ class EagerResult(JobResult):
 
     def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         """The value, or the job's error raised as :class:`TaskError` (never waits)."""
-        info = self.job.info
-        if info.state is JobState.SUCCEEDED:
-            return info.result
-        if not propagate:
-            return None
-        if info.state is JobState.CANCELLED:
-            raise JobCancelled(f"job {info.id} ({info.task}) was cancelled")
-        err = info.error or JobError("UnknownError", "the job failed without an error", "")
-        raise TaskError(info.id, err.type, err.message, err.traceback)
+        return settle(self.job.info, propagate)
 
     async def get_async(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         return self.get(timeout, propagate=propagate)

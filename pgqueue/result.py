@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 _RECHECK_SECONDS = 5.0
 
 
-def _settle(info: JobInfo, propagate: bool) -> Any:
+def settle(info: JobInfo, propagate: bool) -> Any:
     """The value of a finished job, or the error it finished with."""
     if info.state is JobState.SUCCEEDED:
         return info.result
@@ -120,7 +120,7 @@ class JobResult:
         if info is None:
             raise JobNotFound(f"no job with id {self.id}")
         if info.state.finished:
-            return True, _settle(info, propagate), 0.0
+            return True, settle(info, propagate), 0.0
         wait = _RECHECK_SECONDS
         if deadline is not None:
             wait = min(wait, deadline - now)

@@ -57,6 +57,13 @@ class EnqueueRequest:
     headers: Mapping[str, str] | None = None  # e.g. trace context, from before_enqueue hooks
 
 
+def _is_arglist(args: object) -> bool:
+    """A sequence of positional arguments (a str is a sequence too, but never meant as one)."""
+    if type(args) in (tuple, list):  # the exact types first: ABC checks are slow
+        return True
+    return isinstance(args, Sequence) and not isinstance(args, (str, bytes))
+
+
 def make_request(
     task: str,
     args: Sequence[Any] = (),
@@ -69,8 +76,7 @@ def make_request(
     max_attempts: int = 1,
 ) -> EnqueueRequest:
     """Validate and encode one job; raises TypeError/ValueError before anything is written."""
-    if type(args) not in (tuple, list) and (  # the exact types first: ABC checks are slow
-            isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+    if not _is_arglist(args):
         raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
     if kwargs is not None and type(kwargs) is not dict and not isinstance(kwargs, Mapping):
         raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
@@ -100,8 +106,7 @@ def enqueue_same(schema: str, task: str, queue: str, priority: int, max_attempts
     """Many jobs of one task and options, by positional arguments; checked and encoded
     here, so a bad argument raises before anything is written."""
     for args in arglists:
-        if type(args) not in (tuple, list) and (
-                isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+        if not _is_arglist(args):
             raise TypeError(f"each item of map() must be a list or tuple of arguments, "
                             f"not {type(args).__name__}")
     return Statement(

@@ -13,6 +13,7 @@ import os
 import time
 from typing import Any
 
+import startlog
 from celery import Celery
 from celery.signals import task_postrun
 
@@ -28,22 +29,10 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 
-_fds: dict[tuple[int, str], int] = {}  # (pid, path) -> fd; each prefork child opens its own
-
-
-def _fd(var: str) -> int:
-    key = (os.getpid(), var)
-    fd = _fds.get(key)
-    if fd is None:
-        fd = _fds[key] = os.open(os.environ[var], os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                                 0o644)
-    return fd
-
-
 if os.environ.get("BENCH_POSTRUN"):
     @task_postrun.connect
     def _finished(**_: Any) -> None:
-        os.write(_fd("BENCH_POSTRUN"), f"{time.time():.6f}\n".encode())
+        startlog.append("BENCH_POSTRUN", f"{time.time():.6f}\n")
 
 
 @app.task(name="noop")
@@ -58,4 +47,4 @@ def io(n: int) -> None:
 
 @app.task(name="latency")
 def latency(n: int) -> None:
-    os.write(_fd("BENCH_OUT"), f"{n} {time.time():.6f}\n".encode())
+    startlog.started(n)

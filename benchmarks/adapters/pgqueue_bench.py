@@ -36,7 +36,7 @@ WORKER["scale-finished"] = WORKER["scale-backlog"] = WORKER["drain"]
 POLL_INTERVAL = 5.0  # the default: LISTEN/NOTIFY wakes workers, polling is the fallback
 
 
-class PgqueueAdapter(harness.Adapter):
+class PgqueueAdapter(harness.PostgresAdapter):
     system = "pgqueue"
     WORKER: ClassVar[dict[str, dict[str, Any]]] = WORKER
 
@@ -55,23 +55,18 @@ class PgqueueAdapter(harness.Adapter):
         return version("pgqueue")
 
     base_id = 0  # scale-finished: the prefilled rows' ids are <= this
+    finish_table = "pgqueue.jobs"
+    finish_column = "finished_at"
 
-    def setup(self) -> None:
-        self.db = common.recreate_database(self.args.dsn, self.system)
+    def open(self) -> None:
         from pgqueue_tasks import app
 
         self.app = app
         app.configure(dsn=self.db)
         app.migrate()
-        self.poll = common.Poller(self.db)
 
-    def teardown(self) -> None:
+    def close(self) -> None:
         self.app.close()
-        self.poll.close()
-        common.drop_database(self.args.dsn, self.system)
-
-    def server_version(self) -> str:
-        return common.postgres_version(self.db)
 
     def enqueue_one(self, task: str, n: int) -> None:
         self.app.tasks[task].delay(n)
@@ -120,17 +115,11 @@ class PgqueueAdapter(harness.Adapter):
                            "--batch-size", str(cfg["batch_size"]),
                            "--poll-interval", str(POLL_INTERVAL)], env=env)
 
-    def finished(self, out: common.LineFile | None) -> int:
-        return int(self.poll.scalar(
-            # finished_at IS NOT NULL: read off jobs_finished_idx, so that polling a
-            # table with a million-job backlog doesn't scan it ten times a second
-            f"SELECT count(*) FROM pgqueue.jobs WHERE finished_at IS NOT NULL "
-            f"AND state = 'succeeded' AND id > {int(self.base_id)}"))
-
-    def first_last(self, out: common.LineFile | None) -> common.FinishSpan:
-        return common.finish_span(self.poll, "pgqueue.jobs", "finished_at",
-                                  f"finished_at IS NOT NULL AND state = 'succeeded' "
-                                  f"AND id > {int(self.base_id)}")
+    def finish_where(self) -> str:
+        # finished_at IS NOT NULL: read off jobs_finished_idx, so that polling a table
+        # with a million-job backlog doesn't scan it ten times a second
+        return (f"finished_at IS NOT NULL AND state = 'succeeded' "
+                f"AND id > {int(self.base_id)}")
 
 
 if __name__ == "__main__":

@@ -7,23 +7,13 @@ write per task), the same way every system's latency task does.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
+
+import startlog
 
 from pgqueue import App
 
 app = App()
-
-_fds: dict[int, int] = {}  # pid -> fd: opened lazily, so a forked/spawned child opens its own
-
-
-def _out() -> int:
-    fd = _fds.get(os.getpid())
-    if fd is None:
-        fd = _fds[os.getpid()] = os.open(os.environ["BENCH_OUT"],
-                                         os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    return fd
-
 
 @app.task
 def noop(n: int) -> None:
@@ -47,4 +37,4 @@ async def io_async(n: int) -> None:
 
 @app.task
 def latency(n: int) -> None:
-    os.write(_out(), f"{n} {time.time():.6f}\n".encode())
+    startlog.started(n)

@@ -44,7 +44,7 @@ WORKER: dict[str, dict[str, Any]] = {
 }
 
 
-class PgqueuerAdapter(harness.Adapter):
+class PgqueuerAdapter(harness.PostgresAdapter):
     system = "pgqueuer"
     WORKER: ClassVar[dict[str, dict[str, Any]]] = WORKER
 
@@ -62,24 +62,22 @@ class PgqueuerAdapter(harness.Adapter):
     def version(self) -> str:
         return version("pgqueuer")
 
-    def setup(self) -> None:
-        self.db = common.recreate_database(self.args.dsn, self.system)
+    # pgqueuer deletes a finished job and logs it here in the same statement
+    finish_table = "pgqueuer_log"
+    finish_column = "created"
+    finish_filter = "status = 'successful'"
+
+    def open(self) -> None:
         self.url = common.dsn_url(self.db)
         subprocess.run([sys.executable, "-m", "pgqueuer", "--pg-dsn", self.url, "install"],
                        check=True, capture_output=True)
         self.runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
         self.conn = self.runner.run(asyncpg.connect(self.url))
         self.queries = Queries(AsyncpgDriver(self.conn))
-        self.poll = common.Poller(self.db)
 
-    def teardown(self) -> None:
+    def close(self) -> None:
         self.runner.run(self.conn.close())
         self.runner.close()
-        self.poll.close()
-        common.drop_database(self.args.dsn, self.system)
-
-    def server_version(self) -> str:
-        return common.postgres_version(self.db)
 
     def enqueue_one(self, task: str, n: int) -> None:
         self.runner.run(self.queries.enqueue(task, str(n).encode()))
@@ -145,14 +143,6 @@ class PgqueuerAdapter(harness.Adapter):
             argv += ["--max-concurrent-tasks", str(cfg["concurrency"])]
         for _ in range(cfg["procs"]):
             workers.start(argv, env=env)
-
-    def finished(self, out: common.LineFile | None) -> int:
-        return int(self.poll.scalar(
-            "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"))
-
-    def first_last(self, out: common.LineFile | None) -> common.FinishSpan:
-        return common.finish_span(self.poll, "pgqueuer_log", "created",
-                                  "status = 'successful'")
 
 
 if __name__ == "__main__":

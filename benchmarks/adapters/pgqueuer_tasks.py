@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+import startlog
 from pgqueuer import PgQueuer
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.models import Job
-
-_fds: dict[int, int] = {}
-
-
-def _out() -> int:
-    fd = _fds.get(os.getpid())
-    if fd is None:
-        fd = _fds[os.getpid()] = os.open(os.environ["BENCH_OUT"],
-                                         os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    return fd
 
 
 @asynccontextmanager
@@ -46,7 +36,7 @@ async def main() -> AsyncIterator[PgQueuer]:
 
     @pgq.entrypoint("latency")
     async def latency(job: Job) -> None:
-        os.write(_out(), f"{int(job.payload or b'0')} {time.time():.6f}\n".encode())
+        startlog.started(int(job.payload or b"0"))
 
     try:
         yield pgq

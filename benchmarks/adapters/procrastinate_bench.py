@@ -32,7 +32,7 @@ WORKER: dict[str, dict[str, Any]] = {
 }
 
 
-class ProcrastinateAdapter(harness.Adapter):
+class ProcrastinateAdapter(harness.PostgresAdapter):
     system = "procrastinate"
     WORKER: ClassVar[dict[str, dict[str, Any]]] = WORKER
 
@@ -43,23 +43,20 @@ class ProcrastinateAdapter(harness.Adapter):
     def version(self) -> str:
         return version("procrastinate")
 
-    def setup(self) -> None:
-        self.db = common.recreate_database(self.args.dsn, self.system)
+    finish_table = "procrastinate_events"
+    finish_column = "at"
+    finish_filter = "type = 'succeeded'"
+
+    def open(self) -> None:
         os.environ["BENCH_DSN"] = self.db
         from procrastinate_tasks import app
 
         self.app = app
         app.open()
         app.schema_manager.apply_schema()
-        self.poll = common.Poller(self.db)
 
-    def teardown(self) -> None:
+    def close(self) -> None:
         self.app.close()
-        self.poll.close()
-        common.drop_database(self.args.dsn, self.system)
-
-    def server_version(self) -> str:
-        return common.postgres_version(self.db)
 
     def _task(self, name: str) -> Any:
         return self.app.tasks[name]
@@ -86,12 +83,9 @@ class ProcrastinateAdapter(harness.Adapter):
                           env=env)
 
     def finished(self, out: common.LineFile | None) -> int:
+        # counted off the jobs table; the finish times come from the events table
         return int(self.poll.scalar(
             "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"))
-
-    def first_last(self, out: common.LineFile | None) -> common.FinishSpan:
-        return common.finish_span(self.poll, "procrastinate_events", "at",
-                                  "type = 'succeeded'")
 
 
 if __name__ == "__main__":

@@ -10,20 +10,10 @@ import asyncio
 import os
 import time
 
+import startlog
 from procrastinate import App, PsycopgConnector
 
 app = App(connector=PsycopgConnector(conninfo=os.environ.get("BENCH_DSN", "")))
-
-_fds: dict[int, int] = {}
-
-
-def _out() -> int:
-    fd = _fds.get(os.getpid())
-    if fd is None:
-        fd = _fds[os.getpid()] = os.open(os.environ["BENCH_OUT"],
-                                         os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    return fd
-
 
 @app.task(name="noop")
 async def noop(n: int) -> None:
@@ -47,4 +37,4 @@ def io_sync(n: int) -> None:
 
 @app.task(name="latency")
 async def latency(n: int) -> None:
-    os.write(_out(), f"{n} {time.time():.6f}\n".encode())
+    startlog.started(n)

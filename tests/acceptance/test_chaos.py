@@ -33,16 +33,6 @@ LEASE, BEAT = 2.0, 0.5
 RESCUE_BOUND = LEASE + 2 * BEAT + 2.0
 
 
-@pytest.fixture
-def producer(dsn):
-    from tests.tasks_app import register
-
-    app = App(dsn)
-    register(app)
-    yield app
-    app.close()
-
-
 class Fleet:
     """`pgq worker` processes, each logging to its own file; remembers whom it SIGKILLed."""
 

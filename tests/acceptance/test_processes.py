@@ -9,20 +9,9 @@ import subprocess
 import time
 
 import psycopg
-import pytest
 
-from pgqueue import App, JobState
+from pgqueue import JobState
 from tests.conftest import _counter, _janitor, count, pgq, pgq_run, stop_process, wait_for
-
-
-@pytest.fixture
-def producer(dsn):
-    from tests.tasks_app import register
-
-    app = App(dsn)
-    register(app)
-    yield app
-    app.close()
 
 
 def _worker_up(dsn: str, n: int = 1) -> bool:
