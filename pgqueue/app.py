@@ -109,7 +109,7 @@ class App:
         ``SoftTimeLimitExceeded`` inside it first, so it can clean up. With
         ``atomic=True`` (and ``bind=True`` to reach ``self.connection``) the
         task's writes on that connection commit together with its completion:
-        exactly-once effects, see :mod:`pgqueue.worker.atomic`. ``redact`` names
+        exactly-once effects, see :mod:`pgqueue.atomic`. ``redact`` names
         arguments that monitoring (dashboard, ``pgq jobs show``) shows as •••.
         """
         policy = RetryPolicy(max_retries=max_retries, autoretry_for=autoretry_for,

@@ -43,17 +43,17 @@ import psycopg
 from pgqueue import encoding
 from pgqueue.context import JobContext
 from pgqueue.errors import UnknownTask
-from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
-from pgqueue.result import JobResult, settle
-from pgqueue.statements import EnqueueRequest
-from pgqueue.worker.invoke import (
+from pgqueue.execution import (
     arguments,
     invoke,
     outcome_of_exception,
     outcome_of_value,
     report,
 )
-from pgqueue.worker.outcome import Outcome, Succeeded, decide, error_from
+from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
+from pgqueue.outcome import Outcome, Succeeded, decide, error_from
+from pgqueue.result import JobResult, settle
+from pgqueue.statements import EnqueueRequest
 
 if TYPE_CHECKING:
     from pgqueue.app import App

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 
 from pgqueue import statements
-from pgqueue.worker.link import Link
+from pgqueue.link import Link
 
 log = logging.getLogger("pgqueue.maintenance")
 

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from pgqueue import statements
+from pgqueue.link import Link
 from pgqueue.maintenance import Pruner
 from pgqueue.schedule import due_ticks, next_after
 from pgqueue.settings import Settings
-from pgqueue.worker.link import Link
 
 if TYPE_CHECKING:
     from pgqueue.app import App

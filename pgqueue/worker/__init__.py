@@ -1,17 +1,9 @@
 """The worker: claims jobs, runs them, records outcomes. Entry point: :class:`Worker`.
 
-``Worker`` is imported lazily so that the worker's small parts (links, pools)
-can be used by the scheduler and maintenance without pulling in the loop.
+Only entry points (the CLI, the testing helpers, the integrations) import this
+package; producers never do (``tests/unit/test_layers.py`` checks it).
 """
 
-from typing import Any
+from pgqueue.worker.loop import Worker
 
 __all__ = ["Worker"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Worker":
-        from pgqueue.worker.loop import Worker
-
-        return Worker
-    raise AttributeError(name)

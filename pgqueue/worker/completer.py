@@ -15,8 +15,8 @@ from collections.abc import Callable
 import psycopg
 
 from pgqueue import statements
+from pgqueue.link import Link
 from pgqueue.statements import Finish
-from pgqueue.worker.link import Link
 
 log = logging.getLogger("pgqueue.worker")
 

@@ -30,19 +30,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding
+from pgqueue.atomic import AtomicTarget, close_pools
 from pgqueue.context import JobContext
 from pgqueue.errors import SoftTimeLimitExceeded, TimeLimitExceeded, UnknownTask
-from pgqueue.hooks import Hooks
-from pgqueue.job import ClaimedJob, JobError
-from pgqueue.worker.atomic import AtomicTarget, close_pools
-from pgqueue.worker.invoke import (
+from pgqueue.execution import (
     arguments,
     outcome_of_exception,
     outcome_of_value,
     raise_in_thread,
     report,
 )
-from pgqueue.worker.outcome import Cancelled, Failed, Outcome, TimedOut, error_from
+from pgqueue.hooks import Hooks
+from pgqueue.job import ClaimedJob, JobError
+from pgqueue.outcome import Cancelled, Failed, Outcome, TimedOut, error_from
 from pgqueue.worker.processes import ProcessPool
 from pgqueue.worker.threads import Report, ThreadRunner
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pgqueue import statements
 from pgqueue.job import ClaimedJob
-from pgqueue.worker.link import Link
+from pgqueue.link import Link
 
 log = logging.getLogger("pgqueue.worker")
 

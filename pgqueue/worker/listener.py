@@ -15,7 +15,7 @@ import psycopg
 
 from pgqueue import statements
 from pgqueue.client_async import run
-from pgqueue.worker.link import Link
+from pgqueue.link import Link
 
 log = logging.getLogger("pgqueue.worker")
 

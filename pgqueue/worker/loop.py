@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from pgqueue import statements
+from pgqueue.atomic import AtomicTarget
 from pgqueue.errors import ConfigurationError
 from pgqueue.job import ClaimedJob, JobState
+from pgqueue.link import Link
 from pgqueue.maintenance import Rescuer
 from pgqueue.metrics import WorkerMetrics
+from pgqueue.outcome import Committed, decide
+from pgqueue.services import every
 from pgqueue.settings import Settings
 from pgqueue.statements import Finish
-from pgqueue.worker.atomic import AtomicTarget
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import Executor
 from pgqueue.worker.heartbeat import Heartbeat
-from pgqueue.worker.link import Link
 from pgqueue.worker.listener import Listener
-from pgqueue.worker.outcome import Committed, decide
-from pgqueue.worker.periodic import every
 from pgqueue.worker.processes import ProcessPool
 from pgqueue.worker.threads import Report
 

@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from pgqueue.job import ClaimedJob, JobError
-from pgqueue.worker.outcome import (
+from pgqueue.outcome import (
     Cancelled,
     Committed,
     Failed,
@@ -51,10 +51,10 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
     import uuid
 
     from pgqueue import encoding
+    from pgqueue.atomic import AtomicTarget
     from pgqueue.context import JobContext
+    from pgqueue.execution import invoke
     from pgqueue.loader import load_app
-    from pgqueue.worker.atomic import AtomicTarget
-    from pgqueue.worker.invoke import invoke
 
     child_app = load_app(app_path)
     tasks = child_app.tasks

@@ -20,15 +20,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pgqueue.execution import invoke
 from pgqueue.job import ClaimedJob
-from pgqueue.worker.invoke import invoke
-from pgqueue.worker.outcome import Outcome
+from pgqueue.outcome import Outcome
 
 if TYPE_CHECKING:
+    from pgqueue.atomic import AtomicTarget
     from pgqueue.context import JobContext
     from pgqueue.hooks import Hooks
     from pgqueue.task import Task
-    from pgqueue.worker.atomic import AtomicTarget
 
 # (job, outcome, seconds it ran)
 Report = tuple[ClaimedJob, Outcome, float]

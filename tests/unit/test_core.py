@@ -8,8 +8,8 @@ import pytest
 
 from pgqueue import App, JobResult, JobState, Task
 from pgqueue.job import ClaimedJob, JobError
+from pgqueue.outcome import Failed, Succeeded, decide
 from pgqueue.statements import make_request
-from pgqueue.worker.outcome import Failed, Succeeded, decide
 
 
 def test_request_encodes_at_once():

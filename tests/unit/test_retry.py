@@ -6,8 +6,7 @@ import uuid
 import pytest
 
 from pgqueue.job import ClaimedJob, JobError, JobState
-from pgqueue.retry import RetryPolicy
-from pgqueue.worker.outcome import (
+from pgqueue.outcome import (
     Cancelled,
     Failed,
     RetryRequested,
@@ -15,6 +14,7 @@ from pgqueue.worker.outcome import (
     TimedOut,
     decide,
 )
+from pgqueue.retry import RetryPolicy
 
 ERR = JobError("OSError", "disk", "tb")
 

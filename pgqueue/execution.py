@@ -1,7 +1,8 @@
 """Calls a task function and turns whatever happens into an Outcome.
 
-Shared by the thread pool and the process pool's children, so a job behaves
-the same wherever it runs. Also holds the one unsafe tool threads need: raising
+Shared by the worker's thread pool, its process pool's children and eager mode,
+so a job behaves the same wherever it runs; it sits below both the worker and
+the producer, and imports neither. Also holds the one unsafe tool threads need: raising
 an exception inside another thread (for soft time limits).
 """
 
@@ -14,11 +15,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding
+from pgqueue.atomic import AtomicTarget, run_atomically
 from pgqueue.context import JobContext
 from pgqueue.errors import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from pgqueue.job import JobError
-from pgqueue.worker.atomic import AtomicTarget, run_atomically
-from pgqueue.worker.outcome import (
+from pgqueue.outcome import (
     Cancelled,
     Committed,
     Failed,

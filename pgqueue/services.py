@@ -1,0 +1,41 @@
+"""``every(interval, run_once, name)``: the one loop that drives side services.
+
+A service (the heartbeat, the rescuer, the scheduler's tick, the pruner) is a
+``run_once()`` coroutine; this owns the sleeping, the logging and surviving
+errors, so each service stays a single step that tests can call on its own.
+After a failure the next try waits longer (doubling, up to ``BACKOFF_CAP``
+times the interval), so a database that is down is not hammered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import psycopg
+
+log = logging.getLogger("pgqueue.services")
+
+BACKOFF_CAP = 8  # at most this many intervals between tries while a service fails
+
+
+def backoff(interval: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failures in a row (0: the plain interval)."""
+    return interval * min(BACKOFF_CAP, 2 ** failures) if failures else interval
+
+
+async def every(interval: float, run_once: Callable[[], Awaitable[object]], name: str) -> None:
+    failures = 0
+    while True:
+        await asyncio.sleep(backoff(interval, failures))
+        try:
+            await run_once()
+            failures = 0
+        except psycopg.OperationalError as exc:
+            failures += 1
+            log.warning("%s: database unreachable (%s); will retry", name,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+        except Exception:
+            failures += 1
+            log.exception("%s failed; will retry", name)
