@@ -288,12 +288,12 @@ def get_job(schema: str, job_id: int) -> Statement[JobInfo | None]:
 
 def register_worker(
     schema: str, *, name: str, host: str, pid: int, queues: Sequence[str], pool: str,
-    concurrency: int,
+    concurrency: int, lease_seconds: float = 30.0,
 ) -> Statement[int]:
     return Statement(
         queries(schema)["register_worker"],
         {"name": name, "host": host, "pid": pid, "queues": list(queues), "pool": pool,
-         "concurrency": concurrency},
+         "concurrency": concurrency, "lease_seconds": lease_seconds},
         _scalar,
     )
 

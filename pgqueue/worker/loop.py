@@ -104,7 +104,8 @@ class Worker:
             self.metrics.serve(s.metrics_port, s.metrics_host)
         self.worker_id = await self.claim_link.execute(statements.register_worker(
             self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
-            queues=s.queues, pool=s.pool, concurrency=s.concurrency))
+            queues=s.queues, pool=s.pool, concurrency=s.concurrency,
+            lease_seconds=s.lease_seconds))
         self.executor.atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency)
         if self.executor.processes is not None:
             self.executor.processes.worker_id = self.worker_id

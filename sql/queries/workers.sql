@@ -1,7 +1,8 @@
 -- name: register_worker :one
 -- A worker's row: what the worker_status view shows.
-INSERT INTO {schema}.workers (name, host, pid, queues, pool, concurrency)
-VALUES (%(name)s, %(host)s, %(pid)s, %(queues)s, %(pool)s, %(concurrency)s)
+INSERT INTO {schema}.workers (name, host, pid, queues, pool, concurrency, lease_seconds)
+VALUES (%(name)s, %(host)s, %(pid)s, %(queues)s, %(pool)s, %(concurrency)s,
+        %(lease_seconds)s)
 RETURNING id;
 
 -- name: stop_worker :none
