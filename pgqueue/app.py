@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from pgqueue import embedded, statements
 from pgqueue.client import Client
 from pgqueue.client_async import AsyncClient
+from pgqueue.eager import EagerEnqueuer
+from pgqueue.enqueuer import DatabaseEnqueuer, Enqueuer
 from pgqueue.hooks import Hooks
 from pgqueue.migrate import migrate_dsn
+from pgqueue.options import UNKNOWN_TASK_DEFAULTS, EnqueueOptions, TaskOptions
 from pgqueue.result import JobResult
-from pgqueue.retry import RetryPolicy
 from pgqueue.schedule import CatchUp, Rule, Schedule
 from pgqueue.settings import Settings
 from pgqueue.task import Task
@@ -49,13 +51,18 @@ class App:
         self._dsn_lock = threading.Lock()
         self.client = Client(self.dsn, settings.pool_size, settings.pool_timeout)
         self.async_client = AsyncClient(self.dsn, settings.pool_size, settings.pool_timeout)
+        self.enqueuer: Enqueuer = self._enqueuer()
         atexit.register(self.close)
+
+    def _enqueuer(self) -> Enqueuer:
+        return EagerEnqueuer(self) if self.settings.eager else DatabaseEnqueuer(self)
 
     def configure(self, **changes: Any) -> None:
         """Change settings (those given and not None) before the app first connects."""
         if self._dsn is not None and changes.get("dsn") not in (None, self._dsn):
             raise RuntimeError("configure(dsn=...) after the app has connected")
         self.settings = self.settings.with_(**changes)
+        self.enqueuer = self._enqueuer()
         if self._dsn is None:  # nothing opened yet: rebuild the clients with the new sizes
             self.client = Client(self.dsn, self.settings.pool_size, self.settings.pool_timeout)
             self.async_client = AsyncClient(self.dsn, self.settings.pool_size,
@@ -81,57 +88,40 @@ class App:
     @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
     @overload
-    def task(self, *, name: str | None = None, queue: str = "default", priority: int = 0,
-             max_retries: int = 0,
-             autoretry_for: tuple[type[BaseException], ...] | None = None,
-             retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
-             retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
-             time_limit: float | None = None, soft_time_limit: float | None = None,
-             atomic: bool = False, redact: Sequence[str] = (),
-             ) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
+    def task(self, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, fn: Callable[P, R] | None = None, /, *,  # type: ignore[misc]
-             name: str | None = None, queue: str = "default", priority: int = 0,
-             max_retries: int = 0,
-             autoretry_for: tuple[type[BaseException], ...] | None = None,
-             retry_backoff: bool | float = False, retry_backoff_max: float = 600.0,
-             retry_jitter: bool = True, default_retry_delay: float = 3.0, bind: bool = False,
-             time_limit: float | None = None, soft_time_limit: float | None = None,
-             atomic: bool = False, redact: Sequence[str] = ()) -> Any:
+    def task(self, fn: Callable[P, R] | None = None, /,  # type: ignore[misc]
+             **options: Any) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="emails")``.
 
-        The task's name defaults to the function's name; it is what workers look
-        up, so producers can ``send_task("name")`` without importing the code.
-        Retry options are those of :class:`pgqueue.retry.RetryPolicy`; with
-        ``bind=True`` the function gets a :class:`pgqueue.context.JobContext`
-        first (``self.retry()``, ``self.is_cancelled()``, ``self.job_id``).
-        ``time_limit`` stops the job (hard); ``soft_time_limit`` raises
-        ``SoftTimeLimitExceeded`` inside it first, so it can clean up. With
-        ``atomic=True`` (and ``bind=True`` to reach ``self.connection``) the
-        task's writes on that connection commit together with its completion:
-        exactly-once effects, see :mod:`pgqueue.atomic`. ``redact`` names
-        arguments that monitoring (dashboard, ``pgq jobs show``) shows as •••.
+        The options are those of :class:`pgqueue.options.TaskOptions` (checked
+        here, at import time). The task's name defaults to the function's name;
+        it is what workers look up, so producers can ``send_task("name")``
+        without importing the code. With ``bind=True`` the function gets a
+        :class:`pgqueue.context.JobContext` first (``self.retry()``,
+        ``self.is_cancelled()``, ``self.job_id``). ``time_limit`` stops the job
+        (hard); ``soft_time_limit`` raises ``SoftTimeLimitExceeded`` inside it
+        first, so it can clean up. With ``atomic=True`` (and ``bind=True`` to
+        reach ``self.connection``) the task's writes on that connection commit
+        together with its completion: exactly-once effects, see
+        :mod:`pgqueue.atomic`. ``redact`` names arguments that monitoring
+        (dashboard, ``pgq jobs show``) shows as •••.
         """
-        policy = RetryPolicy(max_retries=max_retries, autoretry_for=autoretry_for,
-                             retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
-                             retry_jitter=retry_jitter, default_retry_delay=default_retry_delay)
+        task_options = TaskOptions(**options)
 
         def register(f: Callable[P, R]) -> Task[P, R]:
-            task_name = name or f.__name__
-            existing = self.tasks.get(task_name)
+            t = Task(self, f, task_options)
+            existing = self.tasks.get(t.name)
             if existing is not None and existing.fn is not f and (
                 existing.fn.__module__, existing.fn.__qualname__
             ) != (f.__module__, f.__qualname__):
                 raise ValueError(
-                    f"a task named {task_name!r} is already registered "
+                    f"a task named {t.name!r} is already registered "
                     f"({existing.fn.__module__}.{existing.fn.__qualname__}); "
                     "give one of them another name with @app.task(name=...)"
                 )
-            t = Task(self, f, name=task_name, queue=queue, priority=priority, policy=policy,
-                     bind=bind, time_limit=time_limit, soft_time_limit=soft_time_limit,
-                     atomic=atomic, redact=redact)
             functools.update_wrapper(t, f, updated=())
-            self.tasks[task_name] = t
+            self.tasks[t.name] = t
             return t
 
         return register(fn) if fn is not None else register
@@ -171,17 +161,15 @@ class App:
         them, ``"all"`` runs each one no older than ``catch_up_window`` (1 day).
         Schedules are written to the database when a scheduler starts.
         """
-        known = task if isinstance(task, Task) else self.tasks.get(task)
-        request = statements.make_request(
-            known.name if known else str(task), args, kwargs,
-            queue=queue or (known.queue if known else "default"),
-            priority=priority if priority is not None else (known.priority if known else 0))
+        request = self._request_by_name(task.name if isinstance(task, Task) else task, args,
+                                        kwargs, EnqueueOptions(queue=queue, priority=priority))
+        o = request.options
         schedule = Schedule(
             name=name, task=request.task, rule=Rule(cron=cron, every=every, tz=tz),
-            args_json=request.args_json, kwargs_json=request.kwargs_json, queue=request.queue,
-            priority=request.priority,
-            max_attempts=known.policy.max_attempts if known else 0,
-            catch_up=catch_up, catch_up_window=catch_up_window)
+            args_json=request.args_json, kwargs_json=request.kwargs_json,
+            queue=o.queue or "default", priority=o.priority or 0,
+            max_attempts=o.max_attempts or 0, catch_up=catch_up,
+            catch_up_window=catch_up_window)
         if name in self.schedules and self.schedules[name] != schedule:
             raise ValueError(f"a different schedule named {name!r} is already declared")
         self.schedules[name] = schedule
@@ -203,94 +191,56 @@ class App:
 
         All or nothing, and inside ``connection``'s transaction when one is given.
         """
-        batch = self._with_headers(requests)
-        if not batch:
-            return []
-        if self.settings.eager:  # tests: run inline; lazy, it pulls in the worker's invoke
-            from pgqueue import eager
-            return eager.run(self, batch, connection)
-        ids = self.client.execute(statements.enqueue(self.settings.schema, batch), connection)
-        return self.results(ids)
+        return self.enqueuer.enqueue(self._prepared(requests), connection)
+
+    async def enqueue_many_async(self, requests: Iterable[statements.EnqueueRequest], *,
+                                 connection: psycopg.AsyncConnection[Any] | None = None
+                                 ) -> list[JobResult]:
+        return await self.enqueuer.enqueue_async(self._prepared(requests), connection)
 
     def results(self, ids: list[int]) -> list[JobResult]:
         """Handles on jobs by id: ``app.results([12, 13])``."""
         return [JobResult(self, i) for i in ids]
 
-    async def enqueue_many_async(self, requests: Iterable[statements.EnqueueRequest], *,
-                                 connection: psycopg.AsyncConnection[Any] | None = None
-                                 ) -> list[JobResult]:
-        batch = self._with_headers(requests)
-        if not batch:
-            return []
-        if self.settings.eager:
-            from pgqueue import eager
-            return await eager.run_async(self, batch, connection)
-        ids = await self.async_client.execute(
-            statements.enqueue(self.settings.schema, batch), connection)
-        return self.results(ids)
-
-    def _with_headers(self, requests: Iterable[statements.EnqueueRequest]
-                      ) -> list[statements.EnqueueRequest]:
+    def _prepared(self, requests: Iterable[statements.EnqueueRequest]
+                  ) -> list[statements.EnqueueRequest]:
+        """The batch as written: with the headers enqueue hooks add to each job."""
         if not self.hooks.any_enqueue_hooks:
             return list(requests)
-        return [dataclasses.replace(r, headers={**(r.headers or {}), **self.hooks.headers(r.task)})
+        return [dataclasses.replace(r, options=r.options.with_headers(self.hooks.headers(r.task)))
                 for r in requests]
 
-    def send_task(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        countdown: float | None = None,
-        eta: dt.datetime | None = None,
-        connection: psycopg.Connection[Any] | None = None,
-    ) -> JobResult:
-        """Enqueue a task by name, without importing its code (or registering it)."""
-        return self.enqueue(self._request_by_name(name, args, kwargs, queue, priority,
-                                                  countdown, eta), connection)
+    def send_task(self, name: str, args: Sequence[Any] = (),
+                  kwargs: Mapping[str, Any] | None = None, *,
+                  connection: psycopg.Connection[Any] | None = None,
+                  **options: Any) -> JobResult:
+        """Enqueue a task by name, without importing its code (or registering it).
 
-    async def send_task_async(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        countdown: float | None = None,
-        eta: dt.datetime | None = None,
-        connection: psycopg.AsyncConnection[Any] | None = None,
-    ) -> JobResult:
+        ``options`` are those of :class:`pgqueue.options.EnqueueOptions`.
+        """
+        return self.enqueue(self._request_by_name(name, args, kwargs,
+                                                  EnqueueOptions.from_kwargs(options)),
+                            connection)
+
+    async def send_task_async(self, name: str, args: Sequence[Any] = (),
+                              kwargs: Mapping[str, Any] | None = None, *,
+                              connection: psycopg.AsyncConnection[Any] | None = None,
+                              **options: Any) -> JobResult:
         return await self.enqueue_async(
-            self._request_by_name(name, args, kwargs, queue, priority, countdown, eta),
-            connection,
-        )
+            self._request_by_name(name, args, kwargs, EnqueueOptions.from_kwargs(options)),
+            connection)
 
     def _request_by_name(self, name: str, args: Sequence[Any],
-                         kwargs: Mapping[str, Any] | None, queue: str | None,
-                         priority: int | None, countdown: float | None,
-                         eta: dt.datetime | None) -> statements.EnqueueRequest:
+                         kwargs: Mapping[str, Any] | None,
+                         options: EnqueueOptions) -> statements.EnqueueRequest:
         known = self.tasks.get(name)
-        return statements.make_request(
-            name, args, kwargs,
-            queue=queue or (known.queue if known else "default"),
-            priority=priority if priority is not None else (known.priority if known else 0),
-            countdown=countdown, eta=eta,
-            # 0: the worker applies the task's own retry policy.
-            max_attempts=known.policy.max_attempts if known else 0,
-        )
+        # Unknown here: max_attempts 0 lets the worker apply the task's own policy.
+        defaults = known.defaults if known is not None else UNKNOWN_TASK_DEFAULTS
+        return statements.make_request(name, args, kwargs, options.over(defaults))
 
     def AsyncResult(self, job_id: int) -> JobResult:
         """A JobResult for an id kept from earlier (a web session, a log line)."""
-        if self.settings.eager:
-            from pgqueue import eager
-            found = eager.lookup(self, job_id)
-            if found is not None:
-                return found
-        return JobResult(self, job_id)
+        return self.enqueuer.lookup(job_id) or JobResult(self, job_id)
 
     # -- admin --------------------------------------------------------------
     def retry_failed(self, *, queue: str | None = None, task: str | None = None) -> list[int]:

@@ -26,7 +26,7 @@ class JobContext:
     task: str
     queue: str
     attempt: int
-    max_retries: int
+    max_retries: int | None  # None: retried forever
     lease: uuid.UUID | None = None
     headers: dict[str, str] = field(default_factory=dict)
     # A plain flag, not a threading.Event: reading and setting a bool is atomic under

@@ -42,6 +42,7 @@ import psycopg
 
 from pgqueue import encoding
 from pgqueue.context import JobContext
+from pgqueue.enqueuer import each
 from pgqueue.errors import UnknownTask
 from pgqueue.execution import (
     arguments,
@@ -140,10 +141,38 @@ def clear(app: App) -> None:
     _results.pop(app, None)
 
 
+class EagerEnqueuer:
+    """The App's enqueuer in eager mode: each job runs inline and is kept in memory."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def enqueue(self, batch: list[EnqueueRequest],
+                connection: psycopg.Connection[Any] | None) -> list[JobResult]:
+        return run(self.app, batch, connection)
+
+    async def enqueue_async(self, batch: list[EnqueueRequest],
+                            connection: psycopg.AsyncConnection[Any] | None
+                            ) -> list[JobResult]:
+        return await run_async(self.app, batch, connection)
+
+    def enqueue_same(self, task: Task[..., Any], arglists: list[Sequence[Any]],
+                     connection: psycopg.Connection[Any] | None) -> list[JobResult]:
+        return self.app.enqueue_many(each(task, arglists), connection=connection)
+
+    async def enqueue_same_async(self, task: Task[..., Any], arglists: list[Sequence[Any]],
+                                 connection: psycopg.AsyncConnection[Any] | None
+                                 ) -> list[JobResult]:
+        return await self.app.enqueue_many_async(each(task, arglists), connection=connection)
+
+    def lookup(self, job_id: int) -> JobResult | None:
+        return lookup(self.app, job_id)
+
+
 # -- running ------------------------------------------------------------------------
 def run(app: App, batch: Sequence[EnqueueRequest],
         connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
-    """Run each request now, in order; the hook ``App.enqueue_many`` calls in eager mode."""
+    """Run each request now, in order (``App.enqueue_many`` in eager mode)."""
     out: list[JobResult] = []
     for request in batch:
         job_id = _next_id()
@@ -184,8 +213,9 @@ def _decided(task: Task[Any, Any], request: EnqueueRequest, attempt: int,
     The worker's own pure decide() judges, so retries follow the same rules;
     it ends every job within its budget, so the callers' loops end too.
     """
-    job = ClaimedJob(id=0, task=request.task, queue=request.queue, attempt=attempt,
-                     max_attempts=request.max_attempts, lease=uuid.uuid4(),
+    job = ClaimedJob(id=0, task=request.task, queue=request.options.queue or "default",
+                     attempt=attempt, max_attempts=request.options.max_attempts or 0,
+                     lease=uuid.uuid4(),
                      args_json=request.args_json, kwargs_json=request.kwargs_json)
     record = decide(job, outcome, task.policy)
     if record.state is JobState.QUEUED:
@@ -240,8 +270,8 @@ class _Call:
 
 def _call(job_id: int, task: Task[Any, Any], request: EnqueueRequest,
              attempt: int) -> _Call:
-    ctx = JobContext(job_id, task.name, request.queue, attempt, task.policy.max_retries,
-                     headers=dict(request.headers or {}))
+    ctx = JobContext(job_id, task.name, request.options.queue or "default", attempt,
+                     task.policy.max_retries, headers=dict(request.options.headers or {}))
     return _Call(ctx, encoding.loads(request.args_json), encoding.loads(request.kwargs_json))
 
 
@@ -297,12 +327,13 @@ def _inline(app: App, task: Task[Any, Any], call: _Call) -> Outcome:
 def _record(app: App, job_id: int, request: EnqueueRequest, ending: _Ending) -> EagerResult:
     now = dt.datetime.now(dt.UTC)
     task = app.tasks.get(request.task)
+    o = request.options
     info = JobInfo(
-        id=job_id, task=request.task, queue=request.queue, state=ending.state,
+        id=job_id, task=request.task, queue=o.queue or "default", state=ending.state,
         attempts=ending.attempts,
-        max_attempts=request.max_attempts if request.max_attempts > 0 else (
+        max_attempts=o.max_attempts if o.max_attempts else (
             task.policy.max_attempts if task else 1),
-        priority=request.priority, run_at=now, created_at=now, started_at=now,
+        priority=o.priority or 0, run_at=now, created_at=now, started_at=now,
         finished_at=now,
         result=encoding.loads(ending.value_json) if ending.value_json is not None else None,
         error=ending.error)

@@ -108,7 +108,8 @@ def report(hooks: Hooks, ctx: JobContext, outcome: Outcome, value: Any,
            error: BaseException | None) -> None:
     """Tell the after/failure/retry hooks how the attempt ended."""
     retrying = isinstance(outcome, RetryRequested) or (
-        isinstance(outcome, Failed) and outcome.retryable and ctx.attempt <= ctx.max_retries)
+        isinstance(outcome, Failed) and outcome.retryable
+        and (ctx.max_retries is None or ctx.attempt <= ctx.max_retries))
     label = "retry" if retrying else _LABELS[type(outcome)]
     hooks.finished(ctx, label, value if error is None else None, error, retrying)
 

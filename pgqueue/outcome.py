@@ -90,7 +90,7 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
     elif isinstance(outcome, Failed):
         retry = outcome.retryable
     else:  # TimedOut: retried like any failure when the task has retries
-        retry = policy.max_retries > 0
+        retry = policy.retries
     if retry and job.attempt < limit:
         return Finish(job.id, job.lease, JobState.QUEUED, error=outcome.error, retry_in=delay)
     return Finish(job.id, job.lease, JobState.FAILED, error=outcome.error)

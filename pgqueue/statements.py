@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pgqueue import encoding
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
+from pgqueue.options import EnqueueOptions
 from pgqueue.schedule import CatchUp, Rule, Schedule
 from pgqueue.sql import Query, channels, queries
 
@@ -28,6 +29,15 @@ class Statement(Generic[T]):
     query: Query
     params: Mapping[str, Any]
     decode: Callable[[list[Row]], T]
+
+
+U = TypeVar("U")
+
+
+def mapped(stmt: Statement[T], then: Callable[[T], U]) -> Statement[U]:
+    """The same statement, its decoded value passed through ``then``."""
+    decode = stmt.decode
+    return Statement(stmt.query, stmt.params, lambda rows: then(decode(rows)))
 
 
 def _nothing(rows: list[Row]) -> None:
@@ -44,17 +54,13 @@ def _first_column(rows: list[Row]) -> list[Any]:
 
 @dataclass(frozen=True, slots=True)
 class EnqueueRequest:
-    """One job to write, its arguments already encoded (so encoding errors come first)."""
+    """One job to write: its task, its arguments already encoded (so encoding errors
+    come first), and its options, resolved against the task's defaults."""
 
     task: str
-    queue: str
-    priority: int
     args_json: str
     kwargs_json: str
-    eta: dt.datetime | None = None
-    countdown: float | None = None
-    max_attempts: int = 1
-    headers: Mapping[str, str] | None = None  # e.g. trace context, from before_enqueue hooks
+    options: EnqueueOptions
 
 
 def _is_arglist(args: object) -> bool:
@@ -64,44 +70,47 @@ def _is_arglist(args: object) -> bool:
     return isinstance(args, Sequence) and not isinstance(args, (str, bytes))
 
 
+def _check_task_name(task: object) -> str:
+    if not isinstance(task, str) or not task:
+        raise TypeError(f"a task name must be a non-empty str, not {task!r}")
+    return task
+
+
 def make_request(
     task: str,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    *,
-    queue: str,
-    priority: int = 0,
-    eta: dt.datetime | None = None,
-    countdown: float | None = None,
-    max_attempts: int = 1,
+    options: EnqueueOptions | None = None,
+    /,
+    **given: Any,
 ) -> EnqueueRequest:
-    """Validate and encode one job; raises TypeError/ValueError before anything is written."""
+    """Validate and encode one job; raises TypeError/ValueError before anything is written.
+
+    ``options`` (or the same as keywords: ``queue="emails", countdown=10``) are
+    taken as given: merging with a task's defaults is the caller's
+    (:meth:`EnqueueOptions.over`); what is still unset gets the library's defaults.
+    """
+    _check_task_name(task)
     if not _is_arglist(args):
         raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
     if kwargs is not None and type(kwargs) is not dict and not isinstance(kwargs, Mapping):
         raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
-    if eta is not None and countdown is not None:
-        raise ValueError("give either eta or countdown, not both")
-    if eta is not None and eta.tzinfo is None:
-        raise ValueError(
-            "eta must be timezone-aware (for example datetime.now(timezone.utc) + delta); "
-            "a naive datetime is ambiguous"
-        )
-    if not -32768 <= priority <= 32767:
-        raise ValueError(f"priority must fit in a smallint (-32768..32767), not {priority}")
+    if kwargs and not all(isinstance(k, str) for k in kwargs):
+        raise TypeError("kwargs keys must be str (they are Python keyword arguments)")
+    opts = options if options is not None else EnqueueOptions.from_kwargs(given)
     return EnqueueRequest(
         task=task,
-        queue=queue,
-        priority=priority,
         args_json=encoding.dumps(list(args)),
         kwargs_json=encoding.dumps(dict(kwargs)) if kwargs else "{}",
-        eta=eta,
-        countdown=countdown,
-        max_attempts=max_attempts,
+        options=opts.over(LIBRARY_DEFAULTS),
     )
 
 
-def enqueue_same(schema: str, task: str, queue: str, priority: int, max_attempts: int,
+# What a job gets when neither the call nor its task says.
+LIBRARY_DEFAULTS = EnqueueOptions(queue="default", priority=0, max_attempts=1)
+
+
+def enqueue_same(schema: str, task: str, options: EnqueueOptions,
                  arglists: Sequence[Sequence[Any]]) -> Statement[list[int]]:
     """Many jobs of one task and options, by positional arguments; checked and encoded
     here, so a bad argument raises before anything is written."""
@@ -109,37 +118,43 @@ def enqueue_same(schema: str, task: str, queue: str, priority: int, max_attempts
         if not _is_arglist(args):
             raise TypeError(f"each item of map() must be a list or tuple of arguments, "
                             f"not {type(args).__name__}")
+    o = options.over(LIBRARY_DEFAULTS)
     return Statement(
         queries(schema)["enqueue_same"],
-        {"queue": queue, "task": task, "priority": priority, "max_attempts": max_attempts,
-         "args": encoding.dumps([list(a) for a in arglists])},
+        {"queue": o.queue, "task": _check_task_name(task), "priority": o.priority,
+         "max_attempts": o.max_attempts, "args": encoding.dumps([list(a) for a in arglists])},
         _first_column,
     )
+
+
+def _headers_json(o: EnqueueOptions) -> str | None:
+    return json.dumps(dict(o.headers)) if o.headers else None
 
 
 def enqueue(schema: str, requests: Sequence[EnqueueRequest]) -> Statement[list[int]]:
     if len(requests) == 1:
         r = requests[0]
+        o = r.options
         return Statement(
             queries(schema)["enqueue_job"],
-            {"queue": r.queue, "task": r.task, "priority": r.priority, "eta": r.eta,
-             "countdown": r.countdown, "max_attempts": r.max_attempts, "args": r.args_json,
-             "kwargs": r.kwargs_json,
-             "headers": json.dumps(dict(r.headers)) if r.headers else None},
+            {"queue": o.queue, "task": r.task, "priority": o.priority, "eta": o.eta,
+             "countdown": o.countdown, "max_attempts": o.max_attempts, "args": r.args_json,
+             "kwargs": r.kwargs_json, "headers": _headers_json(o)},
             _first_column,
         )
+    opts = [r.options for r in requests]
     return Statement(
         queries(schema)["enqueue_jobs"],
         {
-            "queues": [r.queue for r in requests],
+            "queues": [o.queue for o in opts],
             "tasks": [r.task for r in requests],
-            "priorities": [r.priority for r in requests],
-            "etas": [r.eta for r in requests],
-            "countdowns": [r.countdown for r in requests],
-            "max_attempts": [r.max_attempts for r in requests],
+            "priorities": [o.priority for o in opts],
+            "etas": [o.eta for o in opts],
+            "countdowns": [o.countdown for o in opts],
+            "max_attempts": [o.max_attempts for o in opts],
             "args": [r.args_json for r in requests],
             "kwargs": [r.kwargs_json for r in requests],
-            "headers": [json.dumps(dict(r.headers)) if r.headers else None for r in requests],
+            "headers": [_headers_json(o) for o in opts],
         },
         _first_column,
     )

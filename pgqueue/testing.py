@@ -280,8 +280,8 @@ def enqueued_jobs(app: App, connection: psycopg.Connection[Any] | None = None
     """Every job of the app, oldest first: rows of the jobs table, or in eager mode
     the jobs that ran eagerly. ``connection`` sees its own uncommitted jobs."""
     if app.settings.eager:
-        return [EnqueuedJob(r.id, r.job.request.task, r.job.request.queue,
-                            str(r.job.info.state), r.job.request.priority,
+        return [EnqueuedJob(r.id, r.job.info.task, r.job.info.queue,
+                            str(r.job.info.state), r.job.info.priority,
                             encoding.loads(r.job.request.args_json),
                             encoding.loads(r.job.request.kwargs_json))
                 for r in eager.results(app)]

@@ -1,0 +1,99 @@
+"""Where ``App`` sends the jobs it enqueues: the database (this module) or, in eager
+mode, inline runs (:class:`pgqueue.eager.EagerEnqueuer`).
+
+The App is given one enqueuer when it is built (and a new one by
+``configure(eager=...)``) instead of checking a flag on every call, so the
+enqueue path has one shape and eager mode is a client like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pgqueue import statements
+from pgqueue.result import JobResult
+from pgqueue.statements import EnqueueRequest, Statement
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgqueue.app import App
+    from pgqueue.task import Task
+
+
+class Enqueuer(Protocol):
+    def enqueue(self, batch: list[EnqueueRequest],
+                connection: psycopg.Connection[Any] | None) -> list[JobResult]: ...
+
+    async def enqueue_async(self, batch: list[EnqueueRequest],
+                            connection: psycopg.AsyncConnection[Any] | None
+                            ) -> list[JobResult]: ...
+
+    def enqueue_same(self, task: Task[..., Any], arglists: list[Sequence[Any]],
+                     connection: psycopg.Connection[Any] | None) -> list[JobResult]: ...
+
+    async def enqueue_same_async(self, task: Task[..., Any], arglists: list[Sequence[Any]],
+                                 connection: psycopg.AsyncConnection[Any] | None
+                                 ) -> list[JobResult]: ...
+
+    def lookup(self, job_id: int) -> JobResult | None:
+        """A result this enqueuer keeps itself (eager mode), else None."""
+        ...
+
+
+class DatabaseEnqueuer:
+    """Writes jobs as rows: on the caller's connection (its transaction) or the pool."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def _write(self, batch: list[EnqueueRequest]) -> Statement[list[JobResult]]:
+        return statements.mapped(statements.enqueue(self.app.settings.schema, batch),
+                                 self.app.results)
+
+    def _same(self, task: Task[..., Any], arglists: list[Sequence[Any]]
+              ) -> Statement[list[JobResult]] | None:
+        """The one-task batch statement, or None where each job needs its own row
+        parameters (enqueue hooks add headers to each job)."""
+        if not arglists or self.app.hooks.any_enqueue_hooks:
+            return None
+        stmt = statements.enqueue_same(self.app.settings.schema, task.name, task.defaults,
+                                       arglists)
+        return statements.mapped(stmt, self.app.results)
+
+    def enqueue(self, batch: list[EnqueueRequest],
+                connection: psycopg.Connection[Any] | None) -> list[JobResult]:
+        return self.app.client.execute(self._write(batch), connection) if batch else []
+
+    async def enqueue_async(self, batch: list[EnqueueRequest],
+                            connection: psycopg.AsyncConnection[Any] | None
+                            ) -> list[JobResult]:
+        if not batch:
+            return []
+        return await self.app.async_client.execute(self._write(batch), connection)
+
+    def enqueue_same(self, task: Task[..., Any], arglists: list[Sequence[Any]],
+                     connection: psycopg.Connection[Any] | None) -> list[JobResult]:
+        stmt = self._same(task, arglists)
+        if stmt is None:
+            return self.app.enqueue_many(each(task, arglists), connection=connection)
+        return self.app.client.execute(stmt, connection)
+
+    async def enqueue_same_async(self, task: Task[..., Any], arglists: list[Sequence[Any]],
+                                 connection: psycopg.AsyncConnection[Any] | None
+                                 ) -> list[JobResult]:
+        stmt = self._same(task, arglists)
+        if stmt is None:
+            return await self.app.enqueue_many_async(each(task, arglists),
+                                                     connection=connection)
+        return await self.app.async_client.execute(stmt, connection)
+
+    def lookup(self, job_id: int) -> JobResult | None:
+        return None
+
+
+def each(task: Task[..., Any], arglists: list[Sequence[Any]]) -> list[EnqueueRequest]:
+    """``map()``'s jobs one by one, for the paths that write each row on its own."""
+    # The task's own _request: the one place its defaults meet a call's options.
+    return [task._request(args, None, {}) for args in arglists]

@@ -1,0 +1,187 @@
+"""The options of a job and of a task, each declared once and validated once.
+
+- :class:`EnqueueOptions`: how one job is enqueued (``apply_async(**options)``,
+  ``send_task``, ``signature``, schedules). Every enqueue path builds one, and
+  :mod:`pgqueue.statements` writes its fields; a new option is a field here, a
+  check in ``_check`` and a column in the SQL, nothing else.
+- :class:`TaskOptions`: what ``@app.task(...)`` takes: the task's defaults for
+  its jobs, its retry policy, and how it runs.
+
+A field left ``None`` in the per-call options takes the task's default
+(:meth:`EnqueueOptions.over`). Every check raises ``TypeError``/``ValueError``
+before any SQL runs, so a bad argument never aborts the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pgqueue.retry import RetryPolicy
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+QUEUE_RULE = "use letters, digits and . _ : - (at most 100 characters)"
+SMALLINT = (-32768, 32767)
+
+
+def check_queue(name: object) -> str:
+    """The one rule for queue names, shared by enqueue and ``pgq worker --queues``."""
+    if not isinstance(name, str):
+        raise TypeError(f"queue must be a str, not {type(name).__name__}")
+    if not QUEUE_NAME.match(name):
+        raise ValueError(f"invalid queue name {name!r}: {QUEUE_RULE}")
+    return name
+
+
+def _int(label: str, value: object) -> int:
+    # bool is an int to Python, and 1.7 would be silently rounded by Postgres.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{label} must be an int, not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _seconds(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{label} must be a number of seconds, not {type(value).__name__}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{label} must be a finite number of seconds, not {value}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Per-job options. ``None`` means: the task's default.
+
+    - ``queue``: where the job waits (the task's queue by default).
+    - ``priority``: higher runs first, -32768..32767 (the task's priority by default).
+    - ``countdown`` (seconds from now, by the database's clock) or ``eta``
+      (a timezone-aware datetime): when the job becomes due.
+    - ``headers``: string metadata carried with the job (trace context, ...).
+    - ``max_attempts``: normally from the task's retry policy; 0 tells the
+      worker to apply the policy of the task it has registered.
+    """
+
+    queue: str | None = None
+    priority: int | None = None
+    countdown: float | None = None
+    eta: dt.datetime | None = None
+    headers: Mapping[str, str] | None = field(default=None, compare=False)
+    max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @classmethod
+    def from_kwargs(cls, given: Mapping[str, Any]) -> EnqueueOptions:
+        """Options from keyword arguments; an unknown name is a TypeError naming the known."""
+        unknown = set(given) - _ENQUEUE_FIELDS
+        if unknown:
+            raise TypeError(
+                f"unknown enqueue option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(sorted(unknown))} (known: {', '.join(sorted(_ENQUEUE_FIELDS))})")
+        return cls(**given)
+
+    def over(self, defaults: EnqueueOptions) -> EnqueueOptions:
+        """These options, with every field left None taken from ``defaults``."""
+        changes = {f: getattr(defaults, f) for f in _ENQUEUE_FIELDS
+                   if getattr(self, f) is None and getattr(defaults, f) is not None}
+        if "countdown" in changes and self.eta is not None:
+            del changes["countdown"]  # a call's eta replaces the default delay
+        if "eta" in changes and self.countdown is not None:
+            del changes["eta"]
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def with_headers(self, extra: Mapping[str, str]) -> EnqueueOptions:
+        return dataclasses.replace(self, headers={**(self.headers or {}), **extra})
+
+
+def _check(o: EnqueueOptions) -> None:
+    if o.queue is not None:
+        check_queue(o.queue)
+    if o.priority is not None and not SMALLINT[0] <= _int("priority", o.priority) <= SMALLINT[1]:
+        raise ValueError(f"priority must fit in a smallint (-32768..32767), not {o.priority}")
+    if o.countdown is not None:
+        _seconds("countdown", o.countdown)
+    if o.eta is not None:
+        if not isinstance(o.eta, dt.datetime):
+            raise TypeError(f"eta must be a datetime, not {type(o.eta).__name__}")
+        if o.eta.tzinfo is None:
+            raise ValueError(
+                "eta must be timezone-aware (for example datetime.now(timezone.utc) + delta); "
+                "a naive datetime is ambiguous")
+        if o.countdown is not None:
+            raise ValueError("give either eta or countdown, not both")
+    if o.max_attempts is not None and _int("max_attempts", o.max_attempts) < 0:
+        raise ValueError("max_attempts must be 0 or more")
+    if o.headers is not None:
+        if not isinstance(o.headers, Mapping):
+            raise TypeError(f"headers must be a dict, not {type(o.headers).__name__}")
+        for k, v in o.headers.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(f"headers must map str to str, not {k!r}: {v!r}")
+
+
+_ENQUEUE_FIELDS = frozenset(f.name for f in fields(EnqueueOptions))
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What ``@app.task(...)`` accepts; every field has its documented default here.
+
+    ``name`` (the function's name if None), ``queue``, ``priority``: the task's
+    defaults for its jobs. ``max_retries`` ... ``default_retry_delay``: the
+    retry policy (:class:`pgqueue.retry.RetryPolicy`). ``bind``: the function
+    gets a :class:`pgqueue.context.JobContext` first. ``time_limit`` (hard) and
+    ``soft_time_limit`` in seconds. ``atomic``: the task's writes on
+    ``self.connection`` commit with its completion. ``redact``: argument names
+    monitoring shows as •••.
+    """
+
+    name: str | None = None
+    queue: str = "default"
+    priority: int = 0
+    max_retries: int | None = 0
+    autoretry_for: tuple[type[BaseException], ...] | None = None
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    default_retry_delay: float = 3.0
+    bind: bool = False
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    atomic: bool = False
+    redact: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise TypeError(f"a task's name must be a non-empty str, not {self.name!r}")
+        EnqueueOptions(queue=self.queue, priority=self.priority)  # the same checks
+        for label, limit in (("time_limit", self.time_limit),
+                             ("soft_time_limit", self.soft_time_limit)):
+            if limit is not None and _seconds(label, limit) <= 0:
+                raise ValueError(f"{label} must be positive seconds, not {limit}")
+        if self.time_limit and self.soft_time_limit and self.soft_time_limit >= self.time_limit:
+            raise ValueError("soft_time_limit must be shorter than time_limit")
+        object.__setattr__(self, "redact", tuple(self.redact))
+        self.policy  # noqa: B018 - validates the retry options now, not at the first failure
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(max_retries=self.max_retries, autoretry_for=self.autoretry_for,
+                           retry_backoff=self.retry_backoff,
+                           retry_backoff_max=self.retry_backoff_max,
+                           retry_jitter=self.retry_jitter,
+                           default_retry_delay=self.default_retry_delay)
+
+    def enqueue_defaults(self) -> EnqueueOptions:
+        """The options a job of this task gets where the call doesn't say."""
+        return EnqueueOptions(queue=self.queue, priority=self.priority,
+                              max_attempts=self.policy.max_attempts)
+
+
+# For jobs enqueued by a name no task here has registered (send_task).
+UNKNOWN_TASK_DEFAULTS = EnqueueOptions(queue="default", priority=0, max_attempts=0)
