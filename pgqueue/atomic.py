@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from pgqueue import encoding, statements
@@ -42,12 +43,38 @@ class LeaseLost(Exception):
     pass
 
 
+class AtomicityViolated(Exception):
+    """The task ended (or broke) the transaction its writes were to commit in."""
+
+
+def _reset(conn: psycopg.Connection[Any]) -> None:
+    # Whatever the last task left on its connection (SET, temp tables, prepared
+    # statements, advisory locks) must not reach the next task that gets it.
+    conn.execute("DISCARD ALL")
+
+
 def pool(dsn: str, size: int) -> ConnectionPool:
     with _lock:
         if dsn not in _pools:
             _pools[dsn] = ConnectionPool(dsn, min_size=0, max_size=size,
-                                         kwargs=CONNECT_KWARGS, name="pgqueue-atomic", open=True)
+                                         kwargs=CONNECT_KWARGS, name="pgqueue-atomic",
+                                         reset=_reset, open=True)
         return _pools[dsn]
+
+
+def _still_open(conn: psycopg.Connection[Any]) -> None:
+    status = conn.info.transaction_status
+    if status == psycopg.pq.TransactionStatus.INTRANS:
+        return
+    if status == psycopg.pq.TransactionStatus.INERROR:
+        raise AtomicityViolated(
+            "a statement of this atomic task failed and the task went on: its transaction "
+            "is aborted, so nothing it wrote was kept")
+    raise AtomicityViolated(
+        "this atomic task ended its own transaction (COMMIT or ROLLBACK on "
+        "self.connection): what it wrote before that is committed without the job's "
+        "completion, so exactly-once no longer holds. Let pgqueue commit; use a "
+        "savepoint (with self.connection.transaction():) for a partial rollback")
 
 
 def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: AtomicTarget,
@@ -62,6 +89,7 @@ def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: Ato
         try:
             with conn.transaction():
                 value = fn(*args, **kwargs)
+                _still_open(conn)
                 record = Finish(job_id, lease, JobState.SUCCEEDED,
                                 value_json=encoding.dumps(value))
                 done = run(conn, statements.finish(target.schema, target.worker_id, [record]))

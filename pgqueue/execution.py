@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import os
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding
@@ -20,6 +22,7 @@ from pgqueue.context import JobContext
 from pgqueue.errors import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from pgqueue.job import JobError
 from pgqueue.outcome import (
+    MAX_MESSAGE,
     Cancelled,
     Committed,
     Failed,
@@ -28,6 +31,7 @@ from pgqueue.outcome import (
     Succeeded,
     TimedOut,
     error_from,
+    safe_text,
 )
 
 if TYPE_CHECKING:
@@ -51,34 +55,58 @@ def outcome_of_exception(task: Task[Any, Any], exc: BaseException) -> Outcome:
 _NONE = Succeeded("null")
 
 
-def outcome_of_value(task_name: str, value: Any) -> Outcome:
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a result may be: its JSON at most this many bytes (PGQ_MAX_RESULT_BYTES)."""
+
+    max_result_bytes: int = 64 * 1024 * 1024
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def outcome_of_value(task_name: str, value: Any, limits: Limits = DEFAULT_LIMITS) -> Outcome:
+    """A return value as an outcome: stored if JSON can hold it and Postgres can store it,
+    else a failure that says why (never an exception: the job must end recorded)."""
     if value is None:  # most tasks return nothing
         return _NONE
     try:
-        return Succeeded(encoding.dumps(value))
-    except TypeError as exc:
+        text = encoding.dumps(value)
+    except Exception as exc:  # TypeError, ValueError (NaN, NUL), RecursionError, ...
         message = f"task {task_name!r} returned a value pgqueue can't store: {exc}"
-        return Failed(JobError("TypeError", message, ""))
+        return Failed(JobError(type(exc).__name__, safe_text(message, MAX_MESSAGE), ""))
+    # len() counts characters; only a text that might be over needs its bytes counted.
+    if len(text) * 4 > limits.max_result_bytes and \
+            len(text.encode("utf-8", "surrogatepass")) > limits.max_result_bytes:
+        return Failed(JobError(
+            "ResultTooLarge", f"task {task_name!r} returned {len(text):,} characters of JSON; "
+            f"results are capped at {limits.max_result_bytes:,} bytes (PGQ_MAX_RESULT_BYTES): "
+            "store large data elsewhere and return a reference to it", ""))
+    return Succeeded(text)
 
 
 def invoke(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
            ctx: JobContext, atomic: AtomicTarget | None = None,
-           hooks: Hooks | None = None) -> Outcome:
+           hooks: Hooks | None = None, limits: Limits = DEFAULT_LIMITS) -> Outcome:
     """Run a task to completion in this thread (an ``async def`` one gets its own loop),
-    inside the app's around_task hooks, which see the task's exception if it raises."""
+    inside the app's around_task hooks, which see the task's exception if it raises.
+
+    Whatever the task raises, ``SystemExit`` and ``KeyboardInterrupt`` included,
+    becomes its outcome: the thread (or child process) that runs it lives on.
+    """
     ctx.thread_id = threading.get_ident()
+    pid = os.getpid()
     error: BaseException | None = None
     value: Any = None
     try:
         with hooks.around(ctx) if hooks else contextlib.nullcontext():
-            outcome, value = _call(task, args, kwargs, ctx, atomic)
+            outcome, value = _call(task, args, kwargs, ctx, atomic, limits)
     except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not ctx.is_cancelled():
-            raise
         error = exc
         outcome = Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
     finally:
         ctx.thread_id = None
+        leave_if_forked(pid)
     if error is None and ctx.is_cancelled():
         outcome = Cancelled()
     if hooks is not None:
@@ -86,8 +114,16 @@ def invoke(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
     return outcome
 
 
+def leave_if_forked(pid: int) -> None:
+    """In a child the task forked (which then returned into our code), exit at once:
+    only the process that claimed the job may record it, and the child must not go
+    on serving the worker's queue with copies of its threads and connections."""
+    if os.getpid() != pid:
+        os._exit(0)
+
+
 def _call(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext,
-          atomic: AtomicTarget | None) -> tuple[Outcome, Any]:
+          atomic: AtomicTarget | None, limits: Limits) -> tuple[Outcome, Any]:
     if task.atomic and atomic is not None and ctx.lease is not None:
         recorded, value = run_atomically(
             task.fn, arguments(task, ctx, args), kwargs, atomic, ctx.job_id, ctx.lease,
@@ -97,7 +133,7 @@ def _call(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: Jo
         value = asyncio.run(task.fn(*arguments(task, ctx, args), **kwargs))
     else:
         value = task.fn(*arguments(task, ctx, args), **kwargs)
-    return outcome_of_value(task.name, value), value
+    return outcome_of_value(task.name, value, limits), value
 
 
 _LABELS = {Succeeded: "succeeded", Committed: "succeeded", Failed: "failed",

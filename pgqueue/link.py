@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
 
-from pgqueue.client import CONNECT_KWARGS
+from pgqueue.client import CONNECT_KWARGS, where
 from pgqueue.client_async import run
+from pgqueue.errors import ConfigurationError
 from pgqueue.statements import Statement
 
 T = TypeVar("T")
@@ -27,13 +29,60 @@ BACKOFF_START = 0.1
 BACKOFF_CAP = 10.0
 
 
+# Errors that a retry can't mend, seen on a first connect (on a later one they may
+# be a fail-over in progress, so a worker that has run keeps trying).
+_MISCONFIGURED_STATES = {"3D000", "28000", "28P01", "42501"}
+_MISCONFIGURED_WORDS = ("does not exist", "password authentication failed",
+                        "no pg_hba.conf entry", "invalid sslmode", "invalid port",
+                        "invalid connection option", "invalid integer value",
+                        "missing \"=\"", "invalid dsn", "sslmode value")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def misconfigured(exc: psycopg.Error) -> bool:
+    if isinstance(exc, psycopg.ProgrammingError):  # the DSN itself doesn't parse
+        return True
+    if getattr(exc, "sqlstate", None) in _MISCONFIGURED_STATES:
+        return True
+    text = str(exc).lower()
+    return any(w in text for w in _MISCONFIGURED_WORDS)
+
+
+def is_disconnect(exc: BaseException, conn: psycopg.AsyncConnection[Any] | None) -> bool:
+    """Whether an error means the connection is gone (not a problem with the statement).
+
+    Judged by the connection's own state and the SQLSTATE, never by the exception
+    class alone: psycopg files some statement errors (program_limit_exceeded,
+    e.g. a value too large) under OperationalError too.
+    """
+    if conn is None or conn.closed or conn.broken:
+        return True
+    state: str | None = getattr(exc, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state.startswith(("08", "57P"))  # connection exception, operator intervention
+
+
+def connection_lost(exc: BaseException, link: Link) -> bool:
+    """After ``link.execute`` raised ``exc``: was it the connection (retry) or the rows?"""
+    return link.conn is None or is_disconnect(exc, link.conn)
+
+
 class Link:
-    def __init__(self, dsn: str, name: str) -> None:
+    def __init__(self, dsn: str | Callable[[], str], name: str) -> None:
         self.dsn = dsn
         self.name = name
         self.conn: psycopg.AsyncConnection[Any] | None = None
         self._failures = 0
+        self._connected_once = False
         self.reconnected = False
+
+    def _dsn(self) -> str:
+        return self.dsn() if callable(self.dsn) else self.dsn
 
     async def connect(self) -> psycopg.AsyncConnection[Any]:
         while self.conn is None or self.conn.closed:
@@ -42,26 +91,37 @@ class Link:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             try:
                 self.conn = await psycopg.AsyncConnection.connect(
-                    self.dsn, **{**CONNECT_KWARGS, "application_name": f"pgqueue {self.name}"}
-                )
+                    self.dsn() if callable(self.dsn) else self.dsn,
+                    **{**CONNECT_KWARGS, "application_name": f"pgqueue {self.name}"})
+                self._connected_once = True
                 if self._failures:
                     log.warning("%s connection: reconnected", self.name)
                     self.reconnected = True
                 self._failures = 0
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
+                if not self._connected_once and misconfigured(exc):
+                    raise ConfigurationError(
+                        f"can't connect to Postgres at {where(self._dsn())}: "
+                        f"{first_line(exc)}. Retrying won't help: check PGQ_DSN "
+                        "(database name, user and password, port, sslmode).") from None
                 self._failures += 1
                 log.warning("%s connection failed (%s); retrying", self.name,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+                            first_line(exc))
         return self.conn
 
     async def execute(self, stmt: Statement[T]) -> T:
         conn = await self.connect()
         try:
             return await run(conn, stmt)
-        except psycopg.OperationalError:
-            self._failures += 1
-            await self.close()
-            raise
+        except psycopg.Error as exc:
+            if is_disconnect(exc, conn):
+                self._failures += 1
+                await self.close()
+            raise  # any other error leaves the (autocommit) connection usable
+
+    def failed(self) -> None:
+        """Count a failure seen outside execute(), so the next connect backs off."""
+        self._failures += 1
 
     async def close(self) -> None:
         if self.conn is not None:

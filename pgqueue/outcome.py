@@ -57,11 +57,49 @@ class Committed:
 Outcome = Succeeded | Failed | RetryRequested | TimedOut | Cancelled | Committed
 
 
+# Stored errors are for people: a 20 MB message is cut (and says so) rather than
+# bloat the table or fail the write.
+MAX_MESSAGE = 64 * 1024
+MAX_TRACEBACK = 256 * 1024
+
+
+def safe_text(text: str, limit: int | None = None) -> str:
+    """Text Postgres can store: NUL bytes and lone surrogates (which text and UTF-8
+    refuse) written as escapes, and at most ``limit`` characters, marked if cut."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}... [truncated: {len(text) - limit} more characters]"
+    return text
+
+
+def _describe(exc: BaseException, show: object) -> str:
+    """``str(exc)`` (or ``repr``), even for an exception whose __str__ raises."""
+    for render in (show, repr):
+        try:
+            return str(render(exc))  # type: ignore[operator]
+        except Exception:
+            continue
+    return f"<unprintable {type(exc).__qualname__} object>"
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(tb.format_exception(exc))
+    except Exception:
+        return "".join(tb.format_tb(exc.__traceback__)) + _describe(exc, str)
+
+
 def error_from(exc: BaseException) -> JobError:
+    """A stored error for any exception: readable, storable, bounded in size."""
     return JobError(
-        type=type(exc).__qualname__,
-        message=str(exc),
-        traceback="".join(tb.format_exception(exc)),
+        type=safe_text(type(exc).__qualname__, 200),
+        message=safe_text(_describe(exc, str), MAX_MESSAGE),
+        traceback=safe_text(_traceback(exc), MAX_TRACEBACK),
     )
 
 

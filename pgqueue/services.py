@@ -39,3 +39,17 @@ async def every(interval: float, run_once: Callable[[], Awaitable[object]], name
         except Exception:
             failures += 1
             log.exception("%s failed; will retry", name)
+
+
+async def supervised(name: str, run: Callable[[], Awaitable[object]]) -> None:
+    """Run a service for as long as its owner lives: if it ever returns or raises, say
+    so and start it again (after a growing pause), so no part dies silently."""
+    failures = 0
+    while True:
+        try:
+            await run()
+            log.error("%s stopped unexpectedly; restarting it", name)
+        except Exception:
+            log.exception("%s died; restarting it", name)
+        failures += 1
+        await asyncio.sleep(min(10.0, 0.1 * 2 ** failures))

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pgqueue.errors import ConfigurationError
+from pgqueue.options import check_queue
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
-_QUEUE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 POOLS = ("threads", "processes", "asyncio")
 
 
@@ -49,6 +49,14 @@ class Settings:
     max_tasks_per_child: int | None = field(default=None, metadata={
         "env": "PGQ_MAX_TASKS_PER_CHILD", "parse": int})
     max_rescues: int = field(default=5, metadata={"env": "PGQ_MAX_RESCUES", "parse": int})
+    # A result larger than this (bytes of JSON) fails its job with ResultTooLarge
+    # rather than bloat the results table (jsonb itself stops at 255 MB).
+    max_result_bytes: int = field(default=64 * 1024 * 1024, metadata={
+        "env": "PGQ_MAX_RESULT_BYTES", "parse": int})
+    # A job whose task this worker doesn't know waits this long (seconds since it
+    # was enqueued) for a worker that does: a rolling deploy, new producers first.
+    unknown_task_grace: float = field(default=600.0, metadata={
+        "env": "PGQ_UNKNOWN_TASK_GRACE", "parse": float})
     metrics_port: int | None = field(default=None, metadata={"env": "PGQ_METRICS_PORT",
                                                              "parse": int})
     metrics_host: str = field(default="127.0.0.1", metadata={"env": "PGQ_METRICS_HOST"})
@@ -80,10 +88,10 @@ class Settings:
         if not self.queues:
             raise ConfigurationError("no queues given: pass --queues default,emails")
         for q in self.queues:
-            if not _QUEUE.match(q):
-                raise ConfigurationError(
-                    f"invalid queue name {q!r}: use letters, digits and . _ : - (max 100)"
-                )
+            try:
+                check_queue(q)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(str(exc)) from None
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
         if self.batch_size < 1:
@@ -104,6 +112,10 @@ class Settings:
             raise ConfigurationError("shutdown_timeout must be 0 or more seconds")
         if self.max_tasks_per_child is not None and self.max_tasks_per_child < 1:
             raise ConfigurationError("max_tasks_per_child must be at least 1")
+        if self.max_result_bytes < 1:
+            raise ConfigurationError("max_result_bytes must be at least 1")
+        if self.unknown_task_grace < 0:
+            raise ConfigurationError("unknown_task_grace must be 0 or more seconds")
         if self.max_rescues < 1:
             raise ConfigurationError("max_rescues must be at least 1")
         if self.retention_days < 0:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,9 @@ from pgqueue.atomic import AtomicTarget, close_pools
 from pgqueue.context import JobContext
 from pgqueue.errors import SoftTimeLimitExceeded, TimeLimitExceeded, UnknownTask
 from pgqueue.execution import (
+    Limits,
     arguments,
+    leave_if_forked,
     outcome_of_exception,
     outcome_of_value,
     raise_in_thread,
@@ -47,7 +50,27 @@ from pgqueue.worker.processes import ProcessPool
 from pgqueue.worker.threads import Report, ThreadRunner
 
 if TYPE_CHECKING:
+    from pgqueue.settings import Settings
     from pgqueue.task import Task
+
+
+def decode_job(job: ClaimedJob) -> tuple[list[Any], dict[str, Any], dict[str, str]]:
+    """A claimed row's arguments and headers, or a ValueError that names what is wrong
+    (rows written by SQL can hold what no producer would send)."""
+    try:
+        args = encoding.loads(job.args_json)
+        kwargs = {} if job.kwargs_json == "{}" else encoding.loads(job.kwargs_json)
+        headers = json.loads(job.headers_json) if job.headers_json else {}
+    except RecursionError:
+        raise ValueError(f"job {job.id}: its stored arguments or headers are nested too "
+                         "deeply to decode") from None
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise TypeError(f"job {job.id}: stored args must be a JSON list and kwargs a JSON "
+                        f"object, not {type(args).__name__} and {type(kwargs).__name__}")
+    if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise TypeError(f"job {job.id}: stored headers must be a JSON object of strings")
+    return args, kwargs, headers
 
 
 def _limit_error(kind: str, limit: float | None) -> JobError:
@@ -55,18 +78,20 @@ def _limit_error(kind: str, limit: float | None) -> JobError:
 
 
 class Executor:
-    def __init__(self, tasks: dict[str, Task[Any, Any]], pool: str, concurrency: int,
-                 processes: ProcessPool | None, app_path: str | None,
-                 hooks: Hooks | None, on_done: Callable[[list[Report]], None]) -> None:
+    def __init__(self, tasks: dict[str, Task[Any, Any]], settings: Settings,
+                 processes: ProcessPool | None, app_path: str | None, hooks: Hooks | None,
+                 atomic: AtomicTarget, on_done: Callable[[list[Report]], None]) -> None:
         self.tasks = tasks
         self.hooks = hooks if hooks is not None and hooks.any_task_hooks else None
-        self.pool = pool
+        self.pool = settings.pool
+        self.limits = Limits(settings.max_result_bytes)
         self.processes = processes
         self.app_path = app_path
         self.on_done = on_done
         self.loop = asyncio.get_running_loop()
-        self.threads = (ThreadRunner(concurrency, self.loop, self._thread_reports, self.hooks)
-                        if pool == "threads" else None)
+        self.threads = (ThreadRunner(settings.concurrency, self.loop, self._thread_reports,
+                                     self.hooks, atomic, self.limits)
+                        if self.pool == "threads" else None)
         self.busy = 0  # jobs started and not reported, plus abandoned threads
         self.contexts: dict[int, JobContext] = {}
         self.coroutines: dict[int, asyncio.Task[None]] = {}  # async and process jobs
@@ -76,15 +101,6 @@ class Executor:
         self._flush_scheduled = False
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @property
-    def atomic(self) -> AtomicTarget | None:
-        return self.threads.atomic if self.threads is not None else None
-
-    @atomic.setter
-    def atomic(self, target: AtomicTarget | None) -> None:
-        if self.threads is not None:
-            self.threads.atomic = target
 
     def _task(self, name: str) -> Task[Any, Any]:
         task = self.tasks.get(name)
@@ -107,16 +123,12 @@ class Executor:
         self._idle.clear()
         try:
             task = self._task(job.task)
-            args = encoding.loads(job.args_json)
-            kwargs = {} if job.kwargs_json == "{}" else encoding.loads(job.kwargs_json)
-            if not isinstance(args, list) or not isinstance(kwargs, dict):
-                raise TypeError("stored arguments must be a JSON list and a JSON object")
-        except Exception as exc:
+            args, kwargs, headers = decode_job(job)
+        except Exception as exc:  # a job nobody can run fails alone, with a clear error
             self._report(job, Failed(error_from(exc)), 0.0)
             return
         ctx = JobContext(job.id, job.task, job.queue, job.attempt, task.policy.max_retries,
-                         lease=job.lease,
-                         headers=json.loads(job.headers_json) if job.headers_json else {})
+                         lease=job.lease, headers=headers)
         self.contexts[job.id] = ctx
         if self.processes is not None:
             self.coroutines[job.id] = self.loop.create_task(self._in_process(job, task))
@@ -152,13 +164,15 @@ class Executor:
                 if limit]
         error: BaseException | None = None
         value: Any = None
+        pid = os.getpid()
         try:
             if self.hooks is None:
                 value = await task.fn(*arguments(task, ctx, args), **kwargs)
             else:
                 with self.hooks.around(ctx):
                     value = await task.fn(*arguments(task, ctx, args), **kwargs)
-            outcome = outcome_of_value(task.name, value)
+            leave_if_forked(pid)
+            outcome = outcome_of_value(task.name, value, self.limits)
         except asyncio.CancelledError as exc:
             if ctx.is_cancelled():
                 outcome = Cancelled()
@@ -168,7 +182,8 @@ class Executor:
             else:
                 raise  # the worker itself is stopping
             error = exc
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the job's, not ours
+            leave_if_forked(pid)
             error = exc
             outcome = Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
         if self.hooks is not None:

@@ -31,6 +31,18 @@ class Listener:
         self.cancel_channel = f"{schema}.cancel"
         self.listening = asyncio.Event()
 
+    def _on(self, channel: str, payload: str) -> None:
+        """A notification is a hint: any role may NOTIFY any channel, so a payload that
+        isn't what pgqueue sends is logged and ignored, never trusted or fatal."""
+        if channel == self.cancel_channel:
+            if payload.isdigit() and len(payload) < 20:
+                self.cancel(int(payload))
+            else:
+                log.warning("ignored a cancel notification with payload %r (not a job id)",
+                            payload[:100])
+        elif payload in self.queues:
+            self.wake.set()
+
     async def run(self) -> None:
         while True:
             try:
@@ -42,12 +54,9 @@ class Listener:
                     self.link.reconnected = False
                     self.wake.set()
                 async for note in conn.notifies():
-                    if note.channel == self.cancel_channel:
-                        self.cancel(int(note.payload))
-                    elif note.payload in self.queues:
-                        self.wake.set()
-            except psycopg.OperationalError as exc:
+                    self._on(note.channel, note.payload)
+            except psycopg.Error as exc:
                 self.listening.clear()
                 log.warning("listener connection lost (%s); reconnecting", exc)
                 await self.link.close()
-                self.link._failures += 1
+                self.link.failed()

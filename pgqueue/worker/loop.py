@@ -15,32 +15,54 @@ import os
 import signal
 import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
 from pgqueue import statements
 from pgqueue.atomic import AtomicTarget
 from pgqueue.errors import ConfigurationError
-from pgqueue.job import ClaimedJob, JobState
+from pgqueue.job import ClaimedJob
 from pgqueue.link import Link
 from pgqueue.maintenance import Rescuer
 from pgqueue.metrics import WorkerMetrics
-from pgqueue.outcome import Committed, decide
-from pgqueue.services import every
+from pgqueue.services import every, supervised
 from pgqueue.settings import Settings
-from pgqueue.statements import Finish
-from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import Executor
 from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.listener import Listener
 from pgqueue.worker.processes import ProcessPool
-from pgqueue.worker.threads import Report
+from pgqueue.worker.recorder import Recorder
 
 if TYPE_CHECKING:
     from pgqueue.app import App
 
 log = logging.getLogger("pgqueue.worker")
+T = TypeVar("T")
+
+
+@dataclass
+class Parts:
+    """What a registered worker runs with; built only once it has its id."""
+
+    executor: Executor
+    recorder: Recorder
+    listener: Listener
+    services: list[asyncio.Task[None]]
+
+
+class Links:
+    """The worker's own connections: a slow write never delays a claim."""
+
+    def __init__(self, dsn: Callable[[], str]) -> None:
+        self.claim, self.finish = Link(dsn, "claim"), Link(dsn, "finish")
+        self.beat, self.listen = Link(dsn, "heartbeat"), Link(dsn, "listen")
+
+    async def close(self) -> None:
+        for link in (self.claim, self.finish, self.beat, self.listen):
+            await link.close()
 
 
 class Worker:
@@ -58,139 +80,142 @@ class Worker:
         self._notified = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._signals = 0
-        self.metrics: WorkerMetrics | None = None
+        self.links = Links(app.dsn)
+        self.parts: Parts | None = None  # once registered
 
     # -- the loop -----------------------------------------------------------
     async def run(self) -> None:
         """Run until stop() (or SIGTERM/SIGINT); then finish running jobs and return."""
         self._install_signals()  # first: a SIGTERM during start-up still stops cleanly
-        await self._start()
         try:
-            while not self._stopping.is_set():
-                free = self._free_slots()
-                if free <= 0:
-                    await self._wait(self._slot_freed)
-                    continue
-                wanted = min(free, self.settings.batch_size)
-                self._notified.clear()
-                jobs = await self._claim(wanted)
-                for job in jobs:
-                    self._dispatch(job)
-                if len(jobs) < wanted:  # queues drained: sleep until there is work
-                    await self._wait(self._notified, await self._idle_timeout())
+            parts = await self._start()
+            if parts is not None:
+                await self._serve(parts)
         finally:
             await self._shutdown()
 
-    def _free_slots(self) -> int:
+    async def _serve(self, parts: Parts) -> None:
+        while not self._stopping.is_set():
+            free = self._free_slots(parts)
+            if free <= 0:
+                await self._wait(self._slot_freed)
+                continue
+            wanted = min(free, self.settings.batch_size)
+            self._notified.clear()
+            jobs = await self._claim(wanted)
+            for job in jobs:
+                self.held[job.id] = job
+                parts.executor.start(job)
+            if len(jobs) < wanted:  # queues drained: sleep until there is work
+                await self._wait(self._notified, await self._idle_timeout())
+
+    def _free_slots(self, parts: Parts) -> int:
         """Jobs we may claim now. Bounded by running jobs, and also by jobs held but not
         yet recorded, so a worker whose writes stall can't pile up leases (each one a
         job that would run again if this worker died)."""
         c = self.settings.concurrency
-        return min(c - self.executor.busy, 2 * c - len(self.held))
+        return min(c - parts.executor.busy, 2 * c - len(self.held))
 
     def stop(self) -> None:
         """Stop claiming; running jobs get shutdown_timeout seconds to finish."""
         self._stopping.set()
 
     # -- steps --------------------------------------------------------------
-    async def _start(self) -> None:
-        dsn = self.app.dsn()
+    async def _start(self) -> Parts | None:
+        """Register first, then build every part with the worker's id. None: told to
+        stop before the database could be reached."""
         s = self.settings
-        self.claim_link, self.finish_link = Link(dsn, "claim"), Link(dsn, "finish")
-        self.beat_link, self.listen_link = Link(dsn, "heartbeat"), Link(dsn, "listen")
-        self.executor = self._executor(dsn)
+        registered = await self._until_stopped(self.links.claim.execute(
+            statements.register_worker(
+                self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
+                queues=s.queues, pool=s.pool, concurrency=s.concurrency,
+                lease_seconds=s.lease_seconds)))
+        if registered is None:
+            return None
+        self.worker_id = registered
+        self.parts = parts = self._build(self.app.dsn())
+        # LISTEN before the first claim, so no job committed in between is missed.
+        await asyncio.wait_for(parts.listener.listening.wait(), timeout=30)
+        log.info("worker %s (id %d) serving queues %s with %d %s",
+                 self.name, self.worker_id, ",".join(s.queues), s.concurrency, s.pool)
+        return parts
+
+    async def _until_stopped(self, step: Coroutine[Any, Any, T]) -> T | None:
+        """``step``'s value, or None if stop() (a SIGTERM) comes first."""
+        task = asyncio.ensure_future(step)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            log.info("stopped before the database could be reached")
+            return None
+        return task.result()
+
+    def _build(self, dsn: str) -> Parts:
+        s = self.settings
+        metrics = None
         if s.metrics_port:
-            self.metrics = WorkerMetrics()
-            self.metrics.serve(s.metrics_port, s.metrics_host)
-        self.worker_id = await self.claim_link.execute(statements.register_worker(
-            self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
-            queues=s.queues, pool=s.pool, concurrency=s.concurrency,
-            lease_seconds=s.lease_seconds))
-        self.executor.atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency)
-        if self.executor.processes is not None:
-            self.executor.processes.worker_id = self.worker_id
-        self.completer = Completer(self.finish_link, self.schema, self.worker_id,
-                                   self._recorded)
-        listener = Listener(self.listen_link, self.schema, s.queues, self._notified,
-                            self.executor.cancel)
-        heartbeat = Heartbeat(self.beat_link, self.schema, self.worker_id, s.lease_seconds,
-                              lambda: list(self.held.values()), self.executor.cancel)
-        rescuer = Rescuer(self.beat_link, self.schema, s.max_rescues)
-        side = [self.completer.run(), listener.run(),
-                every(s.heartbeat_interval, heartbeat.run_once, "heartbeat"),
-                every(s.heartbeat_interval, rescuer.run_once, "rescuer")]
+            metrics = WorkerMetrics()
+            metrics.serve(s.metrics_port, s.metrics_host)
+        recorder = Recorder(self.links.finish, self.schema, self.worker_id, self.app.tasks,
+                            metrics, self._freed)
+        atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency)
+        executor = Executor(self.app.tasks, s, self._processes(dsn), self.app_path,
+                            self.app.hooks, atomic, recorder.add)
+        listener = Listener(self.links.listen, self.schema, s.queues, self._notified,
+                            executor.cancel)
+        heartbeat = Heartbeat(self.links.beat, self.schema, self.worker_id, s.lease_seconds,
+                              lambda: list(self.held.values()), executor.cancel)
+        rescuer = Rescuer(self.links.beat, self.schema, s.max_rescues)
+        side = {"recorder": recorder.run, "listener": listener.run,
+                "heartbeat": lambda: every(s.heartbeat_interval, heartbeat.run_once,
+                                           "heartbeat"),
+                "rescuer": lambda: every(s.heartbeat_interval, rescuer.run_once, "rescuer")}
         if s.beat:
             from pgqueue.scheduler import Scheduler
 
-            side.append(Scheduler(self.app, s).run())
-        self.services = [asyncio.create_task(coro) for coro in side]
-        # LISTEN before the first claim, so no job committed in between is missed.
-        await asyncio.wait_for(listener.listening.wait(), timeout=30)
-        log.info("worker %s (id %d) serving queues %s with %d %s",
-                 self.name, self.worker_id, ",".join(s.queues), s.concurrency, s.pool)
+            side["scheduler"] = Scheduler(self.app, s).run
+        services = [asyncio.create_task(supervised(name, run)) for name, run in side.items()]
+        return Parts(executor, recorder, listener, services)
 
-    def _executor(self, dsn: str) -> Executor:
+    def _processes(self, dsn: str) -> ProcessPool | None:
         s = self.settings
-        processes = None
-        if s.pool == "processes":
-            if not self.app_path:
-                raise ConfigurationError("--pool processes needs --app module:app, so that "
-                                         "child processes can import the tasks")
-            processes = ProcessPool(s.concurrency, self.app_path,
-                                    {"PGQ_DSN": dsn, "PGQ_SCHEMA": self.schema},
-                                    s.max_tasks_per_child)
-            processes.start()
-        return Executor(self.app.tasks, s.pool, s.concurrency, processes, self.app_path,
-                        self.app.hooks, self._on_done)
+        if s.pool != "processes":
+            return None
+        if not self.app_path:
+            raise ConfigurationError("--pool processes needs --app module:app, so that "
+                                     "child processes can import the tasks")
+        processes = ProcessPool(s.concurrency, self.app_path,
+                                {"PGQ_DSN": dsn, "PGQ_SCHEMA": self.schema,
+                                 "PGQ_MAX_RESULT_BYTES": str(s.max_result_bytes)},
+                                s.max_tasks_per_child, self.worker_id)
+        processes.start()
+        return processes
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
-            return await self.claim_link.execute(statements.claim(
+            return await self.links.claim.execute(statements.claim(
                 self.schema, self.worker_id, self.settings.queues, limit,
                 self.settings.lease_seconds))
-        except psycopg.OperationalError as exc:
-            log.warning("claim failed (%s); retrying", exc)
+        except psycopg.Error as exc:  # a bad row or a lost connection: never the worker's end
+            log.warning("claim failed (%s: %s); retrying", type(exc).__name__, exc)
+            await asyncio.sleep(0.5)
             return []
 
-    def _dispatch(self, job: ClaimedJob) -> None:
-        self.held[job.id] = job
-        self.executor.start(job)
-
-    def _on_done(self, reports: list[Report]) -> None:
-        """Outcomes from the executor, many at a time: decide what to record for each
-        and hand the rows to the completer in one go."""
-        records = []
-        tasks = self.app.tasks
-        for job, outcome, seconds in reports:
-            if isinstance(outcome, Committed):  # an atomic task recorded itself
-                self._recorded([], {job.id} if outcome.recorded else set())
-                self.held.pop(job.id, None)
-                if not outcome.recorded:
-                    log.warning("job %d: lease lost, so its writes were rolled back", job.id)
-                label = "succeeded" if outcome.recorded else "lease_lost"
-            else:
-                task = tasks.get(job.task)
-                record = decide(job, outcome, task.policy if task else None)
-                records.append(record)
-                label = "retried" if record.state is JobState.QUEUED else record.state.value
-            if self.metrics is not None:
-                self.metrics.observe(job.queue, job.task, label, seconds)
-        if records:
-            self.completer.add(records)
-        self._slot_freed.set()
-
-    def _recorded(self, batch: list[Finish], accepted: set[int]) -> None:
-        for record in batch:
-            self.held.pop(record.job_id, None)
-        self.jobs_done += len(accepted)
+    def _freed(self, job_ids: list[int], recorded: int) -> None:
+        """The recorder's last step: these jobs are no longer held here."""
+        for job_id in job_ids:
+            self.held.pop(job_id, None)
+        self.jobs_done += recorded
         self._slot_freed.set()
 
     async def _idle_timeout(self) -> float:
         timeout = self.settings.poll_interval
         try:
-            due_in = await self.claim_link.execute(
+            due_in = await self.links.claim.execute(
                 statements.seconds_until_next_job(self.schema, self.settings.queues))
-        except psycopg.OperationalError:
+        except psycopg.Error:
             return min(timeout, 1.0)
         if due_in is not None:
             timeout = min(timeout, max(due_in, 0.0) + 0.001)
@@ -206,25 +231,23 @@ class Worker:
         event.clear()
 
     async def _shutdown(self) -> None:
-        if hasattr(self, "executor") and self.executor.busy:
-            timeout = self.settings.shutdown_timeout
-            log.info("stopping: waiting up to %ss for %d running jobs", timeout,
-                     self.executor.busy)
-            await self.executor.idle(timeout)
-        if self.worker_id:
-            await self.completer.flushed()
+        parts = self.parts
+        if parts is not None:
+            if parts.executor.busy:
+                timeout = self.settings.shutdown_timeout
+                log.info("stopping: waiting up to %ss for %d running jobs", timeout,
+                         parts.executor.busy)
+                await parts.executor.idle(timeout)
+            await parts.recorder.flushed()
             await self._release_unfinished()
             with contextlib.suppress(psycopg.Error):
-                await self.claim_link.execute(statements.stop_worker(self.schema,
-                                                                     self.worker_id))
-        for task in getattr(self, "services", []):
-            task.cancel()
-        await asyncio.gather(*getattr(self, "services", []), return_exceptions=True)
-        if hasattr(self, "executor"):
-            await self.executor.close()
-        for link in ("claim_link", "finish_link", "beat_link", "listen_link"):
-            if hasattr(self, link):
-                await getattr(self, link).close()
+                await self.links.claim.execute(statements.stop_worker(self.schema,
+                                                                      self.worker_id))
+            for task in parts.services:
+                task.cancel()
+            await asyncio.gather(*parts.services, return_exceptions=True)
+            await parts.executor.close()
+        await self.links.close()
         log.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
 
     async def _release_unfinished(self) -> None:
@@ -233,12 +256,13 @@ class Worker:
         if not unfinished:
             return
         with contextlib.suppress(psycopg.Error):
-            released = await self.claim_link.execute(statements.release(self.schema,
-                                                                        unfinished))
+            released = await self.links.claim.execute(statements.release(self.schema,
+                                                                          unfinished))
             log.warning("released %d unfinished jobs back to their queues: %s",
                         len(released), released[:20])
         for job in unfinished:
-            self.executor.cancel(job.id)
+            if self.parts is not None:
+                self.parts.executor.cancel(job.id)
             self.held.pop(job.id, None)
 
     # -- signals ------------------------------------------------------------
@@ -260,14 +284,16 @@ class Worker:
         asyncio.get_running_loop().create_task(self._abort())
 
     async def _abort(self) -> None:
-        with contextlib.suppress(psycopg.Error, OSError, TimeoutError, AttributeError):
-            # Parts may not exist yet if the signal came during start-up.
-            await asyncio.wait_for(self.completer.flushed(), 2)
-            await asyncio.wait_for(self._release_unfinished(), 5)
-            await asyncio.wait_for(
-                self.claim_link.execute(statements.stop_worker(self.schema, self.worker_id)), 5)
+        parts, links = self.parts, self.links
+        with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+            if parts is not None:
+                await asyncio.wait_for(parts.recorder.flushed(), 2)
+                await asyncio.wait_for(self._release_unfinished(), 5)
+                await asyncio.wait_for(links.claim.execute(
+                    statements.stop_worker(self.schema, self.worker_id)), 5)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.executor.close(), 2)
+            if parts is not None:
+                await asyncio.wait_for(parts.executor.close(), 2)
         logging.shutdown()
         os._exit(1)
 

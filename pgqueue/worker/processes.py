@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import multiprocessing as mp
@@ -33,6 +34,7 @@ from pgqueue.outcome import (
 )
 
 log = logging.getLogger("pgqueue.worker")
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 # -- the child ----------------------------------------------------------------
@@ -42,8 +44,22 @@ def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this child when its worker dies, however it dies (kill -9
+    included): a job whose lease is about to be rescued must not go on running here.
+    Elsewhere (no prctl) the pipe to the parent closing is the only signal."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def child_main(conn: Connection, app_path: str, env: dict[str, str],
+               parent: int | None = None) -> None:
     """Entry point of a child: import the app, then run jobs until told to stop."""
+    if parent is not None:
+        die_with_parent(parent)
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -53,12 +69,13 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
     from pgqueue import encoding
     from pgqueue.atomic import AtomicTarget
     from pgqueue.context import JobContext
-    from pgqueue.execution import invoke
+    from pgqueue.execution import DEFAULT_LIMITS, Limits, invoke
     from pgqueue.loader import load_app
 
     child_app = load_app(app_path)
     tasks = child_app.tasks
     dsn, schema = env["PGQ_DSN"], env.get("PGQ_SCHEMA", "pgqueue")
+    limits = Limits(int(env.get("PGQ_MAX_RESULT_BYTES", DEFAULT_LIMITS.max_result_bytes)))
     while True:
         try:
             raw = conn.recv_bytes()
@@ -73,7 +90,7 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str]) -> None:
                          headers=json.loads(msg["headers"]) if msg.get("headers") else {})
         atomic = AtomicTarget(dsn, schema, msg["worker_id"], 1)
         outcome = invoke(task, encoding.loads(msg["args"]), encoding.loads(msg["kwargs"]), ctx,
-                         atomic, child_app.hooks)
+                         atomic, child_app.hooks, limits)
         conn.send_bytes(json.dumps(_outcome_to_wire(outcome)).encode())
 
 
@@ -127,7 +144,7 @@ def _died(code: int | None) -> str:
 
 class ProcessPool:
     def __init__(self, size: int, app_path: str, env: dict[str, str],
-                 max_tasks_per_child: int | None = None) -> None:
+                 max_tasks_per_child: int | None = None, worker_id: int = 0) -> None:
         self.size = size
         self.app_path = app_path
         self.env = env
@@ -136,11 +153,12 @@ class ProcessPool:
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._busy: dict[int, _Child] = {}  # job id -> child running it
         self._killed: set[int] = set()
-        self.worker_id = 0  # known once the worker is registered; atomic tasks need it
+        self.worker_id = worker_id  # atomic tasks record under it
 
     def _spawn(self) -> _Child:
         parent, child = self._mp.Pipe()
-        process = self._mp.Process(target=child_main, args=(child, self.app_path, self.env),
+        process = self._mp.Process(target=child_main,
+                                   args=(child, self.app_path, self.env, os.getpid()),
                                    name="pgq-child", daemon=True)
         process.start()
         child.close()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pgqueue.execution import invoke
+from pgqueue.execution import Limits, invoke
 from pgqueue.job import ClaimedJob
 from pgqueue.outcome import Outcome
 
@@ -37,12 +37,14 @@ _Work = tuple[ClaimedJob, "Task[Any, Any]", list[Any], dict[str, Any], "JobConte
 
 class ThreadRunner:
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop,
-                 on_reports: Callable[[list[Report]], None], hooks: Hooks | None) -> None:
+                 on_reports: Callable[[list[Report]], None], hooks: Hooks | None,
+                 atomic: AtomicTarget | None, limits: Limits) -> None:
         self.size = size
         self.loop = loop
         self.on_reports = on_reports
         self.hooks = hooks if hooks is not None and hooks.any_task_hooks else None
-        self.atomic: AtomicTarget | None = None
+        self.atomic = atomic
+        self.limits = limits
         self._inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._outbox: collections.deque[Report] = collections.deque()
         self._wake_pending = False
@@ -63,7 +65,7 @@ class ThreadRunner:
                 return
             job, task, args, kwargs, ctx = work
             started = time.perf_counter()
-            outcome = invoke(task, args, kwargs, ctx, self.atomic, self.hooks)
+            outcome = invoke(task, args, kwargs, ctx, self.atomic, self.hooks, self.limits)
             outbox.append((job, outcome, time.perf_counter() - started))
             if not self._wake_pending:
                 self._wake_pending = True

@@ -74,7 +74,8 @@ candidates AS (
 claimed AS (
     UPDATE {schema}.jobs j
     SET state = 'running',
-        attempts = j.attempts + 1,
+        -- least(): a row SQL set to the integer's limit must not fail every claim.
+        attempts = least(j.attempts, 2147483646) + 1,
         lease = gen_random_uuid(),
         worker_id = %(worker_id)s,
         started_at = now(),
@@ -150,12 +151,13 @@ FROM accepted;
 -- name: seconds_until_next_job :one
 -- How long until the earliest job scheduled in the future becomes due, by the
 -- database's clock, so an idle worker sleeps until then rather than a whole
--- poll interval. NULL when nothing is scheduled.
+-- poll interval. NULL when nothing is scheduled. A run_at of 'infinity' (only
+-- SQL can write one) is never due, and must not break the subtraction.
 SELECT extract(epoch FROM min(j.run_at) - now())::float8
 FROM unnest(%(queues)s::text[]) AS q(name)
 CROSS JOIN LATERAL (
     SELECT run_at FROM {schema}.jobs
-    WHERE state = 'queued' AND queue = q.name
+    WHERE state = 'queued' AND queue = q.name AND isfinite(run_at)
     ORDER BY run_at
     LIMIT 1
 ) AS j;
@@ -216,7 +218,7 @@ rescued AS (
     SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
                      WHEN j.rescues + 1 >= %(max_rescues)s THEN 'failed'
                      ELSE 'queued' END::{schema}.job_state,
-        rescues = j.rescues + 1,
+        rescues = least(j.rescues, 32766) + 1,
         finished_at = CASE WHEN j.cancel_requested OR j.rescues + 1 >= %(max_rescues)s
                            THEN now() END,
         lease = NULL, lease_expires_at = NULL

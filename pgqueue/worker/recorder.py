@@ -1,0 +1,142 @@
+"""A finished attempt's path through the worker, in this order:
+
+1. **decide**: the pure retry decision (:func:`pgqueue.outcome.decide`) turns the
+   executor's Outcome into the row to write;
+2. **report**: the attempt is counted in the worker's metrics;
+3. **write**: rows go out in batches (whatever finished while the last write
+   ran), each applied only under its attempt's lease;
+4. **free**: the job leaves the worker's held set, which frees its claim slot.
+
+Writing never dies and never loses a job silently. A lost connection retries
+the same batch after reconnecting (the lease check makes a repeat harmless).
+Any other failure (a value Postgres refuses, a bug) records the batch's
+outcomes one by one, and an outcome that still can't be stored is replaced by
+a stored error saying why, so that job ends ``failed`` and readable. If even
+that fails, the job is logged with its id and dropped from the held set: its
+lease then runs out and the rescuer takes it, like any job of a lost worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from pgqueue import statements
+from pgqueue.job import JobError, JobState
+from pgqueue.link import Link, connection_lost
+from pgqueue.outcome import Committed, decide, safe_text
+from pgqueue.statements import Finish
+
+if TYPE_CHECKING:
+    from pgqueue.metrics import WorkerMetrics
+    from pgqueue.task import Task
+    from pgqueue.worker.threads import Report
+
+log = logging.getLogger("pgqueue.worker")
+
+
+class Recorder:
+    def __init__(self, link: Link, schema: str, worker_id: int,
+                 tasks: dict[str, Task[Any, Any]], metrics: WorkerMetrics | None,
+                 on_freed: Callable[[list[int], int], None]) -> None:
+        self.link = link
+        self.schema = schema
+        self.worker_id = worker_id
+        self.tasks = tasks
+        self.metrics = metrics
+        self.on_freed = on_freed  # (job ids no longer held, how many were recorded)
+        self.pending: list[Finish] = []
+        self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- 1 and 2: decide and report (on the event loop, for a batch of reports) ------
+    def add(self, reports: list[Report]) -> None:
+        committed: list[int] = []
+        for job, outcome, seconds in reports:
+            if isinstance(outcome, Committed):  # an atomic task recorded itself
+                committed.append(job.id)
+                if not outcome.recorded:
+                    log.warning("job %d: lease lost, so its writes were rolled back", job.id)
+                label = "succeeded" if outcome.recorded else "lease_lost"
+            else:
+                task = self.tasks.get(job.task)
+                record = decide(job, outcome, task.policy if task else None)
+                self.pending.append(record)
+                label = "retried" if record.state is JobState.QUEUED else record.state.value
+            if self.metrics is not None:
+                self.metrics.observe(job.queue, job.task, label, seconds)
+        if self.pending:
+            self._idle.clear()
+            self._ready.set()
+        self.on_freed(committed, len(committed))  # even empty: a thread's slot came free
+
+    # -- 3 and 4: write, then free ---------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self.pending:
+                batch, self.pending = self.pending, []
+                accepted = await self._write(batch)
+                lost = [r.job_id for r in batch if r.job_id not in accepted]
+                if lost:
+                    log.warning("lease lost for jobs %s: another attempt owns them now, so "
+                                "these outcomes were not recorded", lost)
+                self.on_freed([r.job_id for r in batch], len(accepted))
+            self._idle.set()
+
+    async def _write(self, batch: list[Finish]) -> set[int]:
+        while True:
+            try:
+                return await self.link.execute(
+                    statements.finish(self.schema, self.worker_id, batch))
+            except psycopg.Error as exc:
+                if connection_lost(exc, self.link):
+                    log.warning("could not record %d outcomes (%s); retrying", len(batch),
+                                exc)
+                    continue
+                log.error("recording %d outcomes failed (%s: %s); recording them one by one",
+                          len(batch), type(exc).__name__, exc)
+                return await self._write_each(batch)
+            except Exception:
+                log.exception("recording %d outcomes failed; recording them one by one",
+                              len(batch))
+                return await self._write_each(batch)
+
+    async def _write_each(self, batch: list[Finish]) -> set[int]:
+        accepted: set[int] = set()
+        for record in batch:
+            for attempt in (record, _unstorable(record)):
+                try:
+                    done: set[int] = await self.link.execute(
+                        statements.finish(self.schema, self.worker_id, [attempt]))
+                    accepted.update(done)
+                    break
+                except Exception as exc:
+                    log.error("job %d: could not record its outcome (%s: %s)",
+                              record.job_id, type(exc).__name__, exc)
+                    if isinstance(exc, psycopg.Error) and connection_lost(exc, self.link):
+                        break  # not this row's fault: the rescuer will retry the job
+            else:
+                log.error("job %d: left to the rescuer (its lease will expire)", record.job_id)
+        return accepted
+
+    async def flushed(self) -> None:
+        """Wait until every outcome added so far is written."""
+        await self._idle.wait()
+
+
+def _unstorable(record: Finish) -> Finish:
+    """What is stored instead of an outcome Postgres refused: a failure saying so."""
+    what = "result" if record.state is JobState.SUCCEEDED else "error"
+    original = record.error
+    message = (f"the job's {what} could not be stored"
+               + (f" (it had raised {safe_text(original.type)}: "
+                  f"{safe_text(original.message)[:2000]})" if original else ""))
+    return Finish(record.job_id, record.lease, JobState.FAILED,
+                  error=JobError("UnstorableOutcome", message, ""))
