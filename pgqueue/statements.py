@@ -262,10 +262,13 @@ def cancel_job(schema: str, job_id: int) -> Statement[JobState | None]:
 
 def retry_jobs(schema: str, ids: Sequence[int] | None = None, queue: str | None = None,
                task: str | None = None) -> Statement[list[int]]:
+    """Replay jobs: those picked by id if failed or cancelled; by filter, failed only
+    (a bulk "retry failed" must never revive what someone cancelled)."""
+    states = ["failed", "cancelled"] if ids is not None else ["failed"]
     return Statement(
         queries(schema)["retry_jobs"],
         {"ids": list(ids) if ids is not None else None, "queue": queue, "task": task,
-         "jobs_channel": channels(schema)["jobs_channel"]},
+         "states": states, "jobs_channel": channels(schema)["jobs_channel"]},
         _first_column,
     )
 

@@ -165,15 +165,36 @@ CROSS JOIN LATERAL (
 -- name: extend_leases :many :unprepared
 -- The heartbeat: pushes out the lease of each job this worker still holds
 -- (checked by token) and returns the ones it still owns, with their cancel
--- flag (a backstop for a cancel NOTIFY the worker missed).
+-- flag (a backstop for a cancel NOTIFY the worker missed) and whether the lease
+-- was extended. A row someone else has locked right now (a long transaction,
+-- an admin's UPDATE) is skipped rather than waited for, so one locked row can't
+-- stall the heartbeat and cost the others their leases: it is still ours, and
+-- the next beat extends it.
 WITH alive AS (
     UPDATE {schema}.workers SET heartbeat_at = now() WHERE id = %(worker_id)s
+),
+held AS (
+    SELECT j.id FROM {schema}.jobs j
+    JOIN unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS h(id, lease)
+      ON j.id = h.id AND j.lease = h.lease
+    WHERE j.state = 'running'
+),
+lockable AS (
+    SELECT j.id FROM {schema}.jobs j
+    WHERE j.id IN (SELECT id FROM held)
+    FOR UPDATE SKIP LOCKED
+),
+extended AS (
+    UPDATE {schema}.jobs j
+    SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS h(id, lease)
+    WHERE j.id = h.id AND j.lease = h.lease AND j.state = 'running'
+      AND j.id IN (SELECT id FROM lockable)
+    RETURNING j.id, j.cancel_requested
 )
-UPDATE {schema}.jobs j
-SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS h(id, lease)
-WHERE j.id = h.id AND j.lease = h.lease AND j.state = 'running'
-RETURNING j.id, j.cancel_requested;
+SELECT id, cancel_requested FROM extended
+UNION ALL
+SELECT id, false FROM held WHERE id NOT IN (SELECT id FROM lockable);
 
 -- name: release_jobs :many :unprepared
 -- Graceful shutdown: give back jobs that were claimed but will not be run
@@ -253,12 +274,13 @@ SELECT t.state::text,
 FROM target t;
 
 -- name: retry_jobs :many
--- Put failed (or cancelled) jobs back on their queue with a fresh budget of
--- attempts as large as the one they started with. Selected by id, or by
--- filter; NULL filters match everything.
+-- Put failed jobs (and, when picked by id, cancelled ones) back on their queue
+-- with as many attempts as they were enqueued with: the first replay keeps that
+-- budget in its own column, so replaying again doesn't grow it. Selected by id,
+-- or by filter; NULL filters match everything.
 WITH picked AS (
     SELECT id FROM {schema}.jobs
-    WHERE state IN ('failed', 'cancelled')
+    WHERE state = ANY(%(states)s::{schema}.job_state[])
       AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
       AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
       AND (%(task)s::text IS NULL OR task = %(task)s::text)
@@ -267,10 +289,12 @@ WITH picked AS (
 requeued AS (
     UPDATE {schema}.jobs j
     SET state = 'queued', run_at = now(), finished_at = NULL, cancel_requested = false,
-        max_attempts = j.attempts + greatest(j.max_attempts, 1), rescues = 0,
-        lease = NULL, lease_expires_at = NULL, worker_id = NULL
+        budget = coalesce(j.budget, greatest(j.max_attempts, 1)),
+        max_attempts = least(j.attempts::bigint + coalesce(j.budget, greatest(j.max_attempts, 1)),
+                             2147483647),
+        rescues = 0, lease = NULL, lease_expires_at = NULL, worker_id = NULL
     FROM picked
-    WHERE j.id = picked.id AND j.state IN ('failed', 'cancelled')
+    WHERE j.id = picked.id AND j.state = ANY(%(states)s::{schema}.job_state[])
     RETURNING j.id, j.queue
 )
 SELECT r.id, pg_notify(%(jobs_channel)s, r.queue) FROM requeued r;
