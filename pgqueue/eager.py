@@ -45,10 +45,8 @@ from pgqueue.context import JobContext
 from pgqueue.enqueuer import each
 from pgqueue.errors import UnknownTask
 from pgqueue.execution import (
-    arguments,
     invoke,
-    outcome_of_exception,
-    outcome_of_value,
+    invoke_async,
     report,
 )
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
@@ -277,15 +275,8 @@ def _call(job_id: int, task: Task[Any, Any], request: EnqueueRequest,
 
 async def _attempt_async(app: App, task: Task[Any, Any], call: _Call) -> Outcome:
     """An ``async def`` task on this loop, inside the app's hooks, as the worker runs it."""
-    error: Exception | None = None
-    value: Any = None
-    try:
-        with app.hooks.around(call.ctx):
-            value = await task.fn(*arguments(task, call.ctx, call.args), **call.kwargs)
-            outcome = outcome_of_value(task.name, value)
-    except Exception as exc:
-        error = exc
-        outcome = outcome_of_exception(task, exc)
+    outcome, value, error = await invoke_async(task, call.args, call.kwargs, call.ctx,
+                                               app.hooks)
     report(app.hooks, call.ctx, outcome, value, error)
     return outcome
 

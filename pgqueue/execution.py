@@ -114,6 +114,28 @@ def invoke(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
     return outcome
 
 
+async def invoke_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                       ctx: JobContext, hooks: Hooks | None = None,
+                       limits: Limits = DEFAULT_LIMITS
+                       ) -> tuple[Outcome, Any, BaseException | None]:
+    """Await an ``async def`` task on this loop, inside the hooks: (outcome, value,
+    exception). ``CancelledError`` is left to the caller, which knows whether it
+    was a time limit, a cancel, or the worker stopping; anything else the task
+    raises, ``SystemExit`` included, is its outcome."""
+    pid = os.getpid()
+    try:
+        with hooks.around(ctx) if hooks else contextlib.nullcontext():
+            value = await task.fn(*arguments(task, ctx, args), **kwargs)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        leave_if_forked(pid)
+        return (Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)), \
+            None, exc
+    leave_if_forked(pid)
+    return outcome_of_value(task.name, value, limits), value, None
+
+
 def leave_if_forked(pid: int) -> None:
     """In a child the task forked (which then returned into our code), exit at once:
     only the process that claimed the job may record it, and the child must not go

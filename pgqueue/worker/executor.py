@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -36,10 +35,7 @@ from pgqueue.context import JobContext
 from pgqueue.errors import SoftTimeLimitExceeded, TimeLimitExceeded, UnknownTask
 from pgqueue.execution import (
     Limits,
-    arguments,
-    leave_if_forked,
-    outcome_of_exception,
-    outcome_of_value,
+    invoke_async,
     raise_in_thread,
     report,
 )
@@ -162,17 +158,10 @@ class Executor:
                 self.loop.call_later(limit, expire, kind)
                 for kind, limit in (("soft", task.soft_time_limit), ("hard", task.time_limit))
                 if limit]
-        error: BaseException | None = None
         value: Any = None
-        pid = os.getpid()
         try:
-            if self.hooks is None:
-                value = await task.fn(*arguments(task, ctx, args), **kwargs)
-            else:
-                with self.hooks.around(ctx):
-                    value = await task.fn(*arguments(task, ctx, args), **kwargs)
-            leave_if_forked(pid)
-            outcome = outcome_of_value(task.name, value, self.limits)
+            outcome, value, error = await invoke_async(task, args, kwargs, ctx, self.hooks,
+                                                       self.limits)
         except asyncio.CancelledError as exc:
             if ctx.is_cancelled():
                 outcome = Cancelled()
@@ -182,10 +171,6 @@ class Executor:
             else:
                 raise  # the worker itself is stopping
             error = exc
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the job's, not ours
-            leave_if_forked(pid)
-            error = exc
-            outcome = Cancelled() if ctx.is_cancelled() else outcome_of_exception(task, exc)
         if self.hooks is not None:
             report(self.hooks, ctx, outcome, value, error)
         self._report(job, outcome, time.perf_counter() - started)
