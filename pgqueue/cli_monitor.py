@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,16 +14,15 @@ import psycopg
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.errors import PgQueueError
 from pgqueue.monitor import Monitor, to_json
-
-_WINDOW = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+from pgqueue.spans import parse_span
 
 
 def parse_window(text: str) -> dt.timedelta:
-    m = _WINDOW.match(text.strip())
-    if not m:
-        raise click.BadParameter(f"{text!r}: use a number and s, m, h or d (5m, 1h, 7d)")
-    return dt.timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    """``--window`` read by the dashboard's rule (:func:`pgqueue.spans.parse_span`)."""
+    try:
+        return parse_span(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pgqueue import encoding, statements
 from pgqueue.job import JobState
 from pgqueue.schedule import Rule, next_after
+from pgqueue.spans import bucket_for
 from pgqueue.sql import channels, queries
 from pgqueue.statements import Row, Statement
 
@@ -184,7 +185,7 @@ class Monitor:
                                                   bucket=bucket.total_seconds())]
 
     def overview(self, window: dt.timedelta = HOUR) -> dict[str, Any]:
-        bucket = max(dt.timedelta(seconds=10), window / 60)
+        bucket = bucket_for(window)
         return {
             "now": dt.datetime.now(dt.UTC),
             "window_seconds": window.total_seconds(),
