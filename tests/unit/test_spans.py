@@ -21,7 +21,7 @@ def test_cli_and_dashboard_read_a_span_alike(text):
 def test_cli_refuses_what_the_dashboard_refuses(text):
     with pytest.raises(ValueError):
         windows.parse_span(text)
-    with pytest.raises(click.BadParameter, match="5m, 1h, 7d|out of range"):
+    with pytest.raises(click.BadParameter, match=r"5m, 1h, 7d|out of range"):
         parse_window(text)
 
 
