@@ -11,19 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pgqueue import monitor_rows as mr
 from pgqueue.job import JobState
-from pgqueue.monitor_rows import (
-    Attempt,
-    Bucket,
-    JobDetail,
-    JobPage,
-    JobRow,
-    QueueStats,
-    ScheduleRow,
-    TaskStats,
-    WorkerInfo,
-    stored,
-)
 from pgqueue.schedule import Rule, next_after
 from pgqueue.sql import channels, queries
 from pgqueue.statements import Row, Statement
@@ -31,12 +20,12 @@ from pgqueue.statements import Row, Statement
 MAX_PAGE = 500
 
 
-def queue_stats(schema: str, window: dt.timedelta) -> Statement[list[QueueStats]]:
+def queue_stats(schema: str, window: dt.timedelta) -> Statement[list[mr.QueueStats]]:
     minutes = window.total_seconds() / 60
 
-    def decode(rows: list[Row]) -> list[QueueStats]:
-        return [QueueStats(q, queued, scheduled, running, ok, failed, cancelled, oldest,
-                           round((ok + failed + cancelled) / minutes, 2), paused)
+    def decode(rows: list[Row]) -> list[mr.QueueStats]:
+        return [mr.QueueStats(q, queued, scheduled, running, ok, failed, cancelled, oldest,
+                              round((ok + failed + cancelled) / minutes, 2), paused)
                 for q, queued, scheduled, running, ok, failed, cancelled, oldest, paused
                 in rows]
 
@@ -44,35 +33,35 @@ def queue_stats(schema: str, window: dt.timedelta) -> Statement[list[QueueStats]
                      decode)
 
 
-def worker_list(schema: str) -> Statement[list[WorkerInfo]]:
+def worker_list(schema: str) -> Statement[list[mr.WorkerInfo]]:
     return Statement(queries(schema)["worker_list"], {},
-                     lambda rows: [WorkerInfo(*row) for row in rows])
+                     lambda rows: [mr.WorkerInfo(*row) for row in rows])
 
 
-def task_stats(schema: str, window: dt.timedelta) -> Statement[list[TaskStats]]:
+def task_stats(schema: str, window: dt.timedelta) -> Statement[list[mr.TaskStats]]:
     return Statement(queries(schema)["task_stats"], {"window": window.total_seconds()},
-                     lambda rows: [TaskStats(*row) for row in rows])
+                     lambda rows: [mr.TaskStats(*row) for row in rows])
 
 
 def throughput_series(schema: str, window: dt.timedelta, bucket: dt.timedelta
-                      ) -> Statement[list[Bucket]]:
+                      ) -> Statement[list[mr.Bucket]]:
     return Statement(queries(schema)["throughput_series"],
                      {"window": window.total_seconds(), "bucket": bucket.total_seconds()},
-                     lambda rows: [Bucket(*row) for row in rows])
+                     lambda rows: [mr.Bucket(*row) for row in rows])
 
 
 def job_list(schema: str, *, state: str | None = None, queue: str | None = None,
              task: str | None = None, since: dt.datetime | None = None,
              until: dt.datetime | None = None, before_id: int | None = None,
-             limit: int = 50) -> Statement[JobPage]:
+             limit: int = 50) -> Statement[mr.JobPage]:
     """One page, newest first; ``next_before_id`` is set when there are older ones."""
     if state is not None:
         JobState(state)  # a clear ValueError for a typo, not an SQL error
     limit = max(1, min(limit, MAX_PAGE))
 
-    def decode(rows: list[Row]) -> JobPage:
-        jobs = [JobRow(*row) for row in rows[:limit]]
-        return JobPage(jobs, jobs[-1].id if len(rows) > limit else None)
+    def decode(rows: list[Row]) -> mr.JobPage:
+        jobs = [mr.JobRow(*row) for row in rows[:limit]]
+        return mr.JobPage(jobs, jobs[-1].id if len(rows) > limit else None)
 
     # One row more than the page: whether there is a next page, without a count.
     return Statement(queries(schema)["job_list"],
@@ -81,29 +70,29 @@ def job_list(schema: str, *, state: str | None = None, queue: str | None = None,
                      decode)
 
 
-def _job_detail(rows: list[Row]) -> JobDetail | None:
+def _job_detail(rows: list[Row]) -> mr.JobDetail | None:
     if not rows:
         return None
     (id_, task, queue, state, priority, attempts, created, started, finished, worker,
      args, kwargs, result, run_at, rescues, cancel_requested, lease_expires, host, pid,
      max_attempts) = rows[0]
-    return JobDetail(id_, task, queue, state, priority, attempts, created, started, finished,
-                     worker, stored(args, list), stored(kwargs, dict),
-                     stored(result) if result is not None else None, run_at, rescues,
-                     cancel_requested, lease_expires, host, pid, max_attempts, [])
+    return mr.JobDetail(id_, task, queue, state, priority, attempts, created, started,
+                        finished, worker, mr.stored(args, list), mr.stored(kwargs, dict),
+                        mr.stored(result) if result is not None else None, run_at, rescues,
+                        cancel_requested, lease_expires, host, pid, max_attempts, [])
 
 
-def job_detail(schema: str, job_id: int) -> Statement[JobDetail | None]:
+def job_detail(schema: str, job_id: int) -> Statement[mr.JobDetail | None]:
     """The job without its attempts (:func:`job_attempts`) and with every argument."""
     return Statement(queries(schema)["job_detail"], {"id": job_id}, _job_detail)
 
 
-def job_attempts(schema: str, job_id: int) -> Statement[list[Attempt]]:
+def job_attempts(schema: str, job_id: int) -> Statement[list[mr.Attempt]]:
     return Statement(queries(schema)["job_attempts"], {"id": job_id},
-                     lambda rows: [Attempt(*row) for row in rows])
+                     lambda rows: [mr.Attempt(*row) for row in rows])
 
 
-def _schedule(row: Row) -> ScheduleRow:
+def _schedule(row: Row) -> mr.ScheduleRow:
     name, task, cron, every, tz, queue, paused, last, nxt, error, error_at, now = row
     try:
         rule = Rule(cron=cron, every=dt.timedelta(seconds=every) if every is not None else None,
@@ -115,10 +104,10 @@ def _schedule(row: Row) -> ScheduleRow:
     except (ValueError, ArithmeticError) as exc:
         nxt, error = None, error or str(exc)
     text = cron if cron is not None else f"every {every:g}s" if every is not None else "-"
-    return ScheduleRow(name, task, text, tz, queue, paused, last, nxt, error, error_at)
+    return mr.ScheduleRow(name, task, text, tz, queue, paused, last, nxt, error, error_at)
 
 
-def schedule_list(schema: str) -> Statement[list[ScheduleRow]]:
+def schedule_list(schema: str) -> Statement[list[mr.ScheduleRow]]:
     return Statement(queries(schema)["schedule_list"], {},
                      lambda rows: [_schedule(row) for row in rows])
 
