@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,17 +13,16 @@ import psycopg
 
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.errors import PgQueueError
-from pgqueue.monitor import Monitor, to_json
-
-_WINDOW = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+from pgqueue.monitor import Monitor, RawValue, ScheduleRow, to_json
+from pgqueue.spans import parse_span
 
 
 def parse_window(text: str) -> dt.timedelta:
-    m = _WINDOW.match(text.strip())
-    if not m:
-        raise click.BadParameter(f"{text!r}: use a number and s, m, h or d (5m, 1h, 7d)")
-    return dt.timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    """``--window`` read by the dashboard's rule (:func:`pgqueue.spans.parse_span`)."""
+    try:
+        return parse_span(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -106,7 +104,8 @@ def status(obj: Ctx, window: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def workers(obj: Ctx, as_json: bool) -> None:
-    """Workers that are up, down (no heartbeat for 60 s) or stopped in the last hour."""
+    """Workers that are up, down (no heartbeat for longer than their lease) or stopped in
+    the last hour."""
     try:
         rows = _monitor(obj).workers()
     except (PgQueueError, psycopg.Error) as exc:
@@ -208,9 +207,9 @@ def jobs_show(obj: Ctx, job_id: int, as_json: bool) -> None:
         return
     lines = [
         f"job {job.id}: {job.task} on queue {job.queue}: {job.state.upper()}",
-        f"  args      {json.dumps(to_json(job.args))}",
-        f"  kwargs    {json.dumps(to_json(job.kwargs))}",
-        f"  result    {json.dumps(to_json(job.result))}",
+        f"  args      {_stored(job.args)}",
+        f"  kwargs    {_stored(job.kwargs)}",
+        f"  result    {_stored(job.result)}",
         f"  attempts  {job.attempts} of {job.max_attempts or 'worker policy'}"
         + (f", rescued {job.rescues}x" if job.rescues else ""),
         f"  created   {_cell(job.created_at)}   run at {_cell(job.run_at)}",
@@ -222,6 +221,33 @@ def jobs_show(obj: Ctx, job_id: int, as_json: bool) -> None:
         lines += [f"\nattempt {a.attempt} failed at {_cell(a.created_at)}: {a.type}: "
                   f"{a.message}", a.traceback.rstrip()]
     click.echo("\n".join(lines))
+
+
+def _stored(value: Any) -> str:
+    """An argument or result as JSON; one that can't be decoded as it is stored."""
+    if isinstance(value, RawValue):
+        cut = " ..." if value.truncated else ""
+        return f"{value.raw}{cut}\n            (shown as stored: this value {value.error})"
+    return json.dumps(to_json(value))
+
+
+def schedule_lines(rows: Sequence[ScheduleRow]) -> list[str]:
+    """``pgq schedules list``: one line per schedule, and one more saying why a bad one
+    doesn't fire."""
+    lines = [f"{'NAME':<24} {'TASK':<24} {'RULE':<22} {'STATE':<7} {'LAST FIRE':<26} "
+             "NEXT FIRE"]
+    for s in rows:
+        text = s.rule if s.rule.startswith("every ") else f"{s.rule} {s.tz}"
+        state = "paused" if s.paused else "invalid" if s.error else "active"
+        upcoming = (s.next_fire_at.isoformat(" ", "seconds") if s.next_fire_at
+                    else "invalid" if s.error else "-")
+        last = s.last_fire_at.isoformat(" ", "seconds") if s.last_fire_at else "-"
+        lines.append(f"{s.name:<24} {s.task:<24} {text:<22} {state:<7} {last:<26} "
+                     f"{'-' if s.paused else upcoming}")
+        if s.error:
+            when = f" at {_cell(s.error_at)}" if s.error_at else ""
+            lines.append(f"  error{when}: {s.error}")
+    return lines
 
 
 def register(main: click.Group, jobs: click.Group) -> None:

@@ -2,8 +2,10 @@
 
 One read-only view of queues, workers, tasks and jobs (plus the few actions
 operators take) shared by ``pgq status`` / ``pgq jobs``, the dashboard and
-/metrics. Everything comes back as frozen dataclasses; :func:`to_json` makes
-them JSON-safe. Arguments a task marks with ``redact=`` never leave here.
+/metrics. Everything comes back as frozen dataclasses (:mod:`pgqueue.monitor_rows`);
+:func:`to_json` makes them JSON-safe. The queries are statements of
+:mod:`pgqueue.monitor_statements`; this class executes them. Arguments a task
+marks with ``redact=`` never leave here.
 """
 
 from __future__ import annotations
@@ -11,147 +13,38 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pgqueue import encoding, statements
-from pgqueue.job import JobState
-from pgqueue.schedule import Rule, next_after
-from pgqueue.sql import channels, queries
-from pgqueue.statements import Row, Statement
+from pgqueue import monitor_statements as ms
+from pgqueue import statements
+from pgqueue.monitor_rows import (
+    REDACTED,
+    Attempt,
+    Bucket,
+    JobDetail,
+    JobPage,
+    JobRow,
+    QueueStats,
+    RawValue,
+    ScheduleRow,
+    TaskStats,
+    WorkerInfo,
+    to_json,
+)
+from pgqueue.spans import bucket_for
+from pgqueue.statements import Statement
 
 if TYPE_CHECKING:
     from pgqueue.app import App
 
-REDACTED = "•••"
+__all__ = [
+    "HOUR", "REDACTED", "Attempt", "Bucket", "JobDetail", "JobPage", "JobRow", "Monitor",
+    "QueueStats", "RawValue", "ScheduleRow", "TaskStats", "WorkerInfo", "to_json",
+]
+
 HOUR = dt.timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    queue: str
-    queued: int
-    scheduled: int
-    running: int
-    succeeded: int
-    failed: int
-    cancelled: int
-    oldest_waiting_seconds: float | None
-    throughput_per_min: float
-    paused: bool
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: int
-    name: str
-    host: str
-    pid: int
-    queues: list[str]
-    pool: str
-    concurrency: int
-    running: int
-    jobs_done: int
-    started_at: dt.datetime
-    heartbeat_at: dt.datetime
-    heartbeat_age_seconds: float
-    uptime_seconds: float
-    status: str
-
-
-@dataclass(frozen=True)
-class TaskStats:
-    task: str
-    succeeded: int
-    failed: int
-    retried: int
-    mean_runtime_ms: float | None
-    p95_runtime_ms: float | None
-
-
-@dataclass(frozen=True)
-class Bucket:
-    at: dt.datetime
-    succeeded: int
-    failed: int
-
-
-@dataclass(frozen=True)
-class JobRow:
-    id: int
-    task: str
-    queue: str
-    state: str
-    priority: int
-    attempts: int
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    worker: str | None
-
-
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[JobRow]
-    next_before_id: int | None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    attempt: int
-    type: str
-    message: str
-    traceback: str
-    created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class JobDetail(JobRow):
-    args: list[Any]
-    kwargs: dict[str, Any]
-    result: Any
-    run_at: dt.datetime
-    rescues: int
-    cancel_requested: bool
-    lease_expires_at: dt.datetime | None
-    worker_host: str | None
-    worker_pid: int | None
-    max_attempts: int
-    attempts_history: list[Attempt]
-
-
-@dataclass(frozen=True)
-class ScheduleRow:
-    name: str
-    task: str
-    rule: str
-    tz: str
-    queue: str
-    paused: bool
-    last_fire_at: dt.datetime | None
-    next_fire_at: dt.datetime | None
-
-
-def to_json(value: Any) -> Any:
-    """Dataclasses, lists and dicts of them, with datetimes as ISO 8601 strings."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if isinstance(value, (Decimal, uuid.UUID)):
-        return str(value)
-    return value
-
-
-def _rows(schema: str, query: str, /, **params: Any) -> Statement[list[Row]]:
-    return Statement(queries(schema)[query], params, lambda rows: rows)
+T = TypeVar("T")
 
 
 class Monitor:
@@ -159,69 +52,52 @@ class Monitor:
         self.app = app
         self.schema = app.settings.schema
 
-    def _run(self, query: str, /, **params: Any) -> list[Row]:
-        return self.app.client.execute(_rows(self.schema, query, **params))
+    def _run(self, statement: Statement[T]) -> T:
+        return self.app.client.execute(statement)
 
     # -- reading --------------------------------------------------------------
     def queues(self, window: dt.timedelta = HOUR) -> list[QueueStats]:
-        minutes = window.total_seconds() / 60
-        return [QueueStats(q, queued, scheduled, running, ok, failed, cancelled, oldest,
-                           round((ok + failed + cancelled) / minutes, 2), paused)
-                for q, queued, scheduled, running, ok, failed, cancelled, oldest, paused
-                in self._run("queue_stats", window=window.total_seconds())]
+        return self._run(ms.queue_stats(self.schema, window))
 
     def workers(self) -> list[WorkerInfo]:
-        return [WorkerInfo(*row) for row in self._run("worker_list")]
+        return self._run(ms.worker_list(self.schema))
 
     def task_stats(self, window: dt.timedelta = HOUR) -> list[TaskStats]:
-        return [TaskStats(*row) for row in self._run("task_stats",
-                                                     window=window.total_seconds())]
+        return self._run(ms.task_stats(self.schema, window))
 
     def series(self, window: dt.timedelta = HOUR,
                bucket: dt.timedelta = dt.timedelta(minutes=1)) -> list[Bucket]:
-        return [Bucket(*row) for row in self._run("throughput_series",
-                                                  window=window.total_seconds(),
-                                                  bucket=bucket.total_seconds())]
+        return self._run(ms.throughput_series(self.schema, window, bucket))
 
     def overview(self, window: dt.timedelta = HOUR) -> dict[str, Any]:
-        bucket = max(dt.timedelta(seconds=10), window / 60)
         return {
             "now": dt.datetime.now(dt.UTC),
             "window_seconds": window.total_seconds(),
             "queues": self.queues(window),
             "workers": self.workers(),
             "tasks": self.task_stats(window),
-            "series": self.series(window, bucket),
+            "series": self.series(window, bucket_for(window)),
         }
 
     def jobs(self, state: str | None = None, queue: str | None = None, task: str | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None,
              before_id: int | None = None, limit: int = 50) -> JobPage:
-        if state is not None:
-            JobState(state)  # a clear ValueError for a typo, not an SQL error
-        limit = max(1, min(limit, 500))
-        rows = self._run("job_list", state=state, queue=queue, task=task, since=since,
-                         until=until, before_id=before_id, limit=limit + 1)
-        jobs = [JobRow(*row) for row in rows[:limit]]
-        return JobPage(jobs, jobs[-1].id if len(rows) > limit else None)
+        return self._run(ms.job_list(self.schema, state=state, queue=queue, task=task,
+                                     since=since, until=until, before_id=before_id,
+                                     limit=limit))
 
     def job(self, job_id: int) -> JobDetail | None:
-        rows = self._run("job_detail", id=job_id)
-        if not rows:
+        detail = self._run(ms.job_detail(self.schema, job_id))
+        if detail is None:
             return None
-        (id_, task, queue, state, priority, attempts, created, started, finished, worker,
-         args, kwargs, result, run_at, rescues, cancel_requested, lease_expires, host, pid,
-         max_attempts) = rows[0]
-        history = [Attempt(*r) for r in self._run("job_attempts", id=job_id)]
-        args_v, kwargs_v = self._redacted(task, encoding.loads(args), encoding.loads(kwargs))
-        return JobDetail(id_, task, queue, state, priority, attempts, created, started, finished,
-                         worker, args_v, kwargs_v,
-                         encoding.loads(result) if result is not None else None, run_at,
-                         rescues, cancel_requested, lease_expires, host, pid, max_attempts,
-                         history)
+        args, kwargs = self._redacted(detail.task, detail.args, detail.kwargs)
+        return dataclasses.replace(detail, args=args, kwargs=kwargs,
+                                   attempts_history=self._run(ms.job_attempts(self.schema,
+                                                                              job_id)))
 
-    def _redacted(self, task_name: str, args: list[Any], kwargs: dict[str, Any]
-                  ) -> tuple[list[Any], dict[str, Any]]:
+    def _redacted(self, task_name: str, args: list[Any] | RawValue,
+                  kwargs: dict[str, Any] | RawValue
+                  ) -> tuple[list[Any] | RawValue, dict[str, Any] | RawValue]:
         task = self.app.tasks.get(task_name)
         hidden = set(task.redact) if task is not None else set()
         if not hidden:
@@ -232,26 +108,23 @@ class Monitor:
             names = params[1:] if task.bind else params  # type: ignore[union-attr]
         except (TypeError, ValueError):
             pass
-        args = [REDACTED if i < len(names) and names[i] in hidden else v
-                for i, v in enumerate(args)]
-        kwargs = {k: REDACTED if k in hidden else v for k, v in kwargs.items()}
+        # Stored text that can't be decoded may hold the secret anywhere: none of it shows.
+        if isinstance(args, RawValue):
+            args = RawValue(REDACTED, args.error)
+        else:
+            args = [REDACTED if i < len(names) and names[i] in hidden else v
+                    for i, v in enumerate(args)]
+        if isinstance(kwargs, RawValue):
+            kwargs = RawValue(REDACTED, kwargs.error)
+        else:
+            kwargs = {k: REDACTED if k in hidden else v for k, v in kwargs.items()}
         return args, kwargs
 
     def schedules(self) -> list[ScheduleRow]:
-        out = []
-        now = dt.datetime.now(dt.UTC)
-        for name, task, cron, every, tz, queue, _, paused, last, nxt in self.app.client.execute(
-                statements.list_schedules(self.schema)):
-            if nxt is None and not paused:  # no scheduler has run yet: work it out here
-                every_td = dt.timedelta(seconds=every) if every else None
-                nxt = next_after(Rule(cron=cron, every=every_td, tz=tz), now)
-            rule = cron if cron else f"every {every:g}s"
-            out.append(ScheduleRow(name, task, rule, tz, queue, paused, last, nxt))
-        return out
+        return self._run(ms.schedule_list(self.schema))
 
     def jobs_enqueued_total(self) -> int:
-        rows = self._run("jobs_enqueued_total", jobs_table=f'"{self.schema}".jobs')
-        return int(rows[0][0])
+        return self._run(ms.jobs_enqueued_total(self.schema))
 
     # -- acting ---------------------------------------------------------------
     def retry_job(self, job_id: int) -> bool:
@@ -264,18 +137,14 @@ class Monitor:
     def retry_failed(self, task: str | None = None, queue: str | None = None) -> list[int]:
         return self.app.retry_failed(task=task, queue=queue)
 
-    def _set_paused(self, name: str, paused: bool) -> None:
-        self._run("set_queue_paused", name=name, paused=paused,
-                  jobs_channel=channels(self.schema)["jobs_channel"])
-
     def pause_queue(self, name: str) -> None:
-        self._set_paused(name, True)
+        self._run(ms.set_queue_paused(self.schema, name, True))
 
     def resume_queue(self, name: str) -> None:
-        self._set_paused(name, False)
+        self._run(ms.set_queue_paused(self.schema, name, False))
 
     def _schedule(self, action: str, name: str) -> Any:
-        return self.app.client.execute(statements.schedule_action(self.schema, action, name))
+        return self._run(statements.schedule_action(self.schema, action, name))
 
     def pause_schedule(self, name: str) -> bool:
         return self._schedule("pause", name) is not None

@@ -1,49 +1,36 @@
-"""Testing helpers for code that uses pgqueue, and the pytest plugin that serves them.
+"""Testing helpers for code that uses pgqueue; they work with or without pytest.
 
-The plugin (entry point ``pgqueue`` in the ``pytest11`` group, so installing
-pgqueue is enough) gives fixtures:
+Plain functions: :func:`run_until_empty`, :func:`assert_enqueued`,
+:func:`assert_not_enqueued`, :func:`enqueued_jobs`, :func:`bind_app` and
+:func:`worker_running`, and :class:`TemplateDatabases` (fresh migrated databases
+from a template). Importing this module doesn't import pytest.
 
-- ``pgqueue_dsn``: a fresh database with pgqueue's schema, for this test. The
-  server is ``--pgqueue-dsn`` or ``PGQ_TEST_DSN``; without either, a private
-  throwaway Postgres (``pip install 'pgqueue[embedded]'``). The schema is
-  migrated once into a template database; each test gets a copy of it, which
-  is much faster than migrating per test.
-- ``pgqueue_app``: your App (``pgqueue_app = "myproj.tasks:app"`` in the pytest
-  ini options) pointed at ``pgqueue_dsn`` for the test, and restored after.
-  ``pgqueue_settings`` (a dict, empty by default) overrides its settings.
-- ``pgqueue_eager``: the same App in eager mode (:mod:`pgqueue.eager`).
-- ``pgqueue_worker``: a real worker running ``pgqueue_app``'s tasks in this
-  process for the length of the test.
-
-and plain functions, usable with or without pytest: :func:`run_until_empty`,
-:func:`assert_enqueued`, :func:`assert_not_enqueued`, :func:`enqueued_jobs`,
-:func:`bind_app` and :func:`worker_running`.
+The pytest plugin that serves them as fixtures (``pgqueue_dsn``, ``pgqueue_app``,
+``pgqueue_eager``, ``pgqueue_worker``, ...) is :mod:`pgqueue.pytest_plugin`,
+registered as entry point ``pgqueue`` in the ``pytest11`` group, so installing
+pgqueue is enough. Its names stay importable from here, and ``-p pgqueue.testing``
+(or ``pytest_plugins = ["pgqueue.testing"]``) still loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import os
-import shutil
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgqueue import eager, encoding
 from pgqueue.app import App
-from pgqueue.loader import load_app
 from pgqueue.migrate import migrate_dsn
 from pgqueue.settings import Settings
 from pgqueue.task import Task
@@ -55,6 +42,15 @@ __all__ = [
     "EnqueuedJob", "TemplateDatabases", "assert_enqueued", "assert_not_enqueued", "bind_app",
     "enqueued_jobs", "run_until_empty", "worker_running",
 ]
+
+# Loaded as a plugin itself (``-p pgqueue.testing``), this module brings the real one.
+pytest_plugins = ["pgqueue.pytest_plugin"]
+# The plugin's names, importable from here as before the split; importing one
+# imports pytest, as it must.
+_PLUGIN_NAMES = frozenset({
+    "pytest_addoption", "pgqueue_server", "pgqueue_databases", "pgqueue_schema",
+    "pgqueue_dsn", "pgqueue_settings", "pgqueue_app", "pgqueue_eager", "pgqueue_worker",
+})
 
 # The helpers' own queries. They read the jobs table the way a person with psql
 # would, and are not part of pgqueue's runtime, so they live here rather than in
@@ -365,101 +361,7 @@ def _listing(jobs: list[EnqueuedJob], limit: int = 30) -> str:
     return "\n".join(lines)
 
 
-# -- the pytest plugin --------------------------------------------------------------------
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("pgqueue").addoption(
-        "--pgqueue-dsn", default=None,
-        help="Postgres server for pgqueue's test databases (default: PGQ_TEST_DSN, else a "
-             "private throwaway server from pgserver)")
-    parser.addini("pgqueue_app", "module:attribute of the App the pgqueue_app fixture "
-                  "configures, e.g. myproj.tasks:app", default="")
-
-
-@pytest.fixture(scope="session")
-def pgqueue_server(request: pytest.FixtureRequest) -> Iterator[str]:
-    """DSN of the Postgres server test databases are made on."""
-    given = request.config.getoption("--pgqueue-dsn") or os.environ.get("PGQ_TEST_DSN")
-    if given:
-        yield str(given)
-        return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-    except ImportError:
-        pytest.fail("pgqueue's test fixtures need a Postgres server: set PGQ_TEST_DSN="
-                    "postgresql://user@host/postgres, or pip install 'pgqueue[embedded]' "
-                    "for a private throwaway one", pytrace=False)
-    # Not under pytest's basetemp, which a second pytest session may prune.
-    datadir = Path(tempfile.mkdtemp(prefix="pgqueue-test-server-")) / "data"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(datadir, cleanup_mode="delete")  # type: ignore[attr-defined]
-    yield str(server.get_uri())
-    server.cleanup()
-    shutil.rmtree(datadir.parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def pgqueue_databases(pgqueue_server: str) -> Iterator[TemplateDatabases]:
-    databases = TemplateDatabases(pgqueue_server)
-    yield databases
-    databases.close()
-
-
-def _configured_app(config: pytest.Config) -> App | None:
-    path = str(config.getini("pgqueue_app") or "")
-    return load_app(path) if path else None
-
-
-@pytest.fixture
-def pgqueue_schema(request: pytest.FixtureRequest) -> str:
-    """The schema test databases get: the configured App's, or ``pgqueue``."""
-    app = _configured_app(request.config)
-    return app.settings.schema if app else "pgqueue"
-
-
-@pytest.fixture
-def pgqueue_dsn(pgqueue_databases: TemplateDatabases, pgqueue_schema: str) -> Iterator[str]:
-    """A fresh database with pgqueue's schema, dropped after the test."""
-    dsn = pgqueue_databases.create(pgqueue_schema)
-    yield dsn
-    pgqueue_databases.drop(dsn)
-
-
-@pytest.fixture
-def pgqueue_settings() -> dict[str, Any]:
-    """Settings pgqueue_app changes for tests; override this fixture to set some."""
-    return {}
-
-
-@pytest.fixture
-def pgqueue_app(request: pytest.FixtureRequest, pgqueue_dsn: str,
-                pgqueue_settings: dict[str, Any]) -> Iterator[App]:
-    """Your App, on this test's database. Say which in the ini options
-    (``pgqueue_app = "myproj.tasks:app"``), or override this fixture."""
-    app = _configured_app(request.config)
-    if app is None:
-        pytest.fail("the pgqueue_app fixture needs your App: add pgqueue_app = "
-                    "\"myproj.tasks:app\" to [tool.pytest.ini_options] (or pytest.ini), or "
-                    "define a pgqueue_app fixture that yields from "
-                    "pgqueue.testing.bind_app(app, pgqueue_dsn)", pytrace=False)
-    with bind_app(app, pgqueue_dsn, **pgqueue_settings) as bound:
-        yield bound
-
-
-@pytest.fixture
-def pgqueue_eager(pgqueue_app: App) -> Iterator[App]:
-    """``pgqueue_app`` in eager mode: tasks run inline when they are enqueued."""
-    pgqueue_app.configure(eager=True)
-    yield pgqueue_app
-    pgqueue_app.configure(eager=False)
-
-
-@pytest.fixture
-def pgqueue_worker(pgqueue_app: App) -> Iterator[Worker]:
-    """A real worker running ``pgqueue_app``'s jobs in this process during the test."""
-    queues = tuple(dict.fromkeys([*pgqueue_app.settings.queues,
-                                  *(t.queue for t in pgqueue_app.tasks.values())]))
-    with worker_running(pgqueue_app, queues=queues) as worker:
-        yield worker
+def __getattr__(name: str) -> Any:
+    if name in _PLUGIN_NAMES:
+        return getattr(importlib.import_module("pgqueue.pytest_plugin"), name)
+    raise AttributeError(f"module 'pgqueue.testing' has no attribute {name!r}")

@@ -11,13 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pgqueue.dashboard import state
 from pgqueue.dashboard.responses import action_result, error, form
-from pgqueue.monitor import Monitor
-
-
-def _monitor(request: Request) -> Monitor:
-    monitor: Monitor = request.app.state.monitor
-    return monitor
 
 
 def _job_id(request: Request) -> int:
@@ -26,7 +21,7 @@ def _job_id(request: Request) -> int:
 
 
 async def retry_job(request: Request) -> Response:
-    job_id, monitor = _job_id(request), _monitor(request)
+    job_id, monitor = _job_id(request), state.monitor(request)
     next_page = f"/jobs/{job_id}"
     if await run_in_threadpool(monitor.retry_job, job_id):
         return await action_result(request, {"id": job_id, "state": "queued"},
@@ -41,13 +36,13 @@ async def retry_job(request: Request) -> Response:
 
 
 async def cancel_job(request: Request) -> Response:
-    job_id, monitor = _job_id(request), _monitor(request)
+    job_id, monitor = _job_id(request), state.monitor(request)
     next_page = f"/jobs/{job_id}"
-    state = await run_in_threadpool(monitor.cancel_job, job_id)
-    if state is not None:
+    outcome = await run_in_threadpool(monitor.cancel_job, job_id)
+    if outcome is not None:
         # "running" means its worker was told to stop it; it ends as cancelled shortly.
-        return await action_result(request, {"id": job_id, "state": state},
-                                   notice="stopping" if state == "running" else "cancelled",
+        return await action_result(request, {"id": job_id, "state": outcome},
+                                   notice="stopping" if outcome == "running" else "cancelled",
                                    default_next=next_page)
     job = await run_in_threadpool(monitor.job, job_id)
     if job is None:
@@ -62,7 +57,7 @@ async def retry_failed(request: Request) -> Response:
     task: str = request.path_params["task"]
     fields = await form(request)
     queue = fields.get("queue") or request.query_params.get("queue") or None
-    ids = await run_in_threadpool(_monitor(request).retry_failed, task=task, queue=queue)
+    ids = await run_in_threadpool(state.monitor(request).retry_failed, task=task, queue=queue)
     return await action_result(request, {"task": task, "queue": queue, "count": len(ids),
                                          "ids": ids},
                                notice="retried-failed", default_next="/jobs")
@@ -78,7 +73,7 @@ async def resume_queue(request: Request) -> Response:
 
 async def _queue(request: Request, *, paused: bool) -> Response:
     name: str = request.path_params["queue"]
-    monitor = _monitor(request)
+    monitor = state.monitor(request)
     await run_in_threadpool(monitor.pause_queue if paused else monitor.resume_queue, name)
     return await action_result(request, {"queue": name, "paused": paused},
                                notice="paused" if paused else "resumed")
@@ -94,7 +89,7 @@ async def resume_schedule(request: Request) -> Response:
 
 async def _schedule(request: Request, *, paused: bool) -> Response:
     name: str = request.path_params["schedule"]
-    monitor = _monitor(request)
+    monitor = state.monitor(request)
     found = await run_in_threadpool(
         monitor.pause_schedule if paused else monitor.resume_schedule, name)
     if not found:
@@ -106,7 +101,7 @@ async def _schedule(request: Request, *, paused: bool) -> Response:
 
 async def trigger_schedule(request: Request) -> Response:
     name: str = request.path_params["schedule"]
-    job_id = await run_in_threadpool(_monitor(request).trigger_schedule, name)
+    job_id = await run_in_threadpool(state.monitor(request).trigger_schedule, name)
     if job_id is None:
         return error(f"no schedule named {name!r}", 404)
     return await action_result(request, {"schedule": name, "job_id": job_id},

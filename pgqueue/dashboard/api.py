@@ -13,14 +13,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue.dashboard import csrf, params, windows
+from pgqueue.dashboard import csrf, params, state, windows
 from pgqueue.dashboard.responses import JSON, error
 from pgqueue.monitor import Monitor
-
-
-def _monitor(request: Request) -> Monitor:
-    monitor: Monitor = request.app.state.monitor
-    return monitor
 
 
 def series_data(monitor: Monitor, window: params.Window) -> dict[str, Any]:
@@ -36,7 +31,7 @@ def overview(request: Request) -> Response:
     """What ``Monitor.overview`` gives, with the series dense and binned as /api/series bins
     it (``bucket=`` is honoured), so the charts can be drawn from either."""
     window = params.window(request.query_params)
-    monitor = _monitor(request)
+    monitor = state.monitor(request)
     chart = series_data(monitor, window)
     return JSON({"now": dt.datetime.now(dt.UTC), "window_seconds": window.span.total_seconds(),
                  "queues": monitor.queues(window.span), "workers": monitor.workers(),
@@ -45,24 +40,24 @@ def overview(request: Request) -> Response:
 
 
 def queues(request: Request) -> Response:
-    return JSON(_monitor(request).queues(params.window(request.query_params).span))
+    return JSON(state.monitor(request).queues(params.window(request.query_params).span))
 
 
 def workers(request: Request) -> Response:
-    return JSON(_monitor(request).workers())
+    return JSON(state.monitor(request).workers())
 
 
 def tasks(request: Request) -> Response:
-    return JSON(_monitor(request).task_stats(params.window(request.query_params).span))
+    return JSON(state.monitor(request).task_stats(params.window(request.query_params).span))
 
 
 def series(request: Request) -> Response:
-    return JSON(series_data(_monitor(request), params.window(request.query_params)))
+    return JSON(series_data(state.monitor(request), params.window(request.query_params)))
 
 
 def jobs(request: Request) -> Response:
     filters = params.job_filters(request.query_params)
-    page = _monitor(request).jobs(state=filters.state, queue=filters.queue, task=filters.task,
+    page = state.monitor(request).jobs(state=filters.state, queue=filters.queue, task=filters.task,
                                   since=filters.since, until=filters.until,
                                   before_id=filters.before_id, limit=filters.limit)
     root = request.scope.get("root_path", "")
@@ -73,14 +68,14 @@ def jobs(request: Request) -> Response:
 
 def job(request: Request) -> Response:
     job_id: int = request.path_params["job_id"]
-    detail = _monitor(request).job(job_id)
+    detail = state.monitor(request).job(job_id)
     if detail is None:
         return error(f"no job {job_id}", 404)
     return JSON(detail)
 
 
 def schedules(request: Request) -> Response:
-    return JSON(_monitor(request).schedules())
+    return JSON(state.monitor(request).schedules())
 
 
 def csrf_token(request: Request) -> Response:

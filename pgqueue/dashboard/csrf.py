@@ -20,11 +20,12 @@ import hmac
 import secrets
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from pgqueue.dashboard.asgi import HTTPMiddleware, on_start
 from pgqueue.dashboard.paths import route_path
 
 COOKIE = "pgq_csrf"
@@ -62,14 +63,8 @@ def _cross_site(headers: Headers) -> str | None:
     return None
 
 
-class CSRFMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class CSRFMiddleware(HTTPMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = HTTPConnection(scope)
         cookie = conn.cookies.get(COOKIE)
         fresh = not _well_formed(cookie)
@@ -89,13 +84,9 @@ class CSRFMiddleware:
         cookie_header = (f"{COOKIE}={value}; Path={scope.get('root_path', '') or '/'}; "
                          "HttpOnly; SameSite=Strict"
                          + ("; Secure" if scope.get("scheme") == "https" else ""))
-
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append("set-cookie", cookie_header)
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive,
+                       on_start(send, lambda headers: headers.append("set-cookie",
+                                                                     cookie_header)))
 
     async def _check(self, conn: HTTPConnection, expected: str | None, receive: Receive
                      ) -> tuple[str | None, Receive]:

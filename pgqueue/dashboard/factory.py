@@ -15,9 +15,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from pgqueue.app import App
+from pgqueue.dashboard.asgi import HTTPMiddleware, on_start
 from pgqueue.dashboard.auth import Auth, AuthMiddleware
 from pgqueue.dashboard.csrf import CSRFMiddleware
 from pgqueue.dashboard.params import BadRequest
@@ -41,23 +42,14 @@ SECURITY_HEADERS = {
 }
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def _secure(headers: MutableHeaders) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+class SecurityHeaders(HTTPMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, on_start(send, _secure))
 
 
 def _bad_request(request: Request, exc: Exception) -> Response:

@@ -13,8 +13,8 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.templating import Jinja2Templates
 
+from pgqueue.dashboard import state
 from pgqueue.dashboard.auth import SESSION_COOKIE, SESSION_SECONDS, Auth
 from pgqueue.dashboard.paths import local
 from pgqueue.dashboard.responses import form, with_notice
@@ -29,8 +29,7 @@ def _auth(request: Request) -> Auth:
 
 def _page(request: Request, next_page: str, error: str | None = None,
           status: int = 200) -> Response:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(
+    return state.templates(request).TemplateResponse(
         request, "login.html", {"next_page": next_page, "error": error,
                                 "token_login": _auth(request).token is not None},
         status_code=status)

@@ -12,29 +12,21 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.templating import Jinja2Templates
 
-from pgqueue.dashboard import params
-from pgqueue.monitor import Monitor
-
-
-def _monitor(request: Request) -> Monitor:
-    monitor: Monitor = request.app.state.monitor
-    return monitor
+from pgqueue.dashboard import params, state
 
 
 def _render(request: Request, template: str, context: dict[str, Any],
             status: int = 200) -> Response:
-    templates: Jinja2Templates = request.app.state.templates
     # Pages change every two seconds: a cached copy would only mislead.
-    return templates.TemplateResponse(request, template, context, status_code=status,
-                                      headers={"Cache-Control": "no-store"})
+    return state.templates(request).TemplateResponse(
+        request, template, context, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 # -- overview ------------------------------------------------------------------
 def _overview_context(request: Request, *parts: str) -> dict[str, Any]:
     window = params.window(request.query_params)
-    monitor = _monitor(request)
+    monitor = state.monitor(request)
     context: dict[str, Any] = {"window": window}
     if "workers" in parts:
         context["workers"] = monitor.workers()
@@ -65,7 +57,7 @@ def tasks_fragment(request: Request) -> Response:
 # -- jobs ----------------------------------------------------------------------
 def _jobs_context(request: Request) -> dict[str, Any]:
     filters = params.job_filters(request.query_params)
-    monitor = _monitor(request)
+    monitor = state.monitor(request)
     page = monitor.jobs(state=filters.state, queue=filters.queue, task=filters.task,
                         since=filters.since, until=filters.until,
                         before_id=filters.before_id, limit=filters.limit)
@@ -74,7 +66,7 @@ def _jobs_context(request: Request) -> dict[str, Any]:
 
 def jobs(request: Request) -> Response:
     context = _jobs_context(request)
-    monitor = _monitor(request)
+    monitor = state.monitor(request)
     # Suggestions for the filter inputs; any name may still be typed.
     context["known_queues"] = sorted({q.queue for q in monitor.queues()})
     context["known_tasks"] = sorted(set(monitor.app.tasks))
@@ -87,7 +79,7 @@ def jobs_fragment(request: Request) -> Response:
 
 def _job_context(request: Request) -> tuple[dict[str, Any], int]:
     job_id: int = request.path_params["job_id"]
-    job = _monitor(request).job(job_id)
+    job = state.monitor(request).job(job_id)
     return {"job": job, "job_id": job_id}, 200 if job is not None else 404
 
 
@@ -103,9 +95,9 @@ def job_fragment(request: Request) -> Response:
 
 # -- schedules -------------------------------------------------------------------
 def schedules(request: Request) -> Response:
-    return _render(request, "schedules.html", {"schedules": _monitor(request).schedules()})
+    return _render(request, "schedules.html", {"schedules": state.monitor(request).schedules()})
 
 
 def schedules_fragment(request: Request) -> Response:
     return _render(request, "fragments/schedules.html",
-                   {"schedules": _monitor(request).schedules()})
+                   {"schedules": state.monitor(request).schedules()})

@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pgqueue.dashboard import actions, api, login, pages
+from pgqueue.dashboard import actions, api, login, pages, state
 from pgqueue.dashboard.templating import HERE
 from pgqueue.errors import ConfigurationError
 
@@ -21,7 +21,7 @@ def metrics(request: Request) -> Response:
     try:
         from pgqueue import metrics as prometheus
 
-        body, content_type = prometheus.render(request.app.state.monitor)
+        body, content_type = prometheus.render(state.monitor(request))
     except (ImportError, ConfigurationError) as exc:  # prometheus-client is not installed
         return PlainTextResponse(f"/metrics is not available: {exc}", status_code=501)
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})

@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from pgqueue.dashboard import csrf, windows
 from pgqueue.dashboard.params import STATES
+from pgqueue.monitor_rows import RawValue
 
 HERE = Path(__file__).resolve().parent
 
@@ -122,4 +123,5 @@ def make_templates() -> Jinja2Templates:
     env.filters.update(age=age, span=span, runtime=runtime, when=when, pretty=pretty,
                        local_input=local_input)
     env.globals.update(between=between)
+    env.tests.update(raw=lambda value: isinstance(value, RawValue))
     return Jinja2Templates(env=env, context_processors=[_context])

@@ -1,16 +1,17 @@
 """Time windows and chart buckets: which spans the dashboard offers and how they are binned.
 
 Pure functions, no I/O. Kept apart so the page, the API and the charts agree on
-what "1h" means and on a bucket size that gives charts about sixty points.
+what "1h" means and on a bucket size that gives charts about sixty points; the
+parsing and the bucket rule themselves are :mod:`pgqueue.spans`, shared with ``pgq``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 
 from pgqueue.monitor import Bucket
+from pgqueue.spans import LONGEST, SHORTEST, bucket_for, parse_span
 
 # The spans the window selector offers; the API accepts any "<n><s|m|h|d>" in range.
 CHOICES: dict[str, dt.timedelta] = {
@@ -20,28 +21,9 @@ CHOICES: dict[str, dt.timedelta] = {
     "7d": dt.timedelta(days=7),
 }
 DEFAULT = "1h"
-SHORTEST = dt.timedelta(seconds=10)
-LONGEST = dt.timedelta(days=31)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SPAN = re.compile(r"(\d{1,7})([smhd])")
-
-
-def parse_span(text: str) -> dt.timedelta:
-    """``"90s"``, ``"5m"``, ``"24h"``, ``"7d"`` -> timedelta; ValueError names what is accepted."""
-    match = _SPAN.fullmatch(text.strip().lower())
-    if not match:
-        raise ValueError(f"bad time span {text!r}: use a number and a unit s, m, h or d "
-                         "(for example 5m, 1h, 24h, 7d)")
-    span = dt.timedelta(seconds=int(match[1]) * _UNITS[match[2]])
-    if not SHORTEST <= span <= LONGEST:
-        raise ValueError(f"time span {text!r} is out of range (10s to 31d)")
-    return span
-
-
-def bucket_for(window: dt.timedelta) -> dt.timedelta:
-    """About sixty points per chart, never finer than 10 s (as Monitor.overview bins)."""
-    # Whole seconds, so our bucket starts and the database's date_bin agree exactly.
-    return dt.timedelta(seconds=max(10, round(window.total_seconds() / 60)))
+# Parsing and bucketing are shared with the command line: one rule for both.
+__all__ = ["CHOICES", "DEFAULT", "LONGEST", "SHORTEST", "bucket_for", "dense", "parse_span",
+           "poll_seconds"]
 
 
 def poll_seconds(window: dt.timedelta) -> int:

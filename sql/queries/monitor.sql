@@ -8,7 +8,9 @@ WITH live AS (
     SELECT queue,
            count(*) FILTER (WHERE run_at <= now()) AS queued,
            count(*) FILTER (WHERE run_at > now()) AS scheduled,
-           extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
+           -- greatest(): a run_at of '-infinity' (only SQL can write one) has no age.
+           extract(epoch FROM now() - greatest(min(run_at) FILTER (WHERE run_at <= now()),
+                                               timestamptz '0001-01-02 00:00+00'))::float8
                AS oldest_waiting
     FROM {schema}.jobs WHERE state = 'queued' GROUP BY queue
 ),
@@ -90,9 +92,13 @@ ORDER BY j.id DESC
 LIMIT %(limit)s;
 
 -- name: job_detail :one
+-- Values as text, decoded in Python (one that can't be is shown raw); run_at clamped to
+-- what Python's datetime holds in any session time zone, since SQL can write 'infinity'.
 SELECT j.id, j.task, j.queue, j.state::text, j.priority, j.attempts, j.created_at,
        j.started_at, j.finished_at, w.name, j.args::text, j.kwargs::text, r.value::text,
-       j.run_at, j.rescues, j.cancel_requested, j.lease_expires_at, w.host, w.pid,
+       least(greatest(j.run_at, timestamptz '0001-01-02 00:00+00'),
+             timestamptz '9999-12-30 00:00+00'),
+       j.rescues, j.cancel_requested, j.lease_expires_at, w.host, w.pid,
        j.max_attempts
 FROM {schema}.jobs j
 LEFT JOIN {schema}.workers w ON w.id = j.worker_id
@@ -102,6 +108,13 @@ WHERE j.id = %(id)s;
 -- name: job_attempts :many
 SELECT attempt, type, message, traceback, created_at
 FROM {schema}.job_errors WHERE job_id = %(id)s ORDER BY attempt;
+
+-- name: schedule_list :many
+-- With the error that made the scheduler skip a schedule, and the database's clock to
+-- work out a next fire time that no scheduler has stored yet.
+SELECT name, task, cron, every_seconds, tz, queue, paused, last_fire_at, next_fire_at,
+       error, error_at, now()
+FROM {schema}.schedules ORDER BY name;
 
 -- name: set_queue_paused :one
 -- Pausing takes effect at the next claim of every worker; resuming also wakes them.

@@ -6,6 +6,8 @@ no server of its own; its databases get names of their own, by pid.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -98,7 +100,7 @@ def test_a_users_tests_with_the_plugin(pytester: pytest.Pytester, pg_server: str
     pytester.makepyfile(myproj_tasks=TASKS, test_signup=USER_TESTS)
     pytester.makeini("[pytest]\npgqueue_app = myproj_tasks:app\n")
     registered = any(ep.name == "pgqueue" for ep in entry_points(group="pytest11"))
-    plugin = [] if registered else ["-p", "pgqueue.testing"]
+    plugin = [] if registered else ["-p", "pgqueue.pytest_plugin"]
     result = pytester.runpytest_subprocess(*plugin, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines([
@@ -113,8 +115,43 @@ def test_the_app_fixture_says_how_to_configure_it(pytester: pytest.Pytester, pg_
     monkeypatch.setenv("PGQ_TEST_DSN", pg_server)
     pytester.makepyfile("def test_it(pgqueue_app):\n    pass\n")
     registered = any(ep.name == "pgqueue" for ep in entry_points(group="pytest11"))
-    plugin = [] if registered else ["-p", "pgqueue.testing"]
+    plugin = [] if registered else ["-p", "pgqueue.pytest_plugin"]
     result = pytester.runpytest_inprocess(*plugin, "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(['*the pgqueue_app fixture needs your App: add pgqueue_app = '
                                  '"myproj.tasks:app" to*'])
+
+
+def test_the_helpers_import_without_pytest() -> None:
+    """README: the helpers work without pytest, so importing them must not need it."""
+    code = ("import sys, pgqueue.testing\n"
+            "from pgqueue.testing import assert_enqueued, assert_not_enqueued, run_until_empty\n"
+            "assert 'pytest' not in sys.modules, 'pgqueue.testing imported pytest'\n"
+            "assert not [m for m in sys.modules if m.startswith('pgqueue.worker')]\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_entry_point_is_the_plugin_module() -> None:
+    (plugin,) = [ep for ep in entry_points(group="pytest11") if ep.name == "pgqueue"]
+    assert plugin.value == "pgqueue.pytest_plugin"
+
+
+def test_plugin_names_still_import_from_testing() -> None:
+    from pgqueue import pytest_plugin, testing
+
+    for name in ("pgqueue_dsn", "pgqueue_app", "pgqueue_eager", "pgqueue_worker",
+                 "pgqueue_server", "pgqueue_settings", "pytest_addoption"):
+        assert getattr(testing, name) is getattr(pytest_plugin, name)
+
+
+def test_loading_pgqueue_testing_as_a_plugin_still_gives_the_fixtures(
+        pytester: pytest.Pytester, pg_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-p pgqueue.testing`` (or ``pytest_plugins = ["pgqueue.testing"]``), as before the
+    plugin had a module of its own, with the entry point switched off."""
+    monkeypatch.setenv("PGQ_TEST_DSN", pg_server)
+    pytester.makepyfile("def test_it(pgqueue_dsn):\n    assert pgqueue_dsn\n")
+    result = pytester.runpytest_inprocess("-p", "no:pgqueue", "-p", "pgqueue.testing",
+                                          "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

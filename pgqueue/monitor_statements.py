@@ -1,0 +1,124 @@
+"""The monitoring queries as statements: (query, parameters, decoder), no I/O.
+
+What :mod:`pgqueue.statements` is for the producer and the worker, this is for
+:class:`pgqueue.monitor.Monitor`: each function builds one query of
+``sql/queries/monitor.sql`` and decodes its rows into :mod:`pgqueue.monitor_rows`.
+The Monitor only executes them (and hides redacted arguments, which needs the
+app's task registry).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pgqueue import monitor_rows as mr
+from pgqueue.job import JobState
+from pgqueue.schedule import Rule, next_after
+from pgqueue.sql import channels, queries
+from pgqueue.statements import Row, Statement
+
+MAX_PAGE = 500
+
+
+def queue_stats(schema: str, window: dt.timedelta) -> Statement[list[mr.QueueStats]]:
+    minutes = window.total_seconds() / 60
+
+    def decode(rows: list[Row]) -> list[mr.QueueStats]:
+        return [mr.QueueStats(q, queued, scheduled, running, ok, failed, cancelled, oldest,
+                              round((ok + failed + cancelled) / minutes, 2), paused)
+                for q, queued, scheduled, running, ok, failed, cancelled, oldest, paused
+                in rows]
+
+    return Statement(queries(schema)["queue_stats"], {"window": window.total_seconds()},
+                     decode)
+
+
+def worker_list(schema: str) -> Statement[list[mr.WorkerInfo]]:
+    return Statement(queries(schema)["worker_list"], {},
+                     lambda rows: [mr.WorkerInfo(*row) for row in rows])
+
+
+def task_stats(schema: str, window: dt.timedelta) -> Statement[list[mr.TaskStats]]:
+    return Statement(queries(schema)["task_stats"], {"window": window.total_seconds()},
+                     lambda rows: [mr.TaskStats(*row) for row in rows])
+
+
+def throughput_series(schema: str, window: dt.timedelta, bucket: dt.timedelta
+                      ) -> Statement[list[mr.Bucket]]:
+    return Statement(queries(schema)["throughput_series"],
+                     {"window": window.total_seconds(), "bucket": bucket.total_seconds()},
+                     lambda rows: [mr.Bucket(*row) for row in rows])
+
+
+def job_list(schema: str, *, state: str | None = None, queue: str | None = None,
+             task: str | None = None, since: dt.datetime | None = None,
+             until: dt.datetime | None = None, before_id: int | None = None,
+             limit: int = 50) -> Statement[mr.JobPage]:
+    """One page, newest first; ``next_before_id`` is set when there are older ones."""
+    if state is not None:
+        JobState(state)  # a clear ValueError for a typo, not an SQL error
+    limit = max(1, min(limit, MAX_PAGE))
+
+    def decode(rows: list[Row]) -> mr.JobPage:
+        jobs = [mr.JobRow(*row) for row in rows[:limit]]
+        return mr.JobPage(jobs, jobs[-1].id if len(rows) > limit else None)
+
+    # One row more than the page: whether there is a next page, without a count.
+    return Statement(queries(schema)["job_list"],
+                     {"state": state, "queue": queue, "task": task, "since": since,
+                      "until": until, "before_id": before_id, "limit": limit + 1},
+                     decode)
+
+
+def _job_detail(rows: list[Row]) -> mr.JobDetail | None:
+    if not rows:
+        return None
+    (id_, task, queue, state, priority, attempts, created, started, finished, worker,
+     args, kwargs, result, run_at, rescues, cancel_requested, lease_expires, host, pid,
+     max_attempts) = rows[0]
+    return mr.JobDetail(id_, task, queue, state, priority, attempts, created, started,
+                        finished, worker, mr.stored(args, list), mr.stored(kwargs, dict),
+                        mr.stored(result) if result is not None else None, run_at, rescues,
+                        cancel_requested, lease_expires, host, pid, max_attempts, [])
+
+
+def job_detail(schema: str, job_id: int) -> Statement[mr.JobDetail | None]:
+    """The job without its attempts (:func:`job_attempts`) and with every argument."""
+    return Statement(queries(schema)["job_detail"], {"id": job_id}, _job_detail)
+
+
+def job_attempts(schema: str, job_id: int) -> Statement[list[mr.Attempt]]:
+    return Statement(queries(schema)["job_attempts"], {"id": job_id},
+                     lambda rows: [mr.Attempt(*row) for row in rows])
+
+
+def _schedule(row: Row) -> mr.ScheduleRow:
+    name, task, cron, every, tz, queue, paused, last, nxt, error, error_at, now = row
+    try:
+        rule = Rule(cron=cron, every=dt.timedelta(seconds=every) if every is not None else None,
+                    tz=tz)
+        if nxt is None and not paused:  # no scheduler has run yet: work it out here
+            nxt = next_after(rule, now)
+    # A row SQL wrote may hold any rule: one that can't be read or never fires is
+    # shown with why, so one bad schedule doesn't hide the others.
+    except (ValueError, ArithmeticError) as exc:
+        nxt, error = None, error or str(exc)
+    text = cron if cron is not None else f"every {every:g}s" if every is not None else "-"
+    return mr.ScheduleRow(name, task, text, tz, queue, paused, last, nxt, error, error_at)
+
+
+def schedule_list(schema: str) -> Statement[list[mr.ScheduleRow]]:
+    return Statement(queries(schema)["schedule_list"], {},
+                     lambda rows: [_schedule(row) for row in rows])
+
+
+def jobs_enqueued_total(schema: str) -> Statement[int]:
+    return Statement(queries(schema)["jobs_enqueued_total"],
+                     {"jobs_table": f'"{schema}".jobs'}, lambda rows: int(rows[0][0]))
+
+
+def set_queue_paused(schema: str, name: str, paused: bool) -> Statement[None]:
+    return Statement(queries(schema)["set_queue_paused"],
+                     {"name": name, "paused": paused,
+                      "jobs_channel": channels(schema)["jobs_channel"]},
+                     lambda rows: None)
