@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 import psycopg
 
-from pgqueue import cli_monitor, statements
+from pgqueue import cli_monitor, schedule_statements, statements
 from pgqueue import migrate as migrations
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.dashboard.command import dashboard
@@ -155,8 +156,12 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
 @click.option("--retention-days", type=click.FloatRange(min=0), metavar="DAYS",
               help="Prune finished jobs older than this; 0 keeps them "
                    "[env: PGQ_RETENTION_DAYS; default: 7].")
+@click.option("--prune-schedules", is_flag=True,
+              help="At start, delete stored schedules this code doesn't declare. Only when "
+                   "every scheduler runs the same code: during a rolling deploy an old one "
+                   "would delete the new schedules.")
 @click.pass_obj
-def beat(obj: Ctx, app_path: str, retention_days: float | None) -> None:
+def beat(obj: Ctx, app_path: str, retention_days: float | None, prune_schedules: bool) -> None:
     """Run the scheduler: enqueue periodic tasks on time, each tick exactly once.
 
     \b
@@ -170,7 +175,8 @@ def beat(obj: Ctx, app_path: str, retention_days: float | None) -> None:
 
     try:
         app = obj.app(app_path, retention_days=retention_days)
-        asyncio.run(run_scheduler(Scheduler(app, app.settings)))
+        asyncio.run(run_scheduler(Scheduler(app, app.settings,
+                                            prune_schedules=prune_schedules)))
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
 
@@ -191,6 +197,8 @@ def schedules_list(obj: Ctx, app_path: str | None) -> None:
         for schedule in app.schedules.values():
             app.client.execute(statements.sync_schedule(app.settings.schema, schedule))
         rows = Monitor(app).schedules()
+        errors = app.client.execute(schedule_statements.list_schedule_errors(
+            app.settings.schema))
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
     if not rows:
@@ -201,10 +209,17 @@ def schedules_list(obj: Ctx, app_path: str | None) -> None:
     for s in rows:
         text = s.rule if s.rule.startswith("every ") else f"{s.rule} {s.tz}"
         upcoming = s.next_fire_at.isoformat(" ", "seconds") if s.next_fire_at else "-"
+        error = errors.get(s.name)
         click.echo(f"{s.name:<24} {s.task:<24} {text:<22} "
                    f"{'paused' if s.paused else 'active':<7} "
                    f"{s.last_fire_at.isoformat(' ', 'seconds') if s.last_fire_at else '-':<26} "
-                   f"{'-' if s.paused else upcoming}")
+                   f"{'-' if s.paused or error else upcoming}")
+        if error:  # on a line of its own: a long message would break the table
+            click.echo(_skipped(*error))
+
+
+def _skipped(error: str, since: dt.datetime) -> str:
+    return f"  ! skipped since {since.isoformat(' ', 'seconds')}: {error}"
 
 
 def _schedule_action(obj: Ctx, action: str, name: str) -> Any:
@@ -244,6 +259,24 @@ def schedules_trigger(obj: Ctx, name: str) -> None:
     """Enqueue NAME's task now, once, outside its ticks."""
     job_id = _schedule_action(obj, "trigger", name)
     click.echo(f"schedule {name} triggered: job {job_id}")
+
+
+@schedules.command("delete")
+@click.argument("name")
+@click.pass_obj
+def schedules_delete(obj: Ctx, name: str) -> None:
+    """Delete NAME's stored schedule (one the code no longer declares; a scheduler
+    running code that still declares it writes it back when it starts)."""
+    try:
+        app = obj.app()
+        deleted = app.client.execute(schedule_statements.delete_schedule(
+            app.settings.schema, name))
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    if deleted is None:
+        raise click.ClickException(f"no schedule named {name!r}; nothing deleted "
+                                   "(see pgq schedules list)")
+    click.echo(f"schedule {name} deleted")
 
 
 @main.group()

@@ -8,7 +8,13 @@ talking on it and loses it after ``LEADER_TIMEOUT`` seconds. Leadership is only
 an optimisation, though: each (schedule, fire time) can be enqueued once, by a
 primary key, so two processes that both believe they lead still can't double a tick.
 
-The leader also runs the built-in pruning of old finished jobs.
+Two services run, each a single step that tests call directly: ``step()`` (keep
+or take the lead, then ``run_once()``: fire what is due) and ``prune_step()``
+(the leader's pruning of old finished jobs). One runner, :func:`ticking`, owns
+their loop, logging and backoff. A schedule row that can't be evaluated (an
+unknown time zone or a bad cron rule written by SQL, args that are not a list)
+is skipped, logged once per distinct error and stored in ``schedules.error``;
+every other schedule keeps firing, and the row fires again once it is fixed.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue import statements
+from pgqueue import schedule_statements as sst
+from pgqueue import services, statements
 from pgqueue.link import Link
 from pgqueue.maintenance import Pruner
 from pgqueue.schedule import due_ticks, next_after
@@ -36,52 +45,107 @@ FOLLOWER_POLL = 0.5   # how often a follower tries to take the lead
 MAX_SLEEP = 1.0       # the leader looks at least this often (pauses, new schedules)
 LEADER_TIMEOUT = 10   # seconds of silence after which Postgres drops a hung leader
 
+Tick = tuple[str, dt.datetime]
+
+
+# -- local adapter: services.every() for a step that returns its own interval. ------
+# Proposed for pgqueue.services as ``ticking`` (the scheduler sleeps until its next
+# tick, which every()'s fixed interval can't express); until it lands there it lives
+# here, built on services.backoff so both runners back off alike.
+async def ticking(run_once: Callable[[], Awaitable[float]], name: str, *,
+                  error_interval: float, stopping: asyncio.Event) -> None:
+    """Run ``run_once`` until ``stopping`` is set, waiting the seconds it returns
+    between runs; after a failure, log it and wait ``backoff(error_interval, n)``."""
+    failures = 0
+    while not stopping.is_set():
+        try:
+            wait = await run_once()
+            failures = 0
+        except psycopg.OperationalError as exc:
+            failures += 1
+            wait = services.backoff(error_interval, failures)
+            log.warning("%s: database unreachable (%s); will retry", name,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+        except Exception:
+            failures += 1
+            wait = services.backoff(error_interval, failures)
+            log.exception("%s failed; will retry", name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), wait)
+
 
 class Scheduler:
-    def __init__(self, app: App, settings: Settings | None = None) -> None:
+    def __init__(self, app: App, settings: Settings | None = None, *,
+                 prune_schedules: bool = False) -> None:
+        """``prune_schedules``: at start, delete stored schedules this code doesn't
+        declare (only safe when every scheduler runs the same code)."""
         self.app = app
         self.settings = settings or app.settings
         self.schema = self.settings.schema
+        self.prune_schedules = prune_schedules
         self.is_leader = False
         self._lock_conn: Any = None
         self._stopping = asyncio.Event()
         self.led_since: float | None = None
+        self._errors: dict[str, str] = {}  # schedule -> the error last logged for it
+        self._next_prune = 0.0
 
     async def start(self) -> None:
         dsn = self.app.dsn()
         self.link = Link(dsn, "scheduler")
         self.lock_link = Link(self.settings.leader_dsn or dsn, "leader")
-        self.pruner = Pruner(self.link, self.schema,
+        self.prune_link = Link(dsn, "pruner")  # connects only when the leader prunes
+        self.pruner = Pruner(self.prune_link, self.schema,
                              dt.timedelta(days=self.settings.retention_days))
         for schedule in self.app.schedules.values():
             await self.link.execute(statements.sync_schedule(self.schema, schedule))
+        if self.prune_schedules:
+            gone = await self.link.execute(sst.prune_schedules(self.schema,
+                                                               list(self.app.schedules)))
+            if gone:
+                log.warning("scheduler: deleted %d stored schedules this code doesn't "
+                            "declare (--prune-schedules): %s", len(gone), ", ".join(gone))
         log.info("scheduler: %d schedules synced; waiting to lead", len(self.app.schedules))
 
     async def run(self) -> None:
-        """Lead or follow until stop(); fire due ticks while leading."""
+        """Lead or follow until stop(); fire due ticks (and prune) while leading."""
         await self.start()
-        loop = asyncio.get_running_loop()
-        next_prune = loop.time()
+        runs = [ticking(self.step, "scheduler", error_interval=FOLLOWER_POLL,
+                        stopping=self._stopping)]
+        if self.settings.retention_days:
+            runs.append(ticking(self.prune_step, "pruner", error_interval=FOLLOWER_POLL,
+                                stopping=self._stopping))
         try:
-            while not self._stopping.is_set():
-                sleep = FOLLOWER_POLL
-                try:
-                    if await self.lead():
-                        sleep = await self.run_once()
-                        if self.settings.retention_days and loop.time() >= next_prune:
-                            next_prune = loop.time() + self.settings.prune_interval
-                            await self.pruner.run_once()
-                except psycopg.OperationalError as exc:
-                    log.warning("scheduler: database unreachable (%s); retrying", exc)
-                    self._step_down()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), sleep)
+            await asyncio.gather(*runs)
         finally:
             await self.link.close()
+            await self.prune_link.close()
             await self.lock_link.close()  # releases the lock at once
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def step(self) -> float:
+        """Keep or take the lead, and while leading fire what is due; returns the
+        seconds to wait before the next step."""
+        try:
+            if not await self.lead():
+                return FOLLOWER_POLL
+            return await self.run_once()
+        except psycopg.OperationalError:
+            self._step_down()
+            raise
+
+    async def prune_step(self) -> float:
+        """While leading, prune once every ``prune_interval`` (at once on taking the
+        lead if one is due); returns the seconds to wait before looking again."""
+        loop = asyncio.get_running_loop()
+        if not self.is_leader:
+            return FOLLOWER_POLL
+        if loop.time() >= self._next_prune:
+            self._next_prune = loop.time() + self.settings.prune_interval
+            await self.pruner.run_once()
+        return max(FOLLOWER_POLL, self._next_prune - loop.time())
 
     async def lead(self) -> bool:
         """Keep or take the lead; True while this process leads."""
@@ -109,26 +173,65 @@ class Scheduler:
         self.is_leader, self._lock_conn, self.led_since = False, None, None
 
     async def run_once(self) -> float:
-        """Fire every due tick; returns seconds until the next one (at most MAX_SLEEP)."""
-        states = await self.link.execute(statements.due_schedules(self.schema))
-        ticks: list[tuple[str, dt.datetime]] = []
+        """Fire every due tick; returns seconds until the next one (at most MAX_SLEEP).
+        A schedule that can't be evaluated or enqueued is skipped and its error stored."""
+        states = await self.link.execute(sst.schedule_states(self.schema))
+        errors = {bad.name: bad.error for bad in states.bad}
+        ticks: list[Tick] = []
         nexts: dict[str, dt.datetime] = {}
-        for st in states:
+        for st in states.good:
             if st.paused:
                 continue
-            ticks += [(st.name, t) for t in due_ticks(st.rule, st.since, st.now, st.catch_up,
-                                                      st.window)]
-            nexts[st.name] = next_after(st.rule, st.now)
+            try:
+                due = due_ticks(st.rule, st.since, st.now, st.catch_up, st.window)
+                nexts[st.name] = next_after(st.rule, st.now)
+            except Exception as exc:  # e.g. a cron rule that matches no date
+                errors[st.name] = sst.problem(exc)
+                continue
+            ticks += [(st.name, t) for t in due]
         if ticks:
-            fired = await self.link.execute(statements.fire_ticks(self.schema, ticks))
-            for name, fire_at, job_id in fired:
-                log.info("scheduler: %s fired for %s (job %d)", name, fire_at.isoformat(),
-                         job_id)
-        if nexts:
-            await self.link.execute(statements.set_next_fire(self.schema, nexts))
-            now = states[0].now
-            return min(MAX_SLEEP, max(0.0, (min(nexts.values()) - now).total_seconds()))
+            errors.update(await self._fire(ticks))
+        for name in errors:
+            nexts.pop(name, None)
+        self._report(errors, nexts)
+        if nexts or errors:
+            await self.link.execute(sst.record_schedule_checks(self.schema, nexts, errors))
+        if nexts and states.now is not None:
+            return min(MAX_SLEEP, max(0.0, (min(nexts.values()) - states.now).total_seconds()))
         return MAX_SLEEP
+
+    async def _fire(self, ticks: Sequence[Tick]) -> dict[str, str]:
+        """Enqueue the ticks in one statement; if a schedule's values make it fail,
+        enqueue each schedule's on its own. Returns {schedule: error} of those that failed."""
+        fired: list[tuple[str, dt.datetime, int]] = []
+        errors: dict[str, str] = {}
+        try:
+            fired = await self.link.execute(statements.fire_ticks(self.schema, ticks))
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            for name, group in itertools.groupby(sorted(ticks), key=lambda t: t[0]):
+                one = statements.fire_ticks(self.schema, list(group))
+                try:
+                    more = await self.link.execute(one)
+                    fired += more
+                except psycopg.OperationalError:
+                    raise
+                except psycopg.Error as exc:
+                    errors[name] = f"its job could not be enqueued: {sst.problem(exc)}"
+        for name, fire_at, job_id in fired:
+            log.info("scheduler: %s fired for %s (job %d)", name, fire_at.isoformat(), job_id)
+        return errors
+
+    def _report(self, errors: Mapping[str, str], nexts: Mapping[str, dt.datetime]) -> None:
+        """Log each schedule's error once (again only if it changes), and its recovery."""
+        for name, error in errors.items():
+            if self._errors.get(name) != error:
+                log.error("scheduler: skipping schedule %r until it is fixed: %s (the "
+                          "other schedules keep firing)", name, error)
+        for name in self._errors.keys() & nexts.keys():
+            log.warning("scheduler: schedule %r is valid again", name)
+        self._errors = dict(errors)
 
 
 async def run_scheduler(scheduler: Scheduler) -> None:

@@ -2,6 +2,7 @@
 -- Code-declared schedules are upserted at scheduler start. What operators
 -- change at run time (paused) and the tick history are left alone; a changed
 -- rule restarts counting from now, so a new rule never fires its "missed" past.
+-- A row the code rewrites is valid again, so its stored error goes.
 INSERT INTO {schema}.schedules AS s (name, task, cron, every_seconds, tz, args, kwargs, queue,
                                      priority, max_attempts, catch_up, catch_up_window)
 VALUES (%(name)s, %(task)s, %(cron)s, %(every_seconds)s, %(tz)s, %(args)s::jsonb,
@@ -16,6 +17,7 @@ SET task = excluded.task, args = excluded.args, kwargs = excluded.kwargs,
     anchor_at = CASE WHEN (s.cron, s.every_seconds, s.tz)
                           IS DISTINCT FROM (excluded.cron, excluded.every_seconds, excluded.tz)
                      THEN now() ELSE s.anchor_at END,
+    error = NULL, error_at = NULL,
     updated_at = now()
 WHERE (s.task, s.args, s.kwargs, s.queue, s.priority, s.max_attempts, s.catch_up,
        s.catch_up_window, s.cron, s.every_seconds, s.tz)
@@ -34,14 +36,19 @@ ORDER BY name;
 -- name: fire_ticks :many
 -- Enqueue each (schedule, fire time) at most once: the tick row is inserted
 -- first, with the job's id drawn in advance, and the job is written only for
--- ticks that were new. A tick another scheduler already fired is skipped.
+-- ticks that were new. A tick another scheduler already fired is skipped. A
+-- schedule whose args or kwargs no job could carry (edited by hand since it was
+-- checked) is left out, unadvanced, so it can't fail the statement for the others.
 WITH wanted AS (
-    SELECT * FROM unnest(%(names)s::text[], %(fire_ats)s::timestamptz[]) AS w(name, fire_at)
+    SELECT w.name, w.fire_at
+    FROM unnest(%(names)s::text[], %(fire_ats)s::timestamptz[]) AS w(name, fire_at)
+    JOIN {schema}.schedules s ON s.name = w.name
+    WHERE jsonb_typeof(s.args) = 'array' AND jsonb_typeof(s.kwargs) = 'object'
 ),
 ticks AS (
     INSERT INTO {schema}.schedule_ticks (schedule, fire_at, job_id)
     SELECT w.name, w.fire_at, nextval(pg_get_serial_sequence(%(jobs_table)s, 'id'))
-    FROM wanted w JOIN {schema}.schedules s ON s.name = w.name
+    FROM wanted w
     ORDER BY w.fire_at
     ON CONFLICT (schedule, fire_at) DO NOTHING
     RETURNING schedule, fire_at, job_id
@@ -60,6 +67,60 @@ advanced AS (
     WHERE s.name = w.name
 )
 SELECT t.schedule, t.fire_at, t.job_id FROM ticks t JOIN jobs j ON j.id = t.job_id;
+
+-- name: schedule_states :many
+-- What the leader needs to work out due ticks, with the database's clock. What
+-- Python can't read (a non-finite time) or no job could carry (args that are not
+-- a list) comes back as a problem for that row, so one bad row can't fail the
+-- read for every other schedule; rules and time zones are checked in Python.
+SELECT name, cron, every_seconds, tz, catch_up, catch_up_window, paused,
+       CASE WHEN isfinite(coalesce(last_fire_at, anchor_at))
+            THEN coalesce(last_fire_at, anchor_at) END,
+       now(),
+       CASE WHEN jsonb_typeof(args) <> 'array'
+            THEN 'args must be a JSON array (the positional arguments), not '
+                 || jsonb_typeof(args)
+            WHEN jsonb_typeof(kwargs) <> 'object'
+            THEN 'kwargs must be a JSON object (the keyword arguments), not '
+                 || jsonb_typeof(kwargs)
+            WHEN every_seconds IN ('NaN', 'Infinity')
+                 OR catch_up_window IN ('NaN', 'Infinity', '-Infinity')
+            THEN 'every_seconds and catch_up_window must be finite numbers of seconds'
+            WHEN NOT isfinite(coalesce(last_fire_at, anchor_at))
+            THEN 'last_fire_at/anchor_at must be a finite time, not '
+                 || coalesce(last_fire_at, anchor_at)::text
+       END
+FROM {schema}.schedules
+ORDER BY name;
+
+-- name: record_schedule_checks :none
+-- After each run the leader stores every schedule's next fire time, or the
+-- error that made it skip the schedule. A row is written only when either
+-- changed, and error_at keeps the time the error was first seen.
+UPDATE {schema}.schedules s
+SET next_fire_at = coalesce(c.next_fire_at, s.next_fire_at),
+    error = c.error,
+    error_at = CASE WHEN c.error IS NULL THEN NULL
+                    WHEN c.error IS NOT DISTINCT FROM s.error THEN s.error_at
+                    ELSE now() END
+FROM unnest(%(names)s::text[], %(next_fire_ats)s::timestamptz[], %(errors)s::text[])
+     AS c(name, next_fire_at, error)
+WHERE s.name = c.name
+  AND (coalesce(c.next_fire_at, s.next_fire_at), c.error)
+      IS DISTINCT FROM (s.next_fire_at, s.error);
+
+-- name: list_schedule_errors :many
+-- Why the scheduler skips a schedule, for `pgq schedules list`.
+SELECT name, error, error_at FROM {schema}.schedules WHERE error IS NOT NULL ORDER BY name;
+
+-- name: delete_schedule :one
+-- A schedule the code no longer declares; its tick records go with the pruning.
+DELETE FROM {schema}.schedules WHERE name = %(name)s RETURNING name;
+
+-- name: prune_schedules :many
+-- `pgq beat --prune-schedules`: every stored schedule the running code doesn't
+-- declare goes (only safe when every scheduler runs the same code).
+DELETE FROM {schema}.schedules WHERE NOT (name = ANY(%(keep)s::text[])) RETURNING name;
 
 -- name: set_next_fire :none
 UPDATE {schema}.schedules s SET next_fire_at = n.next_fire_at
