@@ -33,12 +33,12 @@ def _raise(exc: BaseException) -> Callable[[], Any]:
 
 # name -> (what the task does, the error type the job must end with)
 CASES: dict[str, tuple[Callable[[], Any], str]] = {
-    "nul_result": (lambda: "a\x00b", "ValueError"),
-    "surrogate_result": (lambda: "\ud800", "ValueError"),
+    "nul_result": (lambda: "a\x00b", "UnstorableValue"),
+    "surrogate_result": (lambda: "\ud800", "UnstorableValue"),
     "nan_result": (lambda: float("nan"), "TypeError"),
     "object_result": (lambda: object(), "TypeError"),
     "huge_result": (lambda: "x" * (MAX_RESULT_BYTES + 10), "ResultTooLarge"),
-    "deep_result": (lambda: _deep(100_000), "RecursionError"),
+    "deep_result": (lambda: _deep(100_000), "ValueError"),
     "nul_error": (_raise(ValueError("a\x00b")), "ValueError"),
     "surrogate_error": (_raise(ValueError("\ud800")), "ValueError"),
     "bad_str_error": (_raise(BadStr()), "BadStr"),
