@@ -107,7 +107,7 @@ class App:
         :mod:`pgqueue.atomic`. ``redact`` names arguments that monitoring
         (dashboard, ``pgq jobs show``) shows as •••.
         """
-        task_options = TaskOptions(**options)
+        task_options = TaskOptions.from_kwargs(options)
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             t = Task(self, f, task_options)

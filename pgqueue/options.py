@@ -133,8 +133,10 @@ class TaskOptions:
     """What ``@app.task(...)`` accepts; every field has its documented default here.
 
     ``name`` (the function's name if None), ``queue``, ``priority``: the task's
-    defaults for its jobs. ``max_retries`` ... ``default_retry_delay``: the
-    retry policy (:class:`pgqueue.retry.RetryPolicy`). ``bind``: the function
+    defaults for its jobs. ``policy``: the retry policy, whose fields
+    (``max_retries``, ``autoretry_for``, ``retry_backoff``...: see
+    :class:`pgqueue.retry.RetryPolicy`) are given flat to ``@app.task`` and
+    gathered by :meth:`from_kwargs`. ``bind``: the function
     gets a :class:`pgqueue.context.JobContext` first. ``time_limit`` (hard) and
     ``soft_time_limit`` in seconds. ``atomic``: the task's writes on
     ``self.connection`` commit with its completion. ``redact``: argument names
@@ -144,12 +146,7 @@ class TaskOptions:
     name: str | None = None
     queue: str = "default"
     priority: int = 0
-    max_retries: int | None = 0
-    autoretry_for: tuple[type[BaseException], ...] | None = None
-    retry_backoff: bool | float = False
-    retry_backoff_max: float = 600.0
-    retry_jitter: bool = True
-    default_retry_delay: float = 3.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     bind: bool = False
     time_limit: float | None = None
     soft_time_limit: float | None = None
@@ -167,21 +164,27 @@ class TaskOptions:
         if self.time_limit and self.soft_time_limit and self.soft_time_limit >= self.time_limit:
             raise ValueError("soft_time_limit must be shorter than time_limit")
         object.__setattr__(self, "redact", tuple(self.redact))
-        self.policy  # noqa: B018 - validates the retry options now, not at the first failure
 
-    @property
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(max_retries=self.max_retries, autoretry_for=self.autoretry_for,
-                           retry_backoff=self.retry_backoff,
-                           retry_backoff_max=self.retry_backoff_max,
-                           retry_jitter=self.retry_jitter,
-                           default_retry_delay=self.default_retry_delay)
+    @classmethod
+    def from_kwargs(cls, given: Mapping[str, Any]) -> TaskOptions:
+        """``@app.task``'s keywords: the retry policy's fields, flat, and this type's."""
+        retry = {k: v for k, v in given.items() if k in _RETRY_FIELDS}
+        rest = {k: v for k, v in given.items() if k not in _RETRY_FIELDS}
+        unknown = set(rest) - _TASK_FIELDS
+        if unknown:
+            known = sorted((_TASK_FIELDS - {"policy"}) | _RETRY_FIELDS)
+            raise TypeError(f"unknown task option{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(sorted(unknown))} (known: {', '.join(known)})")
+        return cls(**rest, policy=RetryPolicy(**retry)) if retry else cls(**rest)
 
     def enqueue_defaults(self) -> EnqueueOptions:
         """The options a job of this task gets where the call doesn't say."""
         return EnqueueOptions(queue=self.queue, priority=self.priority,
                               max_attempts=self.policy.max_attempts)
 
+
+_RETRY_FIELDS = frozenset(f.name for f in fields(RetryPolicy))
+_TASK_FIELDS = frozenset(f.name for f in fields(TaskOptions))
 
 # For jobs enqueued by a name no task here has registered (send_task).
 UNKNOWN_TASK_DEFAULTS = EnqueueOptions(queue="default", priority=0, max_attempts=0)

@@ -29,7 +29,7 @@ class Task(Generic[P, R]):
 
     def __init__(self, app: App, fn: Callable[P, R], options: TaskOptions | None = None, /,
                  **given: Any) -> None:
-        options = options if options is not None else TaskOptions(**given)
+        options = options if options is not None else TaskOptions.from_kwargs(given)
         name = options.name or getattr(fn, "__name__", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{fn!r} has no __name__: register it with @app.task(name=...)")
