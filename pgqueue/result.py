@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pgqueue import statements
+from pgqueue import statements, waiters
 from pgqueue.errors import JobCancelled, JobNotFound, TaskError
 from pgqueue.job import JobInfo, JobState
 
@@ -134,39 +134,35 @@ class JobResult:
     def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         """Wait for the job and return its value, or raise the error it failed with.
 
-        Waits on LISTEN/NOTIFY, not by polling. Raises ``TimeoutError`` if the job
-        has not finished within ``timeout`` seconds, ``TaskError`` (with the
-        remote type, message and traceback) if it failed, ``JobCancelled`` if it
-        was cancelled. With ``propagate=False`` a failure returns None instead.
+        Waits on LISTEN/NOTIFY, not by polling, and holds no pooled connection
+        while it waits (one listener per process serves every waiter; see
+        :mod:`pgqueue.waiters`). Raises ``TimeoutError`` if the job has not
+        finished within ``timeout`` seconds, ``TaskError`` (with the remote type,
+        message and traceback) if it failed, ``JobCancelled`` if it was
+        cancelled. With ``propagate=False`` a failure returns None instead.
         """
-        schema = self.app.settings.schema
-        client = self.app.client
+        stmt = statements.get_job(self.app.settings.schema, self.id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        listen = statements.plain(schema, "listen_done")
-        with client.listening(listen, statements.plain(schema, "unlisten_all")) as conn:
+        with waiters.waiting(self.app, self.id) as waiter:
             while True:
-                info = client.execute(statements.get_job(schema, self.id), conn)
+                waiter.clear()  # before the read: a wake-up after it is not lost
+                info = self.app.client.execute(stmt)
                 done, value, wait = self._step(info, deadline, time.monotonic(), timeout,
                                                propagate)
                 if done:
                     return value
-                for note in conn.notifies(timeout=wait):
-                    if statements.done_payload_mentions(note.payload, self.id):
-                        break
+                waiter.wait(wait)
 
     async def get_async(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         """``get()`` for asyncio code: ``value = await result.get_async(timeout=10)``."""
-        schema = self.app.settings.schema
-        client = self.app.async_client
+        stmt = statements.get_job(self.app.settings.schema, self.id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        listen = statements.plain(schema, "listen_done")
-        async with client.listening(listen, statements.plain(schema, "unlisten_all")) as conn:
+        async with waiters.waiting_async(self.app, self.id) as waiter:
             while True:
-                info = await client.execute(statements.get_job(schema, self.id), conn)
+                waiter.clear()
+                info = await self.app.async_client.execute(stmt)
                 done, value, wait = self._step(info, deadline, time.monotonic(), timeout,
                                                propagate)
                 if done:
                     return value
-                async for note in conn.notifies(timeout=wait):
-                    if statements.done_payload_mentions(note.payload, self.id):
-                        break
+                await waiter.wait(wait)
