@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from pgqueue import embedded, statements
+from pgqueue import embedded, statements, waiters
 from pgqueue.client import Client
 from pgqueue.client_async import AsyncClient
 from pgqueue.eager import EagerEnqueuer
@@ -258,4 +258,5 @@ class App:
         return [m.filename for m in migrate_dsn(self.dsn(), self.settings.schema)]
 
     def close(self) -> None:
+        waiters.close(self)
         self.client.close()
