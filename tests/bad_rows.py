@@ -48,10 +48,13 @@ def insert_bad_rows(dsn: str) -> dict[str, int]:
             "result_date_tag": _result(conn, '{"$date": "x"}'),
             "result_decimal_tag": _result(conn, '{"$decimal": "abc"}'),
             "result_deep": _result(conn, DEEP),
-            "result_huge_bad": _result(conn, json.dumps({"$date": "x" * HUGE_CHARS})),
+            # Too deep to decode, and too long to show whole.
+            "result_huge_bad": _result(conn, "[" * 2000 + json.dumps("x" * HUGE_CHARS)
+                                       + "]" * 2000),
             "result_huge": _result(conn, json.dumps(["y" * HUGE_CHARS])),
         }
 
 
-RAW = {"args_dict", "args_null", "args_bad_tag", "kwargs_list", "result_date_tag",
-       "result_decimal_tag", "result_deep", "result_huge_bad"}
+# A tag that doesn't parse ({"$date": "x"}) can only be a plain dict an older
+# encoder stored, so it decodes as that dict: those rows are not raw.
+RAW = {"args_dict", "args_null", "kwargs_list", "result_deep", "result_huge_bad"}

@@ -47,9 +47,9 @@ def test_every_bad_job_answers(web, bad):
 
 
 def test_raw_values_in_page_and_api(web, bad):
-    page = web.get(f"/jobs/{bad['result_date_tag']}").text
-    assert "Shown as stored: this value can&#39;t be decoded" in page
-    assert "{&#34;$date&#34;: &#34;x&#34;}" in page  # escaped, as stored
+    page = web.get(f"/jobs/{bad['args_dict']}").text
+    assert "Shown as stored" in page
+    assert "{&#34;a&#34;: 1}" in page  # escaped, as stored
     data = web.get(f"/api/jobs/{bad['args_dict']}").json()
     assert data["args"] == {"raw": '{"a": 1}', "error": "is a JSON dict, not a list",
                             "truncated": False}

@@ -39,11 +39,11 @@ def test_raw_values_say_why_and_are_cut_when_huge(app, bad):
     args = m.job(bad["args_dict"]).args
     assert args == RawValue('{"a": 1}', "is a JSON dict, not a list")
     assert m.job(bad["args_null"]).args.raw == "null"
-    assert "ValueError" in m.job(bad["args_bad_tag"]).args.error
+    assert m.job(bad["args_bad_tag"]).args == [{"$uuid": "not-a-uuid"}]
     assert m.job(bad["kwargs_list"]).kwargs.error == "is a JSON list, not a dict"
-    assert m.job(bad["result_date_tag"]).result.raw == '{"$date": "x"}'
-    assert "InvalidOperation" in m.job(bad["result_decimal_tag"]).result.error
-    assert "RecursionError" in m.job(bad["result_deep"]).result.error
+    assert m.job(bad["result_date_tag"]).result == {"$date": "x"}
+    assert m.job(bad["result_decimal_tag"]).result == {"$decimal": "abc"}
+    assert "recursion" in m.job(bad["result_deep"]).result.error
     huge = m.job(bad["result_huge_bad"]).result
     assert huge.truncated and len(huge.raw) == RAW_CHARS
     assert len(m.job(bad["result_huge"]).result[0]) == HUGE_CHARS  # decodable: whole
@@ -90,7 +90,7 @@ def test_cli_answers_over_bad_rows(app, dsn, bad):
         if kind in RAW:
             assert "shown as stored: this value" in shown.stdout, kind
     shown = pgq_run(dsn, "jobs", "show", str(bad["result_date_tag"])).stdout
-    assert '{"$date": "x"}' in shown
+    assert "$date" in shown and "x" in shown
     detail = json.loads(pgq_run(dsn, "jobs", "show", str(bad["args_dict"]), "--json").stdout)
     assert detail["args"] == {"raw": '{"a": 1}', "error": "is a JSON dict, not a list",
                               "truncated": False}
