@@ -77,7 +77,7 @@ def test_bad_rows_are_skipped_stored_and_logged_once(good_app, dsn, caplog):
     insert_bad_rows(dsn)
     caplog.set_level(logging.INFO, logger="pgqueue.scheduler")
     asyncio.run(_run_times(good_app, 3, "every-second"))
-    assert 5 <= jobs_of(dsn) <= 6  # the good schedule caught up, unhindered
+    assert 5 <= jobs_of(dsn) <= 8  # caught up, unhindered (plus a new tick per second run)
     assert count(dsn, "SELECT count(*) FROM pgqueue.schedule_ticks "
                       "WHERE schedule <> 'every-second'") == 0
     stored = errors(dsn)
@@ -125,7 +125,7 @@ def test_a_row_the_jobs_table_refuses_does_not_block_the_others(good_app, dsn):
         conn.execute("INSERT INTO pgqueue.schedules (name, task, queue, every_seconds) "
                      "VALUES ('refused', 'refused', 'default', 1)")
     asyncio.run(_run_times(good_app, 2, "every-second", "refused"))
-    assert 5 <= jobs_of(dsn) <= 6
+    assert 5 <= jobs_of(dsn) <= 8
     error, stamped = errors(dsn)["refused"]
     assert error is not None and "could not be enqueued" in error and "no_refused" in error
     assert stamped

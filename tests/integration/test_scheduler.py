@@ -160,3 +160,44 @@ def test_pruner_deletes_old_finished_jobs_with_their_rows(sched_app, dsn):
     assert count(dsn, "SELECT count(*) FROM pgqueue.job_results") == 1
     assert count(dsn, "SELECT count(*) FROM pgqueue.job_errors") == 1
     assert waiting.info().state == "queued"
+
+
+def test_prune_step_runs_on_the_leader_at_once_then_each_interval(sched_app, dsn):
+    add = sched_app.tasks["tick"]
+    old = add.delay()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE pgqueue.jobs SET state = 'succeeded', finished_at = now() - "
+                     "interval '8 days' WHERE id = %s", (old.id,))
+
+    async def go() -> tuple[float, float, int]:
+        leader, follower = await _started(sched_app), await _started(sched_app)
+        assert await leader.lead() and not await follower.lead()
+        assert await follower.step() == 0.5 and await follower.prune_step() == 0.5
+        assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 1  # a follower never prunes
+        first = await leader.prune_step()
+        pruned = 1 - count(dsn, "SELECT count(*) FROM pgqueue.jobs")
+        second = await leader.prune_step()  # not due again before prune_interval
+        for s in (leader, follower):
+            for link in (s.link, s.prune_link, s.lock_link):
+                await link.close()
+        return first, second, pruned
+    first, second, pruned = asyncio.run(go())
+    assert pruned == 1
+    assert 3500 < second <= first <= 3600  # the default prune_interval, counting down
+
+
+def test_prune_schedules_deletes_what_the_code_does_not_declare(sched_app, dsn):
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO pgqueue.schedules (name, task, queue, every_seconds) "
+                     "VALUES ('gone-from-code', 'old', 'default', 60)")
+
+    async def go(prune: bool) -> None:
+        s = Scheduler(sched_app, prune_schedules=prune)
+        await s.start()
+        await s.link.close()
+    asyncio.run(go(False))
+    assert count(dsn, "SELECT count(*) FROM pgqueue.schedules") == 3
+    asyncio.run(go(True))
+    with psycopg.connect(dsn) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM pgqueue.schedules ORDER BY 1")]
+    assert names == ["cleanup", "every-second"]

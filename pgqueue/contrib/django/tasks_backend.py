@@ -99,6 +99,13 @@ def _local(value: dt.datetime | None) -> dt.datetime | None:
     return naive
 
 
+def _run_after(detail: JobDetail) -> dt.datetime | None:
+    """The ``run_after`` a job was enqueued with: its stored run_at, unless that is its
+    enqueue time (no run_after given). A retried or replayed job's run_at has moved on,
+    and is what this returns then."""
+    return None if detail.run_at == detail.created_at else _local(detail.run_at)
+
+
 class TasksBackend(BaseTaskBackend):
     """django.tasks backend on pgqueue: results persist, and any process can read them.
 
@@ -132,9 +139,12 @@ class TasksBackend(BaseTaskBackend):
             eta = timezone.make_aware(eta)
         job = get_app().send_task(task.module_path, args, kwargs, queue=task.queue_name,
                                   priority=task.priority, eta=eta)
+        # The time the database stored (one more read, on the same connection and so in
+        # the same transaction), so that get_result(id) reads back this very result.
+        enqueued_at = job.info().created_at
         result = TaskResult(
             task=task, id=str(job.id), status=TaskResultStatus.READY,
-            enqueued_at=timezone.now(), started_at=None, finished_at=None,
+            enqueued_at=_local(enqueued_at), started_at=None, finished_at=None,
             last_attempted_at=None, args=args, kwargs=kwargs, backend=self.alias, errors=[],
             worker_ids=[],
         )
@@ -160,10 +170,11 @@ class TasksBackend(BaseTaskBackend):
 
     def _result(self, task: Any, detail: JobDetail) -> Any:
         status = STATUS[detail.state]
-        # The task as it was enqueued (.using(queue_name=..., priority=...)), unless this
-        # process's TASKS no longer allows that queue: then its defaults.
+        # The task as it was enqueued (.using(queue_name=..., priority=..., run_after=...)),
+        # unless this process's TASKS no longer allows that queue: then its defaults.
         with contextlib.suppress(InvalidTask):
-            task = task.using(queue_name=detail.queue, priority=detail.priority)
+            task = task.using(queue_name=detail.queue, priority=detail.priority,
+                              run_after=_run_after(detail))
         result = TaskResult(
             task=task, id=str(detail.id), status=status,
             enqueued_at=_local(detail.created_at), started_at=_local(detail.started_at),

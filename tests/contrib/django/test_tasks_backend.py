@@ -156,3 +156,39 @@ def test_the_system_check_names_queues_no_worker_serves(api: Any) -> None:
     messages = {m.id: m.msg for m in backend.check()}
     assert "'reports'" in messages["pgqueue.W001"]
     assert "invalid queue name 'bad name'" in messages["pgqueue.E001"]
+
+
+def test_enqueue_returns_the_result_that_get_result_reads_back(shop: ModuleType,
+                                                                db: str) -> None:
+    later = timezone.now() + dt.timedelta(hours=1)
+    earlier = timezone.now() - dt.timedelta(minutes=5)
+    for task in (shop.add, shop.add.using(priority=-7, queue_name="emails", run_after=later),
+                 shop.add.using(run_after=earlier)):
+        with transaction.atomic():
+            result = task.enqueue(1, 2)
+            inside = task.get_backend().get_result(result.id)
+        again = task.get_backend().get_result(result.id)
+        assert again == inside == result
+        assert again.task.run_after == task.run_after
+        assert result.enqueued_at == _stored(db, "created_at", result.id)
+
+
+def _stored(dsn: str, column: str, job_id: str) -> object:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(f"SELECT {column} FROM pgqueue.jobs WHERE id = %s",
+                           (int(job_id),)).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_the_async_api_reads_back_what_it_enqueued(shop: ModuleType) -> None:
+    later = timezone.now() + dt.timedelta(minutes=30)
+
+    async def go() -> tuple[Any, Any]:
+        result = await shop.add.using(run_after=later).aenqueue(4, 5)
+        return result, await shop.add.aget_result(result.id)
+
+    result, again = asyncio.run(go())
+    assert again == result and again.task.run_after == later
