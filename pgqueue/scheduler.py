@@ -10,7 +10,7 @@ primary key, so two processes that both believe they lead still can't double a t
 
 Two services run, each a single step that tests call directly: ``step()`` (keep
 or take the lead, then ``run_once()``: fire what is due) and ``prune_step()``
-(the leader's pruning of old finished jobs). One runner, :func:`ticking`, owns
+(the leader's pruning of old finished jobs). One runner, :func:`pgqueue.services.ticking`, owns
 their loop, logging and backoff. A schedule row that can't be evaluated (an
 unknown time zone or a bad cron rule written by SQL, args that are not a list)
 is skipped, logged once per distinct error and stored in ``schedules.error``;
@@ -24,16 +24,17 @@ import contextlib
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from pgqueue import schedule_statements as sst
-from pgqueue import services, statements
+from pgqueue import statements
 from pgqueue.link import Link
 from pgqueue.maintenance import Pruner
 from pgqueue.schedule import due_ticks, next_after
+from pgqueue.services import ticking
 from pgqueue.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,32 +47,6 @@ MAX_SLEEP = 1.0       # the leader looks at least this often (pauses, new schedu
 LEADER_TIMEOUT = 10   # seconds of silence after which Postgres drops a hung leader
 
 Tick = tuple[str, dt.datetime]
-
-
-# -- local adapter: services.every() for a step that returns its own interval. ------
-# Proposed for pgqueue.services as ``ticking`` (the scheduler sleeps until its next
-# tick, which every()'s fixed interval can't express); until it lands there it lives
-# here, built on services.backoff so both runners back off alike.
-async def ticking(run_once: Callable[[], Awaitable[float]], name: str, *,
-                  error_interval: float, stopping: asyncio.Event) -> None:
-    """Run ``run_once`` until ``stopping`` is set, waiting the seconds it returns
-    between runs; after a failure, log it and wait ``backoff(error_interval, n)``."""
-    failures = 0
-    while not stopping.is_set():
-        try:
-            wait = await run_once()
-            failures = 0
-        except psycopg.OperationalError as exc:
-            failures += 1
-            wait = services.backoff(error_interval, failures)
-            log.warning("%s: database unreachable (%s); will retry", name,
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
-        except Exception:
-            failures += 1
-            wait = services.backoff(error_interval, failures)
-            log.exception("%s failed; will retry", name)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), wait)
 
 
 class Scheduler:

@@ -1,4 +1,4 @@
-"""``every(interval, run_once, name)``: the one loop that drives side services.
+"""``ticking`` and ``every``: the one loop that drives side services.
 
 A service (the heartbeat, the rescuer, the scheduler's tick, the pruner) is a
 ``run_once()`` coroutine; this owns the sleeping, the logging and surviving
@@ -10,6 +10,7 @@ times the interval), so a database that is down is not hammered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -25,20 +26,37 @@ def backoff(interval: float, failures: int) -> float:
     return interval * min(BACKOFF_CAP, 2 ** failures) if failures else interval
 
 
-async def every(interval: float, run_once: Callable[[], Awaitable[object]], name: str) -> None:
+async def ticking(run_once: Callable[[], Awaitable[float]], name: str, *,
+                  error_interval: float, stopping: asyncio.Event) -> None:
+    """Run ``run_once`` until ``stopping`` is set, waiting the seconds it returns
+    between runs (the scheduler sleeps until its next tick); after a failure, log it
+    and wait ``backoff(error_interval, failures in a row)``."""
     failures = 0
-    while True:
-        await asyncio.sleep(backoff(interval, failures))
+    while not stopping.is_set():
         try:
-            await run_once()
+            wait = await run_once()
             failures = 0
         except psycopg.OperationalError as exc:
             failures += 1
+            wait = backoff(error_interval, failures)
             log.warning("%s: database unreachable (%s); will retry", name,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
         except Exception:
             failures += 1
+            wait = backoff(error_interval, failures)
             log.exception("%s failed; will retry", name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), wait)
+
+
+async def every(interval: float, run_once: Callable[[], Awaitable[object]], name: str) -> None:
+    """``run_once`` every ``interval`` seconds, the first run one interval from now."""
+    async def step() -> float:
+        await run_once()
+        return interval
+
+    await asyncio.sleep(interval)
+    await ticking(step, name, error_interval=interval, stopping=asyncio.Event())
 
 
 async def supervised(name: str, run: Callable[[], Awaitable[object]]) -> None:

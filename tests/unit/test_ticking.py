@@ -8,8 +8,7 @@ import itertools
 
 import psycopg
 
-from pgqueue.scheduler import ticking
-from pgqueue.services import backoff
+from pgqueue.services import backoff, ticking
 
 
 def test_waits_what_the_step_returns_backs_off_on_failure_and_stops() -> None:
