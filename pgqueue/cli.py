@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 from typing import Any
@@ -197,29 +196,12 @@ def schedules_list(obj: Ctx, app_path: str | None) -> None:
         for schedule in app.schedules.values():
             app.client.execute(statements.sync_schedule(app.settings.schema, schedule))
         rows = Monitor(app).schedules()
-        errors = app.client.execute(schedule_statements.list_schedule_errors(
-            app.settings.schema))
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
     if not rows:
         click.echo("no schedules (they are stored when a scheduler first starts)")
         return
-    header = f"{'NAME':<24} {'TASK':<24} {'RULE':<22} {'STATE':<7} {'LAST FIRE':<26} NEXT FIRE"
-    click.echo(header)
-    for s in rows:
-        text = s.rule if s.rule.startswith("every ") else f"{s.rule} {s.tz}"
-        upcoming = s.next_fire_at.isoformat(" ", "seconds") if s.next_fire_at else "-"
-        error = errors.get(s.name)
-        click.echo(f"{s.name:<24} {s.task:<24} {text:<22} "
-                   f"{'paused' if s.paused else 'active':<7} "
-                   f"{s.last_fire_at.isoformat(' ', 'seconds') if s.last_fire_at else '-':<26} "
-                   f"{'-' if s.paused or error else upcoming}")
-        if error:  # on a line of its own: a long message would break the table
-            click.echo(_skipped(*error))
-
-
-def _skipped(error: str, since: dt.datetime) -> str:
-    return f"  ! skipped since {since.isoformat(' ', 'seconds')}: {error}"
+    click.echo("\n".join(cli_monitor.schedule_lines(rows)))
 
 
 def _schedule_action(obj: Ctx, action: str, name: str) -> Any:

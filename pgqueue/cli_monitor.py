@@ -244,9 +244,9 @@ def schedule_lines(rows: Sequence[ScheduleRow]) -> list[str]:
         last = s.last_fire_at.isoformat(" ", "seconds") if s.last_fire_at else "-"
         lines.append(f"{s.name:<24} {s.task:<24} {text:<22} {state:<7} {last:<26} "
                      f"{'-' if s.paused else upcoming}")
-        if s.error:
-            when = f" at {_cell(s.error_at)}" if s.error_at else ""
-            lines.append(f"  error{when}: {s.error}")
+        if s.error:  # on a line of its own: a long message would break the table
+            since = f" since {_cell(s.error_at)}" if s.error_at else ""
+            lines.append(f"  ! skipped{since}: {s.error}")
     return lines
 
 

@@ -3,7 +3,7 @@
 A schedule row can be edited by hand (``UPDATE schedules SET tz = 'Mars/Olympus'``),
 so what the leader reads is decoded row by row: a row whose rule, time zone or
 values can't be used becomes a :class:`BadSchedule` carrying the reason, and every
-other row still decodes to a :class:`~pgqueue.statements.ScheduleState`. Pure, like
+other row still decodes to a :class:`ScheduleState`. Pure, like
 :mod:`pgqueue.statements`: each function builds a ``Statement``, nothing runs here.
 """
 
@@ -14,9 +14,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgqueue.schedule import Rule
+from pgqueue.schedule import CatchUp, Rule
 from pgqueue.sql import queries
-from pgqueue.statements import Row, ScheduleState, Statement
+from pgqueue.statements import Row, Statement
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A stored schedule as the leader sees it, with the database's time."""
+
+    name: str
+    rule: Rule
+    catch_up: CatchUp
+    window: dt.timedelta | None
+    paused: bool
+    since: dt.datetime
+    now: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +91,6 @@ def record_schedule_checks(schema: str, nexts: Mapping[str, dt.datetime],
                       "next_fire_ats": [*nexts.values(), *[None] * len(errors)],
                       "errors": [*[None] * len(nexts), *errors.values()]},
                      lambda rows: None)
-
-
-def list_schedule_errors(schema: str) -> Statement[dict[str, tuple[str, dt.datetime]]]:
-    """{name: (error, since when)} of the schedules the scheduler skips."""
-    return Statement(queries(schema)["list_schedule_errors"], {},
-                     lambda rows: {r[0]: (r[1], r[2]) for r in rows})
 
 
 def prune_schedules(schema: str, keep: Sequence[str]) -> Statement[list[str]]:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from pgqueue import encoding
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
 from pgqueue.options import EnqueueOptions
-from pgqueue.schedule import CatchUp, Rule, Schedule
+from pgqueue.schedule import Schedule
 from pgqueue.sql import Query, channels, queries
 
 T = TypeVar("T")
@@ -340,33 +340,6 @@ def sync_schedule(schema: str, s: Schedule) -> Statement[None]:
         catch_up_window=s.catch_up_window.total_seconds() if s.catch_up_window else None)
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleState:
-    """A stored schedule as the leader sees it, with the database's time."""
-
-    name: str
-    rule: Rule
-    catch_up: CatchUp
-    window: dt.timedelta | None
-    paused: bool
-    since: dt.datetime
-    now: dt.datetime
-
-
-def _schedule_states(rows: list[Row]) -> list[ScheduleState]:
-    out = []
-    for name, cron, every, tz, catch_up, window, paused, since, now in rows:
-        rule = Rule(cron=cron, every=dt.timedelta(seconds=every) if every else None, tz=tz)
-        out.append(ScheduleState(name, rule, catch_up,
-                                 dt.timedelta(seconds=window) if window else None,
-                                 paused, since, now))
-    return out
-
-
-def due_schedules(schema: str) -> Statement[list[ScheduleState]]:
-    return Statement(queries(schema)["due_schedules"], {}, _schedule_states)
-
-
 def fire_ticks(schema: str, ticks: Sequence[tuple[str, dt.datetime]]
                ) -> Statement[list[tuple[str, dt.datetime, int]]]:
     """Enqueue ticks; decodes to the (schedule, fire_at, job id) that were new."""
@@ -378,19 +351,10 @@ def fire_ticks(schema: str, ticks: Sequence[tuple[str, dt.datetime]]
     )
 
 
-def set_next_fire(schema: str, nexts: Mapping[str, dt.datetime]) -> Statement[None]:
-    return plain(schema, "set_next_fire", names=list(nexts),
-                 next_fire_ats=list(nexts.values()))
-
-
 def schedule_action(schema: str, action: str, name: str) -> Statement[Any]:
     """pause_schedule / resume_schedule (-> name) or trigger_schedule (-> job id); None
     if there is no such schedule."""
     return Statement(queries(schema)[f"{action}_schedule"], {"name": name}, _scalar)
-
-
-def list_schedules(schema: str) -> Statement[list[Row]]:
-    return Statement(queries(schema)["list_schedules"], {}, lambda rows: rows)
 
 
 def leader_lock(schema: str) -> Statement[bool]:

@@ -26,13 +26,6 @@ WHERE (s.task, s.args, s.kwargs, s.queue, s.priority, s.max_attempts, s.catch_up
        excluded.max_attempts, excluded.catch_up, excluded.catch_up_window, excluded.cron,
        excluded.every_seconds, excluded.tz);
 
--- name: due_schedules :many
--- What the leader needs to work out due ticks, with the database's clock.
-SELECT name, cron, every_seconds, tz, catch_up, catch_up_window, paused,
-       coalesce(last_fire_at, anchor_at), now()
-FROM {schema}.schedules
-ORDER BY name;
-
 -- name: fire_ticks :many
 -- Enqueue each (schedule, fire time) at most once: the tick row is inserted
 -- first, with the job's id drawn in advance, and the job is written only for
@@ -109,10 +102,6 @@ WHERE s.name = c.name
   AND (coalesce(c.next_fire_at, s.next_fire_at), c.error)
       IS DISTINCT FROM (s.next_fire_at, s.error);
 
--- name: list_schedule_errors :many
--- Why the scheduler skips a schedule, for `pgq schedules list`.
-SELECT name, error, error_at FROM {schema}.schedules WHERE error IS NOT NULL ORDER BY name;
-
 -- name: delete_schedule :one
 -- A schedule the code no longer declares; its tick records go with the pruning.
 DELETE FROM {schema}.schedules WHERE name = %(name)s RETURNING name;
@@ -121,16 +110,6 @@ DELETE FROM {schema}.schedules WHERE name = %(name)s RETURNING name;
 -- `pgq beat --prune-schedules`: every stored schedule the running code doesn't
 -- declare goes (only safe when every scheduler runs the same code).
 DELETE FROM {schema}.schedules WHERE NOT (name = ANY(%(keep)s::text[])) RETURNING name;
-
--- name: set_next_fire :none
-UPDATE {schema}.schedules s SET next_fire_at = n.next_fire_at
-FROM unnest(%(names)s::text[], %(next_fire_ats)s::timestamptz[]) AS n(name, next_fire_at)
-WHERE s.name = n.name AND s.next_fire_at IS DISTINCT FROM n.next_fire_at;
-
--- name: list_schedules :many
-SELECT name, task, cron, every_seconds, tz, queue, catch_up, paused, last_fire_at,
-       next_fire_at
-FROM {schema}.schedules ORDER BY name;
 
 -- name: pause_schedule :one
 UPDATE {schema}.schedules SET paused = true, updated_at = now()
