@@ -91,7 +91,7 @@ def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: Ato
                 value = fn(*args, **kwargs)
                 _still_open(conn)
                 record = Finish(job_id, lease, JobState.SUCCEEDED,
-                                value_json=encoding.dumps(value))
+                                value_json=encoding.dumps(value, "result"))
                 done = run(conn, statements.finish(target.schema, target.worker_id, [record]))
                 if job_id not in done:
                     raise LeaseLost

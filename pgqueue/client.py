@@ -8,6 +8,7 @@ pool it runs in autocommit: one statement, one round trip, durable at return.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -40,13 +41,33 @@ def unavailable(conninfo: str, timeout: float, exc: Exception,
     if stats.get("pool_size", 0) >= stats.get("pool_max", 1) and not stats.get("pool_available"):
         return DatabaseUnavailable(
             f"all {stats.get('pool_max')} connections of pgqueue's pool stayed busy for "
-            f"{timeout:g}s (many r.get() calls waiting at once?): raise PGQ_POOL_SIZE or "
-            "PGQ_POOL_TIMEOUT. Nothing was done."
+            f"{timeout:g}s (more threads enqueueing at once than connections?): raise "
+            "PGQ_POOL_SIZE or PGQ_POOL_TIMEOUT. Nothing was done."
         )
     return DatabaseUnavailable(
         f"no connection to Postgres at {where(conninfo)} within {timeout:g}s ({exc}); is the "
         "server up, and is PGQ_DSN right? Nothing was done (no job was enqueued)."
     )
+
+
+# A connection idle this long is checked (one empty query, ~45 us here) before it
+# is handed out, and replaced if it died meanwhile (a Postgres restart, a
+# fail-over), so the first delay() after a restart works. A connection in
+# steady use skips the check: the hot path pays nothing.
+RECHECK_AFTER = 1.0
+
+
+def idle_too_long(conn: object) -> bool:
+    return time.monotonic() - float(getattr(conn, "_pgq_used", 0.0)) >= RECHECK_AFTER
+
+
+def used(conn: object) -> None:
+    conn._pgq_used = time.monotonic()  # type: ignore[attr-defined]
+
+
+def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    if idle_too_long(conn):
+        ConnectionPool.check_connection(conn)
 
 
 def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
@@ -76,6 +97,7 @@ class Client:
                         kwargs=CONNECT_KWARGS,
                         name="pgqueue",
                         timeout=self._timeout,
+                        check=check_if_idle,
                         open=True,
                     )
         return self._pool
@@ -91,22 +113,13 @@ class Client:
         """A pooled connection; a pool that can't connect in time says so clearly."""
         try:
             with self.pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    used(conn)
         except PoolTimeout as exc:
             raise unavailable(self._conninfo(), self._timeout, exc,
                               self.pool.get_stats()) from exc
-
-    @contextmanager
-    def listening(self, listen: Statement[None],
-                  unlisten: Statement[None]) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection that LISTENs for as long as the block runs."""
-        with self.connection() as conn:
-            run(conn, listen)
-            try:
-                yield conn
-            finally:
-                if not conn.closed:
-                    run(conn, unlisten)
 
     def close(self) -> None:
         if self._pool is not None:

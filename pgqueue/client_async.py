@@ -15,10 +15,15 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pgqueue.client import CONNECT_KWARGS, unavailable
+from pgqueue.client import CONNECT_KWARGS, idle_too_long, unavailable, used
 from pgqueue.statements import Statement
 
 T = TypeVar("T")
+
+
+async def check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    if idle_too_long(conn):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
@@ -47,6 +52,7 @@ class AsyncClient:
                 kwargs=CONNECT_KWARGS,
                 name="pgqueue-async",
                 timeout=self._timeout,
+                check=check_if_idle,  # see client.RECHECK_AFTER
                 open=False,
             )
             self._loop = loop
@@ -66,21 +72,12 @@ class AsyncClient:
         pool = await self.pool()
         try:
             async with pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    used(conn)
         except PoolTimeout as exc:
             raise unavailable(self._conninfo(), self._timeout, exc, pool.get_stats()) from exc
-
-    @asynccontextmanager
-    async def listening(
-        self, listen: Statement[None], unlisten: Statement[None]
-    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        async with self.connection() as conn:
-            await run(conn, listen)
-            try:
-                yield conn
-            finally:
-                if not conn.closed:
-                    await run(conn, unlisten)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -71,17 +71,14 @@ def outcome_of_value(task_name: str, value: Any, limits: Limits = DEFAULT_LIMITS
     if value is None:  # most tasks return nothing
         return _NONE
     try:
-        text = encoding.dumps(value)
+        text = encoding.dumps(value, "result")
+        encoding.check_size(text, limits.max_result_bytes, "the result")
+    except encoding.ValueTooLarge as exc:
+        return Failed(JobError("ResultTooLarge", f"task {task_name!r}: {exc} "
+                               "(PGQ_MAX_RESULT_BYTES)", ""))
     except Exception as exc:  # TypeError, ValueError (NaN, NUL), RecursionError, ...
         message = f"task {task_name!r} returned a value pgqueue can't store: {exc}"
         return Failed(JobError(type(exc).__name__, safe_text(message, MAX_MESSAGE), ""))
-    # len() counts characters; only a text that might be over needs its bytes counted.
-    if len(text) * 4 > limits.max_result_bytes and \
-            len(text.encode("utf-8", "surrogatepass")) > limits.max_result_bytes:
-        return Failed(JobError(
-            "ResultTooLarge", f"task {task_name!r} returned {len(text):,} characters of JSON; "
-            f"results are capped at {limits.max_result_bytes:,} bytes (PGQ_MAX_RESULT_BYTES): "
-            "store large data elsewhere and return a reference to it", ""))
     return Succeeded(text)
 
 

@@ -100,8 +100,8 @@ def make_request(
     opts = options if options is not None else EnqueueOptions.from_kwargs(given)
     return EnqueueRequest(
         task=task,
-        args_json=encoding.dumps(list(args)),
-        kwargs_json=encoding.dumps(dict(kwargs)) if kwargs else "{}",
+        args_json=encoding.dumps(list(args), "args"),
+        kwargs_json=encoding.dumps(dict(kwargs), "kwargs") if kwargs else "{}",
         options=opts.over(LIBRARY_DEFAULTS),
     )
 
@@ -122,7 +122,8 @@ def enqueue_same(schema: str, task: str, options: EnqueueOptions,
     return Statement(
         queries(schema)["enqueue_same"],
         {"queue": o.queue, "task": _check_task_name(task), "priority": o.priority,
-         "max_attempts": o.max_attempts, "args": encoding.dumps([list(a) for a in arglists])},
+         "max_attempts": o.max_attempts,
+         "args": encoding.dumps([list(a) for a in arglists], "map() arguments")},
         _first_column,
     )
 
