@@ -43,6 +43,10 @@ class LeaseLost(Exception):
     pass
 
 
+class ConnectionLost(Exception):
+    """The atomic task's connection broke: whether its transaction committed is unknown."""
+
+
 class AtomicityViolated(Exception):
     """The task ended (or broke) the transaction its writes were to commit in."""
 
@@ -98,6 +102,11 @@ def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: Ato
             return True, value
         except LeaseLost:
             return False, None
+        except psycopg.OperationalError as exc:
+            if conn.closed or conn.broken:
+                raise ConnectionLost(str(exc).strip().splitlines()[0] if str(exc) else
+                                     "connection lost") from exc
+            raise
         finally:
             bind_connection(None)
 

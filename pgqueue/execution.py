@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding
-from pgqueue.atomic import AtomicTarget, run_atomically
+from pgqueue.atomic import AtomicTarget, ConnectionLost, run_atomically
 from pgqueue.context import JobContext
 from pgqueue.errors import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from pgqueue.job import JobError
@@ -30,6 +30,7 @@ from pgqueue.outcome import (
     RetryRequested,
     Succeeded,
     TimedOut,
+    Unrecorded,
     error_from,
     safe_text,
 )
@@ -44,6 +45,8 @@ def arguments(task: Task[Any, Any], ctx: JobContext, args: list[Any]) -> list[An
 
 
 def outcome_of_exception(task: Task[Any, Any], exc: BaseException) -> Outcome:
+    if isinstance(exc, ConnectionLost):
+        return Unrecorded(f"the atomic task's connection broke ({exc})")
     if isinstance(exc, Retry):
         cause = exc.exc or exc
         return RetryRequested(error_from(cause), exc.countdown, exc.max_retries)
@@ -156,7 +159,8 @@ def _call(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: Jo
 
 
 _LABELS = {Succeeded: "succeeded", Committed: "succeeded", Failed: "failed",
-           RetryRequested: "retry", TimedOut: "timed_out", Cancelled: "cancelled"}
+           RetryRequested: "retry", TimedOut: "timed_out", Cancelled: "cancelled",
+           Unrecorded: "retry"}
 
 
 def report(hooks: Hooks, ctx: JobContext, outcome: Outcome, value: Any,

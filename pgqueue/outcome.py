@@ -54,7 +54,17 @@ class Committed:
     recorded: bool
 
 
-Outcome = Succeeded | Failed | RetryRequested | TimedOut | Cancelled | Committed
+@dataclass(frozen=True, slots=True)
+class Unrecorded:
+    """The attempt can't say how it ended (an atomic task's connection broke, so its
+    writes may or may not have committed): give the job back, the attempt uncounted,
+    as for any job of a lost worker. The lease check makes that a no-op if the
+    commit did happen."""
+
+    reason: str
+
+
+Outcome = Succeeded | Failed | RetryRequested | TimedOut | Cancelled | Committed | Unrecorded
 
 
 # Stored errors are for people: a 20 MB message is cut (and says so) rather than
@@ -114,8 +124,8 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
         return Finish(job.id, job.lease, JobState.SUCCEEDED, value_json=value)
     if isinstance(outcome, Cancelled):
         return Finish(job.id, job.lease, JobState.CANCELLED)
-    if isinstance(outcome, Committed):
-        raise ValueError("a committed outcome is already recorded")
+    if isinstance(outcome, (Committed, Unrecorded)):
+        raise ValueError(f"{type(outcome).__name__}: not an outcome finish_jobs writes")
     # The budget stored with the job wins (0: the producer didn't know the task).
     limit = job.max_attempts if job.max_attempts > 0 else policy.max_attempts
     delay = policy.delay(job.attempt, rng)

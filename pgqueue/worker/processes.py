@@ -31,6 +31,7 @@ from pgqueue.outcome import (
     RetryRequested,
     Succeeded,
     TimedOut,
+    Unrecorded,
 )
 
 log = logging.getLogger("pgqueue.worker")
@@ -101,6 +102,8 @@ def _outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
         data["value"] = outcome.value_json
     elif isinstance(outcome, Committed):
         data["recorded"] = outcome.recorded
+    elif isinstance(outcome, Unrecorded):
+        data["reason"] = outcome.reason
     elif isinstance(outcome, (Failed, RetryRequested, TimedOut)):
         e = outcome.error
         data["error"] = [e.type, e.message, e.traceback]
@@ -119,6 +122,8 @@ def _outcome_from_wire(data: dict[str, Any]) -> Outcome:
         return Cancelled()
     if kind == "Committed":
         return Committed(data["recorded"])
+    if kind == "Unrecorded":
+        return Unrecorded(data["reason"])
     error = JobError(*data["error"])
     if kind == "Failed":
         return Failed(error, data["retryable"])

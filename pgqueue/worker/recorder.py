@@ -7,6 +7,9 @@
    ran), each applied only under its attempt's lease;
 4. **free**: the job leaves the worker's held set, which frees its claim slot.
 
+An attempt that can't say how it ended (``Unrecorded``: an atomic task's
+connection broke) is given back with its attempt uncounted, lease-checked.
+
 Writing never dies and never loses a job silently. A lost connection retries
 the same batch after reconnecting (the lease check makes a repeat harmless).
 Any other failure (a value Postgres refuses, a bug) records the batch's
@@ -26,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from pgqueue import statements
-from pgqueue.job import JobError, JobState
+from pgqueue.job import ClaimedJob, JobError, JobState
 from pgqueue.link import Link, connection_lost
-from pgqueue.outcome import Committed, decide, safe_text
+from pgqueue.outcome import Committed, Unrecorded, decide, safe_text
 from pgqueue.statements import Finish
 
 if TYPE_CHECKING:
@@ -50,6 +53,7 @@ class Recorder:
         self.metrics = metrics
         self.on_freed = on_freed  # (job ids no longer held, how many were recorded)
         self.pending: list[Finish] = []
+        self.returns: list[ClaimedJob] = []  # attempts that can't be recorded
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -58,7 +62,11 @@ class Recorder:
     def add(self, reports: list[Report]) -> None:
         committed: list[int] = []
         for job, outcome, seconds in reports:
-            if isinstance(outcome, Committed):  # an atomic task recorded itself
+            if isinstance(outcome, Unrecorded):  # give it back, the attempt uncounted
+                log.warning("job %d: %s; putting it back", job.id, outcome.reason)
+                self.returns.append(job)
+                label = "lease_lost"
+            elif isinstance(outcome, Committed):  # an atomic task recorded itself
                 committed.append(job.id)
                 if not outcome.recorded:
                     log.warning("job %d: lease lost, so its writes were rolled back", job.id)
@@ -70,7 +78,7 @@ class Recorder:
                 label = "retried" if record.state is JobState.QUEUED else record.state.value
             if self.metrics is not None:
                 self.metrics.observe(job.queue, job.task, label, seconds)
-        if self.pending:
+        if self.pending or self.returns:
             self._idle.clear()
             self._ready.set()
         self.on_freed(committed, len(committed))  # even empty: a thread's slot came free
@@ -80,7 +88,10 @@ class Recorder:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            while self.pending:
+            while self.pending or self.returns:
+                if self.returns:
+                    await self._give_back()
+                    continue
                 batch, self.pending = self.pending, []
                 accepted = await self._write(batch)
                 lost = [r.job_id for r in batch if r.job_id not in accepted]
@@ -107,6 +118,20 @@ class Recorder:
                 log.exception("recording %d outcomes failed; recording them one by one",
                               len(batch))
                 return await self._write_each(batch)
+
+    async def _give_back(self) -> None:
+        jobs, self.returns = self.returns, []
+        while True:
+            try:
+                await self.link.execute(statements.release(self.schema, jobs))
+                break
+            except Exception as exc:
+                if isinstance(exc, psycopg.Error) and connection_lost(exc, self.link):
+                    continue  # the link reconnects with backoff
+                log.error("could not give back jobs %s (%s); their leases will expire and "
+                          "the rescuer will", [j.id for j in jobs], exc)
+                break
+        self.on_freed([j.id for j in jobs], 0)
 
     async def _write_each(self, batch: list[Finish]) -> set[int]:
         accepted: set[int] = set()
