@@ -64,7 +64,17 @@ class Unrecorded:
     reason: str
 
 
-Outcome = Succeeded | Failed | RetryRequested | TimedOut | Cancelled | Committed | Unrecorded
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """This worker can't run the job yet (its task isn't registered here: a rolling
+    deploy, new producers first). It goes back, uncounted, while it is younger than
+    the grace; after that it fails with ``error``."""
+
+    error: JobError
+
+
+Outcome = (Succeeded | Failed | RetryRequested | TimedOut | Cancelled | Committed | Unrecorded
+           | Deferred)
 
 
 # Stored errors are for people: a 20 MB message is cut (and says so) rather than
@@ -124,6 +134,8 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
         return Finish(job.id, job.lease, JobState.SUCCEEDED, value_json=value)
     if isinstance(outcome, Cancelled):
         return Finish(job.id, job.lease, JobState.CANCELLED)
+    if isinstance(outcome, Deferred):  # its grace is over: what is recorded then
+        return Finish(job.id, job.lease, JobState.FAILED, error=outcome.error)
     if isinstance(outcome, (Committed, Unrecorded)):
         raise ValueError(f"{type(outcome).__name__}: not an outcome finish_jobs writes")
     # The budget stored with the job wins (0: the producer didn't know the task).

@@ -53,6 +53,11 @@ class Settings:
     # rather than bloat the results table (jsonb itself stops at 255 MB).
     max_result_bytes: int = field(default=64 * 1024 * 1024, metadata={
         "env": "PGQ_MAX_RESULT_BYTES", "parse": int})
+    # A job whose task this worker doesn't know goes back (uncounted, later each
+    # time) while it is younger than this many seconds, for a worker that does know
+    # it: a rolling deploy where new producers start first. Then it fails.
+    unknown_task_grace: float = field(default=600.0, metadata={
+        "env": "PGQ_UNKNOWN_TASK_GRACE", "parse": float})
     metrics_port: int | None = field(default=None, metadata={"env": "PGQ_METRICS_PORT",
                                                              "parse": int})
     metrics_host: str = field(default="127.0.0.1", metadata={"env": "PGQ_METRICS_HOST"})
@@ -110,6 +115,8 @@ class Settings:
             raise ConfigurationError("max_tasks_per_child must be at least 1")
         if self.max_result_bytes < 1:
             raise ConfigurationError("max_result_bytes must be at least 1")
+        if self.unknown_task_grace < 0:
+            raise ConfigurationError("unknown_task_grace must be 0 or more seconds")
         if self.max_rescues < 1:
             raise ConfigurationError("max_rescues must be at least 1")
         if self.retention_days < 0:

@@ -241,6 +241,17 @@ def release(schema: str, held: Sequence[ClaimedJob]) -> Statement[list[int]]:
     )
 
 
+def defer(schema: str, held: Sequence[ClaimedJob], grace_seconds: float
+          ) -> Statement[set[int]]:
+    """Put back jobs younger than the grace; decodes to the ids that were."""
+    return Statement(
+        queries(schema)["defer_jobs"],
+        {"ids": [j.id for j in held], "leases": [j.lease for j in held],
+         "grace_seconds": grace_seconds},
+        lambda rows: {r[0] for r in rows},
+    )
+
+
 def rescue_expired(schema: str, max_rescues: int) -> Statement[list[tuple[int, str]]]:
     """Requeue (or fail) jobs whose lease expired; decodes to [(id, new state)]."""
     return Statement(

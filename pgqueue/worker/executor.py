@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -41,13 +42,16 @@ from pgqueue.execution import (
 )
 from pgqueue.hooks import Hooks
 from pgqueue.job import ClaimedJob, JobError
-from pgqueue.outcome import Cancelled, Failed, Outcome, TimedOut, error_from
+from pgqueue.outcome import Cancelled, Deferred, Failed, Outcome, TimedOut, error_from
 from pgqueue.worker.processes import ProcessPool
 from pgqueue.worker.threads import Report, ThreadRunner
 
 if TYPE_CHECKING:
     from pgqueue.settings import Settings
     from pgqueue.task import Task
+
+
+log = logging.getLogger("pgqueue.worker")
 
 
 def decode_job(job: ClaimedJob) -> tuple[list[Any], dict[str, Any], dict[str, str]]:
@@ -93,6 +97,7 @@ class Executor:
         self.coroutines: dict[int, asyncio.Task[None]] = {}  # async and process jobs
         self._timers: dict[int, list[asyncio.TimerHandle]] = {}
         self._abandoned: set[int] = set()
+        self._unknown: set[str] = set()  # task names already logged as unknown
         self._reports: list[Report] = []
         self._flush_scheduled = False
         self._idle = asyncio.Event()
@@ -120,6 +125,14 @@ class Executor:
         try:
             task = self._task(job.task)
             args, kwargs, headers = decode_job(job)
+        except UnknownTask as exc:  # perhaps a worker with newer code can run it
+            if job.task not in self._unknown:
+                self._unknown.add(job.task)
+                log.warning("%s; such jobs go back for a worker that knows the task, for "
+                            "up to PGQ_UNKNOWN_TASK_GRACE seconds after they were enqueued",
+                            exc)
+            self._report(job, Deferred(error_from(exc)), 0.0)
+            return
         except Exception as exc:  # a job nobody can run fails alone, with a clear error
             self._report(job, Failed(error_from(exc)), 0.0)
             return

@@ -159,7 +159,7 @@ class Worker:
             metrics = WorkerMetrics()
             metrics.serve(s.metrics_port, s.metrics_host)
         recorder = Recorder(self.links.finish, self.schema, self.worker_id, self.app.tasks,
-                            metrics, self._freed)
+                            metrics, self._freed, s.unknown_task_grace)
         atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency)
         executor = Executor(self.app.tasks, s, self._processes(dsn), self.app_path,
                             self.app.hooks, atomic, recorder.add)

@@ -31,7 +31,7 @@ import psycopg
 from pgqueue import statements
 from pgqueue.job import ClaimedJob, JobError, JobState
 from pgqueue.link import Link, connection_lost
-from pgqueue.outcome import Committed, Unrecorded, decide, safe_text
+from pgqueue.outcome import Committed, Deferred, Unrecorded, decide, safe_text
 from pgqueue.statements import Finish
 
 if TYPE_CHECKING:
@@ -45,15 +45,18 @@ log = logging.getLogger("pgqueue.worker")
 class Recorder:
     def __init__(self, link: Link, schema: str, worker_id: int,
                  tasks: dict[str, Task[Any, Any]], metrics: WorkerMetrics | None,
-                 on_freed: Callable[[list[int], int], None]) -> None:
+                 on_freed: Callable[[list[int], int], None],
+                 unknown_task_grace: float = 600.0) -> None:
         self.link = link
         self.schema = schema
         self.worker_id = worker_id
         self.tasks = tasks
         self.metrics = metrics
         self.on_freed = on_freed  # (job ids no longer held, how many were recorded)
+        self.unknown_task_grace = unknown_task_grace
         self.pending: list[Finish] = []
         self.returns: list[ClaimedJob] = []  # attempts that can't be recorded
+        self.deferred: list[tuple[ClaimedJob, Finish]] = []  # unknown tasks, for now
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -62,7 +65,10 @@ class Recorder:
     def add(self, reports: list[Report]) -> None:
         committed: list[int] = []
         for job, outcome, seconds in reports:
-            if isinstance(outcome, Unrecorded):  # give it back, the attempt uncounted
+            if isinstance(outcome, Deferred):
+                self.deferred.append((job, decide(job, outcome)))
+                label = "deferred"
+            elif isinstance(outcome, Unrecorded):  # give it back, the attempt uncounted
                 log.warning("job %d: %s; putting it back", job.id, outcome.reason)
                 self.returns.append(job)
                 label = "lease_lost"
@@ -78,7 +84,7 @@ class Recorder:
                 label = "retried" if record.state is JobState.QUEUED else record.state.value
             if self.metrics is not None:
                 self.metrics.observe(job.queue, job.task, label, seconds)
-        if self.pending or self.returns:
+        if self.pending or self.returns or self.deferred:
             self._idle.clear()
             self._ready.set()
         self.on_freed(committed, len(committed))  # even empty: a thread's slot came free
@@ -88,9 +94,12 @@ class Recorder:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            while self.pending or self.returns:
+            while self.pending or self.returns or self.deferred:
                 if self.returns:
                     await self._give_back()
+                    continue
+                if self.deferred:
+                    await self._defer()
                     continue
                 batch, self.pending = self.pending, []
                 accepted = await self._write(batch)
@@ -118,6 +127,20 @@ class Recorder:
                 log.exception("recording %d outcomes failed; recording them one by one",
                               len(batch))
                 return await self._write_each(batch)
+
+    async def _defer(self) -> None:
+        """Jobs of unknown tasks go back while young; the others are recorded failed."""
+        deferred, self.deferred = self.deferred, []
+        jobs = [job for job, _ in deferred]
+        try:
+            back: set[int] = await self.link.execute(
+                statements.defer(self.schema, jobs, self.unknown_task_grace))
+        except Exception as exc:
+            log.error("could not put back jobs %s (%s); recording them failed",
+                      [j.id for j in jobs], exc)
+            back = set()
+        self.pending.extend(record for job, record in deferred if job.id not in back)
+        self.on_freed([j.id for j in jobs if j.id in back], 0)
 
     async def _give_back(self) -> None:
         jobs, self.returns = self.returns, []

@@ -206,6 +206,21 @@ FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS r(id, lease)
 WHERE j.id = r.id AND j.lease = r.lease AND j.state = 'running'
 RETURNING j.id;
 
+-- name: defer_jobs :many :unprepared
+-- Jobs this worker can't run yet (their task isn't registered here) go back,
+-- the attempt uncounted, while they are younger than the grace, each time a
+-- little later (a tenth of their age, 1 s to 60 s). Older ones aren't returned:
+-- the worker then records them failed. Lease-checked like every transition.
+UPDATE {schema}.jobs j
+SET state = 'queued', attempts = greatest(j.attempts - 1, 0), lease = NULL,
+    lease_expires_at = NULL, worker_id = NULL, started_at = NULL,
+    run_at = now() + make_interval(secs => least(60, greatest(1,
+        extract(epoch FROM now() - j.created_at) / 10)))
+FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS d(id, lease)
+WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'running'
+  AND j.created_at > now() - make_interval(secs => %(grace_seconds)s)
+RETURNING j.id;
+
 -- name: get_job :one
 -- Everything a JobResult shows, in one round trip: the job, its result and
 -- its latest error.

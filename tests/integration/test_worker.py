@@ -33,7 +33,8 @@ def test_remote_error_carries_type_message_and_traceback(app, dsn):
 
 
 def test_unknown_task_fails_that_job_only(app):
-    with running_worker(app, app_path="tests.tasks_app:app") as worker:
+    # No grace: an unknown task fails at once (the grace is tested in test_unknown_tasks).
+    with running_worker(app, app_path="tests.tasks_app:app", unknown_task_grace=0) as worker:
         bad = app.send_task("no.such.task", args=(1,))
         good = app.tasks["add"].delay(1, 1)
         assert good.get(timeout=10) == 2
