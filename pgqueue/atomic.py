@@ -51,10 +51,16 @@ class AtomicityViolated(Exception):
     """The task ended (or broke) the transaction its writes were to commit in."""
 
 
+# What the last task left on its connection (SET, temp tables, advisory locks,
+# open cursors, LISTENs) must not reach the next task that gets it. DISCARD ALL
+# minus DEALLOCATE ALL: the prepared statements are psycopg's own, and it would
+# go on using the ones the server had dropped.
+_RESET = ("CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
+          "SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES")
+
+
 def _reset(conn: psycopg.Connection[Any]) -> None:
-    # Whatever the last task left on its connection (SET, temp tables, prepared
-    # statements, advisory locks) must not reach the next task that gets it.
-    conn.execute("DISCARD ALL")
+    conn.execute(_RESET)
 
 
 def pool(dsn: str, size: int) -> ConnectionPool:

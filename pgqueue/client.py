@@ -65,9 +65,20 @@ def used(conn: object) -> None:
     conn._pgq_used = time.monotonic()  # type: ignore[attr-defined]
 
 
-def check_if_idle(conn: psycopg.Connection[Any]) -> None:
-    if idle_too_long(conn):
-        ConnectionPool.check_connection(conn)
+def stale(conn: psycopg.Connection[Any]) -> bool:
+    """Idle too long, and dead when asked: close it, so the pool replaces it.
+
+    Checked here rather than by the pool's own ``check``: the pool throttles
+    failed checks like failed connects (1 s, 2 s, 4 s...), so after a restart a
+    pool of dead connections would keep a caller waiting out its timeout."""
+    if not idle_too_long(conn):
+        return False
+    try:
+        conn.execute("")
+        return False
+    except psycopg.Error:
+        conn.close()
+        return True
 
 
 def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
@@ -97,7 +108,6 @@ class Client:
                         kwargs=CONNECT_KWARGS,
                         name="pgqueue",
                         timeout=self._timeout,
-                        check=check_if_idle,
                         open=True,
                     )
         return self._pool
@@ -105,18 +115,31 @@ class Client:
     def execute(self, stmt: Statement[T], connection: psycopg.Connection[Any] | None = None) -> T:
         if connection is not None:
             return run(connection, stmt)
-        with self.connection() as conn:
+        try:
+            with self.connection() as conn:
+                return run(conn, stmt)
+        except psycopg.OperationalError:
+            if not stmt.query.read_only:
+                raise  # a write may have happened: only the caller can tell
+            self.pool.check()  # others may have died with it (a restart): weed them out
+        with self.connection() as conn:  # a read, once more, on a checked connection
             return run(conn, stmt)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection; a pool that can't connect in time says so clearly."""
         try:
+            for _ in range(self._pool_size):  # at most every pooled connection is stale
+                with self.pool.connection() as conn:
+                    if stale(conn):
+                        continue
+                    try:
+                        yield conn
+                    finally:
+                        used(conn)
+                    return
             with self.pool.connection() as conn:
-                try:
-                    yield conn
-                finally:
-                    used(conn)
+                yield conn
         except PoolTimeout as exc:
             raise unavailable(self._conninfo(), self._timeout, exc,
                               self.pool.get_stats()) from exc

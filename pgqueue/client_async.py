@@ -21,9 +21,16 @@ from pgqueue.statements import Statement
 T = TypeVar("T")
 
 
-async def check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
-    if idle_too_long(conn):
-        await AsyncConnectionPool.check_connection(conn)
+async def stale(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """:func:`pgqueue.client.stale`, awaited."""
+    if not idle_too_long(conn):
+        return False
+    try:
+        await conn.execute("")
+        return False
+    except psycopg.Error:
+        await conn.close()
+        return True
 
 
 async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
@@ -52,7 +59,6 @@ class AsyncClient:
                 kwargs=CONNECT_KWARGS,
                 name="pgqueue-async",
                 timeout=self._timeout,
-                check=check_if_idle,  # see client.RECHECK_AFTER
                 open=False,
             )
             self._loop = loop
@@ -64,6 +70,13 @@ class AsyncClient:
     ) -> T:
         if connection is not None:
             return await run(connection, stmt)
+        try:
+            async with self.connection() as conn:
+                return await run(conn, stmt)
+        except psycopg.OperationalError:
+            if not stmt.query.read_only:
+                raise  # see Client.execute
+            await (await self.pool()).check()
         async with self.connection() as conn:
             return await run(conn, stmt)
 
@@ -71,11 +84,17 @@ class AsyncClient:
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         pool = await self.pool()
         try:
+            for _ in range(self._pool_size):  # see Client.connection
+                async with pool.connection() as conn:
+                    if await stale(conn):
+                        continue
+                    try:
+                        yield conn
+                    finally:
+                        used(conn)
+                    return
             async with pool.connection() as conn:
-                try:
-                    yield conn
-                finally:
-                    used(conn)
+                yield conn
         except PoolTimeout as exc:
             raise unavailable(self._conninfo(), self._timeout, exc, pool.get_stats()) from exc
 

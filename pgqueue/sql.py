@@ -34,6 +34,12 @@ class Query:
     text: str
     prepare: bool | None = None  # None: psycopg's default (prepare once used often)
 
+    @property
+    def read_only(self) -> bool:
+        """A plain SELECT: running it twice changes nothing, so a client may retry it
+        on a fresh connection when the one it used died."""
+        return self.text.lstrip()[:6].upper() == "SELECT" and "pg_notify" not in self.text
+
 
 def sql_dir() -> Path:
     """Where the SQL files are: inside the installed wheel, or the source tree."""
