@@ -44,6 +44,7 @@ CASES: dict[str, tuple[Callable[[], Any], str]] = {
     "bad_str_error": (_raise(BadStr()), "BadStr"),
     "huge_error": (_raise(ValueError("m" * 20_000_000)), "ValueError"),
     "sys_exit": (lambda: sys.exit(3), "SystemExit"),
+    "builtin_exit": (lambda: exit(1), "SystemExit"),
     "keyboard_interrupt": (_raise(KeyboardInterrupt()), "KeyboardInterrupt"),
     "generator_exit": (_raise(GeneratorExit()), "GeneratorExit"),
     "base_exception": (_raise(BaseException("custom")), "BaseException"),
