@@ -247,6 +247,10 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*parts.services, return_exceptions=True)
             await parts.executor.close()
+        elif self.worker_id:  # registered, then failed to build (a bad setting)
+            with contextlib.suppress(psycopg.Error):
+                await self.links.claim.execute(statements.stop_worker(self.schema,
+                                                                      self.worker_id))
         await self.links.close()
         log.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
 
