@@ -21,7 +21,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from pgqueue import encoding, statements
-from pgqueue.client import CONNECT_KWARGS, run
+from pgqueue.client import CONNECT_KWARGS, live_connection, run
 from pgqueue.job import JobState
 from pgqueue.statements import Finish
 
@@ -94,7 +94,11 @@ def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: Ato
     Returns (recorded, value); recorded is False when the lease was lost and
     everything was rolled back. Exceptions from ``fn`` propagate after rollback.
     """
-    with pool(target.dsn, target.pool_size).connection() as conn:
+    # Always checked (one empty query): a connection that died idle would otherwise
+    # cost the job an attempt, and, were connections killed as fast as they idle,
+    # could keep a job cycling between claim and give-back.
+    with live_connection(pool(target.dsn, target.pool_size), target.pool_size + 1,
+                         after=0.0) as conn:
         bind_connection(conn)
         try:
             with conn.transaction():

@@ -57,21 +57,21 @@ def unavailable(conninfo: str, timeout: float, exc: Exception,
 RECHECK_AFTER = 1.0
 
 
-def idle_too_long(conn: object) -> bool:
-    return time.monotonic() - float(getattr(conn, "_pgq_used", 0.0)) >= RECHECK_AFTER
+def idle_too_long(conn: object, after: float = RECHECK_AFTER) -> bool:
+    return time.monotonic() - float(getattr(conn, "_pgq_used", 0.0)) >= after
 
 
 def used(conn: object) -> None:
     conn._pgq_used = time.monotonic()  # type: ignore[attr-defined]
 
 
-def stale(conn: psycopg.Connection[Any]) -> bool:
+def stale(conn: psycopg.Connection[Any], after: float = RECHECK_AFTER) -> bool:
     """Idle too long, and dead when asked: close it, so the pool replaces it.
 
     Checked here rather than by the pool's own ``check``: the pool throttles
     failed checks like failed connects (1 s, 2 s, 4 s...), so after a restart a
     pool of dead connections would keep a caller waiting out its timeout."""
-    if not idle_too_long(conn):
+    if not idle_too_long(conn, after):
         return False
     try:
         conn.execute("")
@@ -79,6 +79,24 @@ def stale(conn: psycopg.Connection[Any]) -> bool:
     except psycopg.Error:
         conn.close()
         return True
+
+
+@contextmanager
+def live_connection(pool: ConnectionPool, tries: int,
+                    after: float = RECHECK_AFTER) -> Iterator[psycopg.Connection[Any]]:
+    """A connection from ``pool``, checked first if it was idle ``after`` seconds or
+    more; a dead one is replaced at once (``tries`` times at most)."""
+    for _ in range(tries):
+        with pool.connection() as conn:
+            if stale(conn, after):
+                continue
+            try:
+                yield conn
+            finally:
+                used(conn)
+            return
+    with pool.connection() as conn:
+        yield conn
 
 
 def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
@@ -129,16 +147,7 @@ class Client:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection; a pool that can't connect in time says so clearly."""
         try:
-            for _ in range(self._pool_size):  # at most every pooled connection is stale
-                with self.pool.connection() as conn:
-                    if stale(conn):
-                        continue
-                    try:
-                        yield conn
-                    finally:
-                        used(conn)
-                    return
-            with self.pool.connection() as conn:
+            with live_connection(self.pool, self._pool_size) as conn:
                 yield conn
         except PoolTimeout as exc:
             raise unavailable(self._conninfo(), self._timeout, exc,

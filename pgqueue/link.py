@@ -109,15 +109,23 @@ class Link:
                             first_line(exc))
         return self.conn
 
-    async def execute(self, stmt: Statement[T]) -> T:
-        conn = await self.connect()
-        try:
-            return await run(conn, stmt)
-        except psycopg.Error as exc:
-            if is_disconnect(exc, conn):
+    async def execute(self, stmt: Statement[T], *, repeat: bool = True) -> T:
+        """Run ``stmt``; on a connection found dead (killed while idle, a fail-over),
+        reconnect and send it once more. Every statement the worker and the
+        scheduler send is safe to repeat: each transition of a job checks its lease,
+        the rest are idempotent. ``repeat=False`` for one that isn't."""
+        for attempt in range(2):
+            conn = await self.connect()
+            try:
+                return await run(conn, stmt)
+            except psycopg.Error as exc:
+                if not is_disconnect(exc, conn):
+                    raise  # any other error leaves the (autocommit) connection usable
                 self._failures += 1
                 await self.close()
-            raise  # any other error leaves the (autocommit) connection usable
+                if attempt or not repeat:
+                    raise
+        raise AssertionError("unreachable")
 
     def failed(self) -> None:
         """Count a failure seen outside execute(), so the next connect backs off."""

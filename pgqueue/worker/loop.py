@@ -129,7 +129,7 @@ class Worker:
             statements.register_worker(
                 self.schema, name=self.name, host=socket.gethostname(), pid=os.getpid(),
                 queues=s.queues, pool=s.pool, concurrency=s.concurrency,
-                lease_seconds=s.lease_seconds)))
+                lease_seconds=s.lease_seconds), repeat=False))  # a repeat: a second row
         if registered is None:
             return None
         self.worker_id = registered
