@@ -144,3 +144,36 @@ def test_producer_gets_a_clear_error_when_postgres_is_unreachable():
     with pytest.raises(DatabaseUnavailable, match=f"127.0.0.1:{port}/nowhere within 0.5s"):
         add.delay(1, 2)
     app.close()
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", {"name": "\ud800"}, {"k\x00": 1}])
+def test_strings_postgres_cant_store_fail_at_enqueue_and_keep_the_transaction(app, dsn, bad):
+    from pgqueue.encoding import UnstorableValue
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE users (name text)")
+        with pytest.raises(UnstorableValue, match=r"NUL byte|lone surrogate"):
+            app.tasks["add"].apply_async(args=(bad, 1), connection=conn)
+        with pytest.raises(UnstorableValue):
+            app.tasks["add"].delay(1, bad)
+        conn.execute("INSERT INTO users VALUES ('ada')")  # the transaction is still good
+    assert count(dsn, "SELECT count(*) FROM users") == 1
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+def test_arguments_that_look_like_tagged_values_are_stored_as_they_are(app, dsn):
+    import uuid
+    from decimal import Decimal
+
+    from pgqueue import encoding
+
+    args = ({"$uuid": "x"}, {"$date": "x"}, {"$decimal": "abc"}, {"$dict": 1},
+            [uuid.UUID(int=5), Decimal("NaN"), 1e20])
+    r = app.tasks["add"].apply_async(args=args, kwargs={"opts": {"$datetime": "soon"}})
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT args::text, kwargs::text FROM pgqueue.jobs WHERE id = %s",
+                           (r.id,)).fetchone()
+    stored_args, stored_kwargs = encoding.loads(row[0]), encoding.loads(row[1])
+    assert stored_args[:4] == list(args[:4]) and stored_kwargs == {"opts": {"$datetime": "soon"}}
+    assert stored_args[4][0] == uuid.UUID(int=5) and stored_args[4][1].is_nan()
+    assert type(stored_args[4][2]) is float and stored_args[4][2] == 1e20
