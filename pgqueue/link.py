@@ -91,7 +91,7 @@ class Link:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             try:
                 self.conn = await psycopg.AsyncConnection.connect(
-                    self.dsn() if callable(self.dsn) else self.dsn,
+                    self._dsn(),
                     **{**CONNECT_KWARGS, "application_name": f"pgqueue {self.name}"})
                 self._connected_once = True
                 if self._failures:

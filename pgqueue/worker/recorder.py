@@ -24,15 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgqueue import statements
 from pgqueue.job import ClaimedJob, JobError, JobState
 from pgqueue.link import Link, connection_lost
 from pgqueue.outcome import Committed, Deferred, Unrecorded, decide, safe_text
-from pgqueue.statements import Finish
+from pgqueue.statements import Finish, Statement
 
 if TYPE_CHECKING:
     from pgqueue.metrics import WorkerMetrics
@@ -40,6 +38,7 @@ if TYPE_CHECKING:
     from pgqueue.worker.threads import Report
 
 log = logging.getLogger("pgqueue.worker")
+T = TypeVar("T")
 
 
 class Recorder:
@@ -63,7 +62,8 @@ class Recorder:
 
     # -- 1 and 2: decide and report (on the event loop, for a batch of reports) ------
     def add(self, reports: list[Report]) -> None:
-        committed: list[int] = []
+        committed: list[int] = []  # atomic tasks: done here, whether recorded or not
+        recorded = 0
         for job, outcome, seconds in reports:
             if isinstance(outcome, Deferred):
                 self.deferred.append((job, decide(job, outcome)))
@@ -74,6 +74,7 @@ class Recorder:
                 label = "lease_lost"
             elif isinstance(outcome, Committed):  # an atomic task recorded itself
                 committed.append(job.id)
+                recorded += outcome.recorded
                 if not outcome.recorded:
                     log.warning("job %d: lease lost, so its writes were rolled back", job.id)
                 label = "succeeded" if outcome.recorded else "lease_lost"
@@ -87,7 +88,7 @@ class Recorder:
         if self.pending or self.returns or self.deferred:
             self._idle.clear()
             self._ready.set()
-        self.on_freed(committed, len(committed))  # even empty: a thread's slot came free
+        self.on_freed(committed, recorded)  # even empty: a thread's slot came free
 
     # -- 3 and 4: write, then free ---------------------------------------------------
     async def run(self) -> None:
@@ -110,30 +111,32 @@ class Recorder:
                 self.on_freed([r.job_id for r in batch], len(accepted))
             self._idle.set()
 
-    async def _write(self, batch: list[Finish]) -> set[int]:
+    async def _reliably(self, stmt: Statement[T]) -> T:
+        """Execute until the database answers: a lost connection is waited out (the link
+        reconnects with backoff; every statement here is lease-checked, so a repeat is
+        harmless). Any other error is raised for the caller to handle."""
         while True:
             try:
-                return await self.link.execute(
-                    statements.finish(self.schema, self.worker_id, batch))
-            except psycopg.Error as exc:
-                if connection_lost(exc, self.link):
-                    log.warning("could not record %d outcomes (%s); retrying", len(batch),
-                                exc)
-                    continue
-                log.error("recording %d outcomes failed (%s: %s); recording them one by one",
-                          len(batch), type(exc).__name__, exc)
-                return await self._write_each(batch)
-            except Exception:
-                log.exception("recording %d outcomes failed; recording them one by one",
-                              len(batch))
-                return await self._write_each(batch)
+                return await self.link.execute(stmt)
+            except Exception as exc:
+                if not connection_lost(exc, self.link):
+                    raise
+                log.warning("%s: connection lost (%s); retrying", stmt.query.name, exc)
+
+    async def _write(self, batch: list[Finish]) -> set[int]:
+        try:
+            return await self._reliably(statements.finish(self.schema, self.worker_id, batch))
+        except Exception as exc:
+            log.error("recording %d outcomes failed (%s: %s); recording them one by one",
+                      len(batch), type(exc).__name__, exc)
+            return await self._write_each(batch)
 
     async def _defer(self) -> None:
         """Jobs of unknown tasks go back while young; the others are recorded failed."""
         deferred, self.deferred = self.deferred, []
         jobs = [job for job, _ in deferred]
         try:
-            back: set[int] = await self.link.execute(
+            back = await self._reliably(
                 statements.defer(self.schema, jobs, self.unknown_task_grace))
         except Exception as exc:
             log.error("could not put back jobs %s (%s); recording them failed",
@@ -144,16 +147,11 @@ class Recorder:
 
     async def _give_back(self) -> None:
         jobs, self.returns = self.returns, []
-        while True:
-            try:
-                await self.link.execute(statements.release(self.schema, jobs))
-                break
-            except Exception as exc:
-                if isinstance(exc, psycopg.Error) and connection_lost(exc, self.link):
-                    continue  # the link reconnects with backoff
-                log.error("could not give back jobs %s (%s); their leases will expire and "
-                          "the rescuer will", [j.id for j in jobs], exc)
-                break
+        try:
+            await self._reliably(statements.release(self.schema, jobs))
+        except Exception as exc:
+            log.error("could not give back jobs %s (%s); their leases will expire and "
+                      "the rescuer will", [j.id for j in jobs], exc)
         self.on_freed([j.id for j in jobs], 0)
 
     async def _write_each(self, batch: list[Finish]) -> set[int]:
@@ -168,7 +166,7 @@ class Recorder:
                 except Exception as exc:
                     log.error("job %d: could not record its outcome (%s: %s)",
                               record.job_id, type(exc).__name__, exc)
-                    if isinstance(exc, psycopg.Error) and connection_lost(exc, self.link):
+                    if connection_lost(exc, self.link):
                         break  # not this row's fault: the rescuer will retry the job
             else:
                 log.error("job %d: left to the rescuer (its lease will expire)", record.job_id)
