@@ -69,6 +69,7 @@ class EnqueueOptions:
     priority: int | None = None
     countdown: float | None = None
     eta: dt.datetime | None = None
+    # Out of the generated __eq__/__hash__: a dict can't be hashed.
     headers: Mapping[str, str] | None = field(default=None, compare=False)
     max_attempts: int | None = None
 
@@ -78,7 +79,9 @@ class EnqueueOptions:
     @classmethod
     def from_kwargs(cls, given: Mapping[str, Any]) -> EnqueueOptions:
         """Options from keyword arguments; an unknown name is a TypeError naming the known."""
-        unknown = set(given) - _ENQUEUE_FIELDS
+        if not given:
+            return _EMPTY
+        unknown = set(given).difference(_ENQUEUE_FIELDS)
         if unknown:
             raise TypeError(
                 f"unknown enqueue option{'s' if len(unknown) > 1 else ''} "
@@ -87,13 +90,22 @@ class EnqueueOptions:
 
     def over(self, defaults: EnqueueOptions) -> EnqueueOptions:
         """These options, with every field left None taken from ``defaults``."""
-        changes = {f: getattr(defaults, f) for f in _ENQUEUE_FIELDS
-                   if getattr(self, f) is None and getattr(defaults, f) is not None}
+        if self is _EMPTY:  # delay() and s(): no options given, the defaults as they are
+            return defaults
+        changes = {f: d for f in _ENQUEUE_FIELDS
+                   if (d := getattr(defaults, f)) is not None and getattr(self, f) is None}
         if "countdown" in changes and self.eta is not None:
             del changes["countdown"]  # a call's eta replaces the default delay
         if "eta" in changes and self.countdown is not None:
             del changes["eta"]
-        return dataclasses.replace(self, **changes) if changes else self
+        if not changes:
+            return self
+        # Both sides were checked when made, and eta/countdown are kept exclusive
+        # above: the merge needs no second check (it is on every enqueue's path).
+        merged = object.__new__(EnqueueOptions)
+        for f in _ENQUEUE_FIELDS:
+            object.__setattr__(merged, f, changes[f] if f in changes else getattr(self, f))
+        return merged
 
     def with_headers(self, extra: Mapping[str, str]) -> EnqueueOptions:
         return dataclasses.replace(self, headers={**(self.headers or {}), **extra})
@@ -125,7 +137,8 @@ def _check(o: EnqueueOptions) -> None:
                 raise TypeError(f"headers must map str to str, not {k!r}: {v!r}")
 
 
-_ENQUEUE_FIELDS = frozenset(f.name for f in fields(EnqueueOptions))
+_ENQUEUE_FIELDS = tuple(f.name for f in fields(EnqueueOptions))
+_EMPTY = EnqueueOptions()  # what from_kwargs({}) gives: identity marks "nothing given"
 
 
 @dataclass(frozen=True)

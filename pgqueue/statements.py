@@ -40,6 +40,11 @@ def mapped(stmt: Statement[T], then: Callable[[T], U]) -> Statement[U]:
     return Statement(stmt.query, stmt.params, lambda rows: then(decode(rows)))
 
 
+def timed(stmt: Statement[list[int]]) -> Statement[list[tuple[int, dt.datetime]]]:
+    """An enqueue statement decoded to (id, created_at) pairs instead of ids."""
+    return Statement(stmt.query, stmt.params, lambda rows: [(r[0], r[1]) for r in rows])
+
+
 def _nothing(rows: list[Row]) -> None:
     return None
 
@@ -102,8 +107,13 @@ def make_request(
         task=task,
         args_json=encoding.dumps(list(args), "args"),
         kwargs_json=encoding.dumps(dict(kwargs), "kwargs") if kwargs else "{}",
-        options=opts.over(LIBRARY_DEFAULTS),
+        # A task's defaults are complete already; only by-name or bare calls need these.
+        options=opts if _complete(opts) else opts.over(LIBRARY_DEFAULTS),
     )
+
+
+def _complete(o: EnqueueOptions) -> bool:
+    return o.queue is not None and o.priority is not None and o.max_attempts is not None
 
 
 # What a job gets when neither the call nor its task says.

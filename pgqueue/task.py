@@ -49,6 +49,7 @@ class Task(Generic[P, R]):
                              "transaction runs on a sync connection in the worker's pool)")
         self.atomic = options.atomic
         self.redact = tuple(options.redact)  # argument names monitoring shows as •••
+        # Complete already (queue, priority, attempts): make_request adds nothing to it.
         self.defaults = options.enqueue_defaults()
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -64,8 +65,8 @@ class Task(Generic[P, R]):
     def _request(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None,
                  options: Mapping[str, Any]) -> statements.EnqueueRequest:
         """The one place a call's options meet the task's defaults."""
-        given = EnqueueOptions.from_kwargs(options) if options else _NO_OPTIONS
-        return statements.make_request(self.name, args, kwargs, given.over(self.defaults))
+        given = EnqueueOptions.from_kwargs(options).over(self.defaults)
+        return statements.make_request(self.name, args, kwargs, given)
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> statements.EnqueueRequest:
         """A job ready to enqueue (encoded now), for ``app.enqueue_many([...])``."""
@@ -109,5 +110,3 @@ class Task(Generic[P, R]):
         return await self.app.enqueue_async(self._request(args, kwargs, options),
                                             connection=connection)
 
-
-_NO_OPTIONS = EnqueueOptions()
