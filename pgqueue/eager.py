@@ -91,7 +91,7 @@ class EagerResult(JobResult):
     """
 
     def __init__(self, app: App, job: EagerJob) -> None:
-        super().__init__(app, job.id)
+        super().__init__(app, job.id, enqueued_at=job.info.created_at)
         self.job = job
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ enqueue path has one shape and eager mode is a client like any other.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,9 +49,12 @@ class DatabaseEnqueuer:
     def __init__(self, app: App) -> None:
         self.app = app
 
+    def _results(self, written: list[tuple[int, dt.datetime]]) -> list[JobResult]:
+        return [JobResult(self.app, job_id, enqueued_at=at) for job_id, at in written]
+
     def _write(self, batch: list[EnqueueRequest]) -> Statement[list[JobResult]]:
-        return statements.mapped(statements.enqueue(self.app.settings.schema, batch),
-                                 self.app.results)
+        stmt = statements.enqueue(self.app.settings.schema, batch)
+        return statements.mapped(statements.timed(stmt), self._results)
 
     def _same(self, task: Task[..., Any], arglists: list[Sequence[Any]]
               ) -> Statement[list[JobResult]] | None:
@@ -60,7 +64,7 @@ class DatabaseEnqueuer:
             return None
         stmt = statements.enqueue_same(self.app.settings.schema, task.name, task.defaults,
                                        arglists)
-        return statements.mapped(stmt, self.app.results)
+        return statements.mapped(statements.timed(stmt), self._results)
 
     def enqueue(self, batch: list[EnqueueRequest],
                 connection: psycopg.Connection[Any] | None) -> list[JobResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +40,13 @@ class JobResult:
     one ``delay()`` returned.
     """
 
-    def __init__(self, app: App, job_id: int) -> None:
+    def __init__(self, app: App, job_id: int, *,
+                 enqueued_at: dt.datetime | None = None) -> None:
         self.app = app
         self.id = int(job_id)
+        # The time the database stored, when this handle was made by enqueueing
+        # (None for one made from an id: read it with info()).
+        self.enqueued_at = enqueued_at
 
     def __repr__(self) -> str:
         return f"<JobResult {self.id}>"

@@ -139,12 +139,11 @@ class TasksBackend(BaseTaskBackend):
             eta = timezone.make_aware(eta)
         job = get_app().send_task(task.module_path, args, kwargs, queue=task.queue_name,
                                   priority=task.priority, eta=eta)
-        # The time the database stored (one more read, on the same connection and so in
-        # the same transaction), so that get_result(id) reads back this very result.
-        enqueued_at = job.info().created_at
         result = TaskResult(
             task=task, id=str(job.id), status=TaskResultStatus.READY,
-            enqueued_at=_local(enqueued_at), started_at=None, finished_at=None,
+            # The time the database stored (the INSERT returns it), so that
+            # get_result(id) reads back this very result.
+            enqueued_at=_local(job.enqueued_at), started_at=None, finished_at=None,
             last_attempted_at=None, args=args, kwargs=kwargs, backend=self.alias, errors=[],
             worker_ids=[],
         )
