@@ -33,6 +33,23 @@ async def stale(conn: psycopg.AsyncConnection[Any]) -> bool:
         return True
 
 
+@asynccontextmanager
+async def live_connection(pool: AsyncConnectionPool, tries: int
+                          ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """:func:`pgqueue.client.live_connection`, awaited."""
+    for _ in range(tries):
+        async with pool.connection() as conn:
+            if await stale(conn):
+                continue
+            try:
+                yield conn
+            finally:
+                used(conn)
+            return
+    async with pool.connection() as conn:
+        yield conn
+
+
 async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
     async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(stmt.query.text, stmt.params, prepare=stmt.query.prepare)
@@ -84,16 +101,7 @@ class AsyncClient:
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         pool = await self.pool()
         try:
-            for _ in range(self._pool_size):  # see Client.connection
-                async with pool.connection() as conn:
-                    if await stale(conn):
-                        continue
-                    try:
-                        yield conn
-                    finally:
-                        used(conn)
-                    return
-            async with pool.connection() as conn:
+            async with live_connection(pool, self._pool_size) as conn:
                 yield conn
         except PoolTimeout as exc:
             raise unavailable(self._conninfo(), self._timeout, exc, pool.get_stats()) from exc

@@ -170,6 +170,17 @@ def pgq_run(dsn: str, *args: str, timeout: float = 60) -> subprocess.CompletedPr
                           cwd=str(ROOT), text=True, capture_output=True, timeout=timeout)
 
 
+def terminate_backends(dsn: str, application_name: str = "pgqueue%") -> int:
+    """End the connections of this database whose application_name is LIKE the pattern
+    (pgqueue's own, by default); the caller's survives. Returns how many."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE %s "
+            "AND pid <> pg_backend_pid()", (application_name,)).fetchall()
+    return len(rows)
+
+
 def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

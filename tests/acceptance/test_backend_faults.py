@@ -10,20 +10,9 @@ import psycopg
 
 from pgqueue import App
 from tests.acceptance.test_chaos import Fleet
-from tests.conftest import count, wait_for
+from tests.conftest import count, terminate_backends, wait_for
 
 PLAIN, ATOMIC = 2000, 500
-
-
-def _terminate_all(dsn: str) -> int:
-    """End every connection pgqueue opened on this database (workers' links, atomic
-    pools, the producer's pool and its result listener); a test's own ones survive."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND application_name LIKE 'pgqueue%%' "
-            "AND pid <> pg_backend_pid()").fetchall()
-    return len(rows)
 
 
 def test_terminated_backends_lose_nothing_and_double_no_effect(producer: App, dsn: str,
@@ -42,7 +31,7 @@ def test_terminated_backends_lose_nothing_and_double_no_effect(producer: App, ds
 
     def killer() -> None:
         while not stop.wait(0.5):
-            kills.append(_terminate_all(dsn))
+            kills.append(terminate_backends(dsn))  # workers', producer's: all pgqueue's
 
     thread = threading.Thread(target=killer, daemon=True)
     try:

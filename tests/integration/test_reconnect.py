@@ -7,24 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-import psycopg
-
 from pgqueue import App, client
-
-
-def _terminate_pgqueue_backends(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND application_name = 'pgqueue' "
-            "AND pid <> pg_backend_pid()").fetchall()
-    return len(rows)
+from tests.conftest import terminate_backends
 
 
 def test_the_first_delay_after_the_backends_died_succeeds(app: App, dsn: str) -> None:
     add = app.tasks["add"]
     add.delay(1, 2)
-    assert _terminate_pgqueue_backends(dsn) >= 1
+    assert terminate_backends(dsn, 'pgqueue') >= 1
     time.sleep(client.RECHECK_AFTER + 0.1)
     assert add.delay(3, 4).id > 0
     assert app.AsyncResult(add.delay(5, 6).id).state == "queued"
@@ -35,7 +25,7 @@ def test_the_same_for_asyncio_producers(app: App, dsn: str) -> None:
 
     async def go() -> None:
         await add.delay_async(1, 2)
-        assert await asyncio.to_thread(_terminate_pgqueue_backends, dsn) >= 1
+        assert await asyncio.to_thread(terminate_backends, dsn, 'pgqueue') >= 1
         await asyncio.sleep(client.RECHECK_AFTER + 0.1)
         assert (await add.delay_async(3, 4)).id > 0
 
