@@ -227,11 +227,11 @@ RETURNING j.id;
 -- its latest error.
 SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.max_attempts, j.priority,
        j.run_at, j.created_at, j.started_at, j.finished_at,
-       r.value::text, e.type, e.message, e.traceback
+       r.value::text, e.type, e.message, e.traceback, e.cause_job
 FROM {schema}.jobs j
 LEFT JOIN {schema}.job_results r ON r.job_id = j.id
 LEFT JOIN LATERAL (
-    SELECT type, message, traceback FROM {schema}.job_errors
+    SELECT type, message, traceback, cause_job FROM {schema}.job_errors
     WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1
 ) e ON true
 WHERE j.id = %(id)s;
@@ -274,14 +274,16 @@ SELECT r.id, r.state::text, pg_notify(%(jobs_channel)s, r.queue)
 FROM rescued r;
 
 -- name: cancel_job :one
--- A queued job is cancelled at once and never runs; a running one is flagged
--- and its worker told (NOTIFY), so it stops the job and records it cancelled.
+-- A queued (or waiting) job is cancelled at once and never runs; a running one
+-- is flagged and its worker told (NOTIFY), so it stops the job and records it
+-- cancelled.
 WITH target AS (
     UPDATE {schema}.jobs
     SET cancel_requested = true,
-        state = CASE WHEN state = 'queued' THEN 'cancelled'::{schema}.job_state ELSE state END,
-        finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END
-    WHERE id = %(id)s AND state IN ('queued', 'running')
+        state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled'::{schema}.job_state
+                     ELSE state END,
+        finished_at = CASE WHEN state IN ('queued', 'waiting') THEN now() ELSE finished_at END
+    WHERE id = %(id)s AND state IN ('queued', 'running', 'waiting')
     RETURNING id, state
 )
 SELECT t.state::text,
@@ -298,6 +300,10 @@ WITH picked AS (
     SELECT id FROM {schema}.jobs
     WHERE state = ANY(%(states)s::{schema}.job_state[])
       AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+      -- A workflow step cancelled before it ran, for an earlier step's failure,
+      -- has no arguments of its own to run with.
+      AND NOT EXISTS (SELECT 1 FROM {schema}.job_errors e
+                      WHERE e.job_id = jobs.id AND e.cause_job IS NOT NULL)
       AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
       AND (%(task)s::text IS NULL OR task = %(task)s::text)
     FOR UPDATE SKIP LOCKED

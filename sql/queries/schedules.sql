@@ -148,6 +148,7 @@ SELECT 1;
 WITH old AS (
     SELECT id FROM {schema}.jobs
     WHERE finished_at < now() - make_interval(secs => %(retention_seconds)s)
+      AND workflow_id IS NULL  -- workflows go whole: prune_workflows
     ORDER BY finished_at
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
