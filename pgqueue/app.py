@@ -10,11 +10,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from pgqueue import embedded, statements, waiters
+from pgqueue import current, embedded, encoding, statements, waiters, workflow
+from pgqueue.canvas import Canvas, Signature
 from pgqueue.client import Client
 from pgqueue.client_async import AsyncClient
 from pgqueue.eager import EagerEnqueuer
 from pgqueue.enqueuer import DatabaseEnqueuer, Enqueuer
+from pgqueue.group_result import GroupResult
 from pgqueue.hooks import Hooks
 from pgqueue.migrate import migrate_dsn
 from pgqueue.options import UNKNOWN_TASK_DEFAULTS, EnqueueOptions, TaskOptions
@@ -53,6 +55,7 @@ class App:
         self.async_client = AsyncClient(self.dsn, settings.pool_size, settings.pool_timeout)
         self.enqueuer: Enqueuer = self._enqueuer()
         atexit.register(self.close)
+        current.set_current(self)  # by-name signatures that name no app use this one
 
     def _enqueuer(self) -> Enqueuer:
         return EagerEnqueuer(self) if self.settings.eager else DatabaseEnqueuer(self)
@@ -178,25 +181,65 @@ class App:
     # -- enqueue ------------------------------------------------------------
     def enqueue(self, request: statements.EnqueueRequest,
                 connection: psycopg.Connection[Any] | None = None) -> JobResult:
-        return self.enqueue_many([request], connection=connection)[0]
+        return self.enqueuer.enqueue(self._prepared([request]), connection)[0]
 
     async def enqueue_async(self, request: statements.EnqueueRequest,
                             connection: psycopg.AsyncConnection[Any] | None = None
                             ) -> JobResult:
-        return (await self.enqueue_many_async([request], connection=connection))[0]
+        return (await self.enqueuer.enqueue_async(self._prepared([request]), connection))[0]
 
-    def enqueue_many(self, requests: Iterable[statements.EnqueueRequest], *,
-                     connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
+    def enqueue_many(self, requests: Iterable[statements.EnqueueRequest | Canvas], *,
+                     connection: psycopg.Connection[Any] | None = None) -> list[Any]:
         """Write many jobs in one statement: ``app.enqueue_many([add.s(1, 2), ...])``.
 
         All or nothing, and inside ``connection``'s transaction when one is given.
+        Plain signatures are written as plain jobs; a batch holding canvases
+        (chains, groups, signatures with callbacks) is written as one workflow
+        per item, still in one statement, and each item's result handle returned.
         """
-        return self.enqueuer.enqueue(self._prepared(requests), connection)
+        batch = list(requests)
+        canvases = self._canvases(batch)
+        if canvases is not None:
+            plan, shapes = workflow.compile_many(self, canvases)
+            written = self.enqueuer.enqueue_workflow(plan, connection)
+            return [workflow.results(self, shape, written, i) for i, shape in enumerate(shapes)]
+        return self.enqueuer.enqueue(self._prepared(self._plain(batch)), connection)
 
-    async def enqueue_many_async(self, requests: Iterable[statements.EnqueueRequest], *,
+    async def enqueue_many_async(self, requests: Iterable[statements.EnqueueRequest | Canvas],
+                                 *, connection: psycopg.AsyncConnection[Any] | None = None
+                                 ) -> list[Any]:
+        batch = list(requests)
+        canvases = self._canvases(batch)
+        if canvases is not None:
+            plan, shapes = workflow.compile_many(self, canvases)
+            written = await self.enqueuer.enqueue_workflow_async(plan, connection)
+            return [workflow.results(self, shape, written, i) for i, shape in enumerate(shapes)]
+        return await self.enqueuer.enqueue_async(self._prepared(self._plain(batch)), connection)
+
+    def _canvases(self, batch: list[statements.EnqueueRequest | Canvas]) -> list[Canvas] | None:
+        """The batch as canvases if any item needs a workflow, else None."""
+        if all(type(r) is statements.EnqueueRequest or workflow.plain(r) for r in batch):
+            return None
+        return [r if isinstance(r, Canvas) else _as_signature(r) for r in batch]
+
+    def _plain(self, batch: list[statements.EnqueueRequest | Canvas]
+               ) -> list[statements.EnqueueRequest]:
+        return [r.request(self) if isinstance(r, Signature) else r  # type: ignore[misc]
+                for r in batch]
+
+    def apply_canvas(self, canvas: Canvas, call: Any,
+                     connection: psycopg.Connection[Any] | None = None) -> Any:
+        """Enqueue a signature, chain, group or chord (what their ``apply_async`` calls)."""
+        return workflow.apply(self, canvas, call, connection)
+
+    async def apply_canvas_async(self, canvas: Canvas, call: Any,
                                  connection: psycopg.AsyncConnection[Any] | None = None
-                                 ) -> list[JobResult]:
-        return await self.enqueuer.enqueue_async(self._prepared(requests), connection)
+                                 ) -> Any:
+        return await workflow.apply_async(self, canvas, call, connection)
+
+    def GroupResult(self, group_id: int) -> GroupResult:
+        """A GroupResult for a group id kept from earlier (``g.id``)."""
+        return self.enqueuer.lookup_group(group_id) or GroupResult(self, group_id)
 
     def results(self, ids: list[int]) -> list[JobResult]:
         """Handles on jobs by id: ``app.results([12, 13])``."""
@@ -260,3 +303,14 @@ class App:
     def close(self) -> None:
         waiters.close(self)
         self.client.close()
+
+
+def _as_signature(r: statements.EnqueueRequest) -> Signature:
+    """An encoded request, in a batch that also holds canvases."""
+    o = r.options
+    options = {k: v for k, v in (("queue", o.queue), ("priority", o.priority),
+                                 ("countdown", o.countdown), ("eta", o.eta),
+                                 ("headers", o.headers), ("max_attempts", o.max_attempts))
+               if v is not None}
+    return Signature(r.task, encoding.loads(r.args_json), encoding.loads(r.kwargs_json),
+                     options)

@@ -55,8 +55,13 @@ from pgqueue.result import JobResult, settle
 from pgqueue.statements import EnqueueRequest
 
 if TYPE_CHECKING:
+    import psycopg
+
     from pgqueue.app import App
+    from pgqueue.group_result import GroupResult
+    from pgqueue.plan import Plan
     from pgqueue.task import Task
+    from pgqueue.workflow import Written
 
 # Eager ids come from one process-wide counter, so two eager results never share
 # an id, even across apps. They name no row in the database.
@@ -162,6 +167,18 @@ class EagerEnqueuer:
                                  connection: psycopg.AsyncConnection[Any] | None
                                  ) -> list[JobResult]:
         return await self.app.enqueue_many_async(each(task, arglists), connection=connection)
+
+    def enqueue_workflow(self, plan: Plan, connection: psycopg.Connection[Any] | None
+                         ) -> Written:
+        raise NotImplementedError("workflows in eager mode: not yet")
+
+    async def enqueue_workflow_async(self, plan: Plan,
+                                     connection: psycopg.AsyncConnection[Any] | None
+                                     ) -> Written:
+        raise NotImplementedError("workflows in eager mode: not yet")
+
+    def lookup_group(self, group_id: int) -> GroupResult | None:
+        return None
 
     def lookup(self, job_id: int) -> JobResult | None:
         return lookup(self.app, job_id)

@@ -13,13 +13,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgqueue import statements
+from pgqueue.group_result import GroupResult
 from pgqueue.result import JobResult
 from pgqueue.statements import EnqueueRequest, Statement
+from pgqueue.workflow import Written
 
 if TYPE_CHECKING:
     import psycopg
 
     from pgqueue.app import App
+    from pgqueue.plan import Plan
     from pgqueue.task import Task
 
 
@@ -38,8 +41,19 @@ class Enqueuer(Protocol):
                                  connection: psycopg.AsyncConnection[Any] | None
                                  ) -> list[JobResult]: ...
 
+    def enqueue_workflow(self, plan: Plan, connection: psycopg.Connection[Any] | None
+                         ) -> Written: ...
+
+    async def enqueue_workflow_async(self, plan: Plan,
+                                     connection: psycopg.AsyncConnection[Any] | None
+                                     ) -> Written: ...
+
     def lookup(self, job_id: int) -> JobResult | None:
         """A result this enqueuer keeps itself (eager mode), else None."""
+        ...
+
+    def lookup_group(self, group_id: int) -> GroupResult | None:
+        """A group result this enqueuer keeps itself (eager mode), else None."""
         ...
 
 
@@ -93,7 +107,28 @@ class DatabaseEnqueuer:
                                                      connection=connection)
         return await self.app.async_client.execute(stmt, connection)
 
+    def _workflow(self, plan: Plan) -> Statement[Written]:
+        def written(decoded: tuple[list[tuple[int, dt.datetime]], list[int], list[int]]
+                    ) -> Written:
+            jobs, groups, workflows = decoded
+            return Written(self._results(jobs), groups, workflows)
+
+        return statements.mapped(statements.enqueue_workflow(self.app.settings.schema, plan),
+                                 written)
+
+    def enqueue_workflow(self, plan: Plan, connection: psycopg.Connection[Any] | None
+                         ) -> Written:
+        return self.app.client.execute(self._workflow(plan), connection)
+
+    async def enqueue_workflow_async(self, plan: Plan,
+                                     connection: psycopg.AsyncConnection[Any] | None
+                                     ) -> Written:
+        return await self.app.async_client.execute(self._workflow(plan), connection)
+
     def lookup(self, job_id: int) -> JobResult | None:
+        return None
+
+    def lookup_group(self, group_id: int) -> GroupResult | None:
         return None
 
 

@@ -34,6 +34,11 @@ class TaskError(PgQueueError):
         self.traceback = traceback
 
 
+class ChordError(TaskError):
+    """A chord's callback did not run because a member of its header failed (or was
+    cancelled); the message names that member, ``job_id`` is its id."""
+
+
 class JobCancelled(PgQueueError):
     """The job was cancelled before it could produce a result."""
 

@@ -10,6 +10,7 @@ from typing import Any
 
 
 class JobState(enum.StrEnum):
+    WAITING = "waiting"  # a workflow step: queued once the step it waits for succeeds
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -41,6 +42,9 @@ class JobError:
     type: str
     message: str
     traceback: str
+    # For a workflow step cancelled because an earlier step failed: that step's id
+    # (the error is that step's).
+    cause_job: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

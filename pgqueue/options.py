@@ -139,6 +139,7 @@ def _check(o: EnqueueOptions) -> None:
 
 _ENQUEUE_FIELDS = tuple(f.name for f in fields(EnqueueOptions))
 _EMPTY = EnqueueOptions()  # what from_kwargs({}) gives: identity marks "nothing given"
+NO_OPTIONS = _EMPTY
 
 
 @dataclass(frozen=True)

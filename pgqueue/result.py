@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import statements, waiters
-from pgqueue.errors import JobCancelled, JobNotFound, TaskError
+from pgqueue.errors import ChordError, JobCancelled, JobNotFound, TaskError
 from pgqueue.job import JobInfo, JobState
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # Waiting is driven by NOTIFY; this only bounds how long a lost notification
 # (a dropped connection, say) could delay noticing a finished job.
-_RECHECK_SECONDS = 5.0
+RECHECK_SECONDS = _RECHECK_SECONDS = 5.0
 
 
 def settle(info: JobInfo, propagate: bool) -> Any:
@@ -24,9 +24,14 @@ def settle(info: JobInfo, propagate: bool) -> Any:
         return info.result
     if not propagate:
         return None
-    if info.state is JobState.CANCELLED:
-        raise JobCancelled(f"job {info.id} ({info.task}) was cancelled")
     err = info.error
+    if info.state is JobState.CANCELLED:
+        if err is not None and err.cause_job is not None:
+            # A workflow step that never ran: an earlier step failed, and its error
+            # is the workflow's (a chord's callback: ChordError, naming the member).
+            kind = ChordError if err.type == "ChordError" else TaskError
+            raise kind(err.cause_job, err.type, err.message, err.traceback)
+        raise JobCancelled(f"job {info.id} ({info.task}) was cancelled")
     if err is None:
         raise TaskError(info.id, "UnknownError", "the job failed without a recorded error", "")
     raise TaskError(info.id, err.type, err.message, err.traceback)
@@ -47,6 +52,11 @@ class JobResult:
         # The time the database stored, when this handle was made by enqueueing
         # (None for one made from an id: read it with info()).
         self.enqueued_at = enqueued_at
+        # Set when a canvas made this handle: a chain's previous step (``parent``),
+        # link callbacks (``children``), the workflow's id.
+        self.parent: Any = None
+        self.children: list[Any] = []
+        self.workflow_id: int | None = None
 
     def __repr__(self) -> str:
         return f"<JobResult {self.id}>"

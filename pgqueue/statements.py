@@ -12,13 +12,16 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pgqueue import encoding
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
 from pgqueue.options import EnqueueOptions
 from pgqueue.schedule import Schedule
 from pgqueue.sql import Query, channels, queries
+
+if TYPE_CHECKING:
+    from pgqueue.plan import Plan
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -301,10 +304,12 @@ def seconds_until_next_job(schema: str, queues: Sequence[str]) -> Statement[floa
 
 
 def _job_info(rows: list[Row]) -> JobInfo | None:
-    if not rows:
-        return None
+    return _job_info_row(rows[0]) if rows else None
+
+
+def _job_info_row(row: Row) -> JobInfo:
     (id_, task, queue, state, attempts, max_attempts, priority, run_at, created_at,
-     started_at, finished_at, value, etype, emessage, etraceback) = rows[0]
+     started_at, finished_at, value, etype, emessage, etraceback, cause) = row
     return JobInfo(
         id=id_,
         task=task,
@@ -318,12 +323,79 @@ def _job_info(rows: list[Row]) -> JobInfo | None:
         started_at=started_at,
         finished_at=finished_at,
         result=encoding.loads(value) if value is not None else None,
-        error=JobError(etype, emessage, etraceback) if etype is not None else None,
+        error=JobError(etype, emessage, etraceback, cause) if etype is not None else None,
     )
 
 
 def get_job(schema: str, job_id: int) -> Statement[JobInfo | None]:
     return Statement(queries(schema)["get_job"], {"id": job_id}, _job_info)
+
+
+# -- workflows ------------------------------------------------------------------
+def enqueue_workflow(schema: str, plan: Plan
+                     ) -> Statement[tuple[list[tuple[int, dt.datetime]], list[int], list[int]]]:
+    """Write a compiled canvas; decodes to ((id, created_at) per step, group ids,
+    workflow ids), each in the plan's order."""
+    steps = plan.steps
+    opts = [st.request.options for st in steps]
+
+    def decode(rows: list[Row]) -> tuple[list[tuple[int, dt.datetime]], list[int], list[int]]:
+        if not rows:
+            return [], [], []
+        return [(r[0], r[1]) for r in rows], list(rows[0][3]), list(rows[0][2])
+
+    return Statement(
+        queries(schema)["enqueue_workflow"],
+        {
+            "workflows_table": f'"{schema}".workflows',
+            "groups_table": f'"{schema}".workflow_groups',
+            "jobs_table": f'"{schema}".jobs',
+            "kinds": plan.kinds,
+            "group_workflows": [wf for wf, _ in plan.groups],
+            "group_sizes": [size for _, size in plan.groups],
+            "queues": [o.queue for o in opts],
+            "tasks": [st.request.task for st in steps],
+            "priorities": [o.priority for o in opts],
+            "etas": [o.eta for o in opts],
+            "countdowns": [o.countdown for o in opts],
+            "max_attempts": [o.max_attempts for o in opts],
+            "args": [st.request.args_json for st in steps],
+            "kwargs": [st.request.kwargs_json for st in steps],
+            "headers": [_headers_json(o) for o in opts],
+            "workflows": [st.workflow for st in steps],
+            "waiting": [st.waiting for st in steps],
+            "after_jobs": [st.after_job for st in steps],
+            "after_groups": [st.after_group for st in steps],
+            "pass_results": [st.pass_result for st in steps],
+            "member_of": [st.member_of for st in steps],
+            "member_index": [st.member_index for st in steps],
+            "errbacks": [_errbacks_json(st.errbacks) for st in steps],
+        },
+        decode,
+    )
+
+
+def _errbacks_json(errbacks: Sequence[EnqueueRequest]) -> str | None:
+    """link_error signatures as the workflow trigger enqueues them (migration 0009)."""
+    if not errbacks:
+        return None
+    return "[" + ",".join(
+        f'{{"task": {json.dumps(r.task)}, "queue": {json.dumps(r.options.queue)}, '
+        f'"priority": {r.options.priority}, "max_attempts": {r.options.max_attempts}, '
+        f'"args": {r.args_json}, "kwargs": {r.kwargs_json}, '
+        f'"headers": {_headers_json(r.options) or "null"}}}'
+        for r in errbacks) + "]"
+
+
+def group_status(schema: str, group_id: int) -> Statement[tuple[int, int, int] | None]:
+    """Decodes to (size, succeeded, failed), None for no such group."""
+    return Statement(queries(schema)["group_status"], {"id": group_id},
+                     lambda rows: (rows[0][0], rows[0][1], rows[0][2]) if rows else None)
+
+
+def group_members(schema: str, group_id: int) -> Statement[list[JobInfo]]:
+    return Statement(queries(schema)["group_members"], {"id": group_id},
+                     lambda rows: [_job_info_row(r) for r in rows])
 
 
 def register_worker(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pgqueue import statements
+from pgqueue.canvas import Canvas, Signature
 from pgqueue.options import EnqueueOptions, TaskOptions
 from pgqueue.result import JobResult
 
@@ -68,14 +69,21 @@ class Task(Generic[P, R]):
         given = EnqueueOptions.from_kwargs(options).over(self.defaults)
         return statements.make_request(self.name, args, kwargs, given)
 
-    def s(self, *args: P.args, **kwargs: P.kwargs) -> statements.EnqueueRequest:
-        """A job ready to enqueue (encoded now), for ``app.enqueue_many([...])``."""
-        return self._request(args, kwargs, {})
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        """A signature: this task with these arguments, not sent yet (``.delay()``, ``|``,
+        ``group``, ``chord``, ``app.enqueue_many([...])``). Encoded now, so a bad
+        argument raises here."""
+        return Signature(self.name, args, kwargs, task_object=self)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        """An immutable signature: in a chain it ignores the previous step's result."""
+        return Signature(self.name, args, kwargs, immutable=True, task_object=self)
 
     def signature(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
-                  **options: Any) -> statements.EnqueueRequest:
+                  *, immutable: bool = False, **options: Any) -> Signature:
         """Like :meth:`s`, with options (those of :class:`EnqueueOptions`)."""
-        return self._request(args, kwargs, options)
+        return Signature(self.name, args, kwargs, options, immutable=immutable,
+                         task_object=self)
 
     def map(self, arguments: Iterable[Sequence[Any]], *,
             connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
@@ -93,10 +101,17 @@ class Task(Generic[P, R]):
 
     def apply_async(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
                     *, connection: psycopg.Connection[Any] | None = None,
+                    link: Canvas | Sequence[Canvas] | None = None,
+                    link_error: Canvas | Sequence[Canvas] | None = None,
                     **options: Any) -> JobResult:
         """Enqueue with options (``queue``, ``priority``, ``countdown``, ``eta``,
         ``headers``: :class:`EnqueueOptions`). With ``connection=`` the job joins
-        that transaction."""
+        that transaction. ``link`` callbacks run after it succeeds (with its result
+        first), ``link_error`` ones if it fails (with its id and error first)."""
+        if link is not None or link_error is not None:
+            result: JobResult = Signature(self.name, args, kwargs, task_object=self).apply_async(
+                connection=connection, link=link, link_error=link_error, **options)
+            return result
         return self.app.enqueue(self._request(args, kwargs, options), connection=connection)
 
     async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> JobResult:
@@ -105,8 +120,15 @@ class Task(Generic[P, R]):
     async def apply_async_async(self, args: Sequence[Any] = (),
                                 kwargs: Mapping[str, Any] | None = None, *,
                                 connection: psycopg.AsyncConnection[Any] | None = None,
+                                link: Canvas | Sequence[Canvas] | None = None,
+                                link_error: Canvas | Sequence[Canvas] | None = None,
                                 **options: Any) -> JobResult:
         """``apply_async`` for asyncio code; ``connection=`` takes an AsyncConnection."""
+        if link is not None or link_error is not None:
+            sig = Signature(self.name, args, kwargs, task_object=self)
+            result: JobResult = await sig.apply_async_async(
+                connection=connection, link=link, link_error=link_error, **options)
+            return result
         return await self.app.enqueue_async(self._request(args, kwargs, options),
                                             connection=connection)
 

@@ -180,3 +180,48 @@ def register_atomic(app: App) -> None:
 
 
 register_atomic(app)
+
+
+def register_canvas(app: App) -> None:
+    """Tasks for workflows (chain, group, chord, callbacks)."""
+
+    @app.task
+    def mul(x: int, y: int) -> int:
+        return x * y
+
+    @app.task
+    def tsum(values: list[int]) -> int:
+        return sum(values)
+
+    @app.task
+    def div(x: int, y: int) -> float:
+        return x / y
+
+    @app.task
+    def slow_add(x: int, y: int, seconds: float = 0.05) -> int:
+        time.sleep(seconds)
+        return x + y
+
+    @app.task
+    def on_error(job_id: int, error: dict[str, str], label: str = "") -> str:
+        """An errback: records what it was told in public.errbacks, if that table exists."""
+        dsn = os.environ.get("PGQ_DSN") or app.settings.dsn or ""
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS public.errbacks "
+                         "(job_id bigint, type text, message text, label text)")
+            conn.execute("INSERT INTO public.errbacks VALUES (%s, %s, %s, %s)",
+                         (job_id, error["type"], error["message"], label))
+        return f"{error['type']} in job {job_id}"
+
+    @app.task
+    def record_once(key: str, value: Any = None) -> Any:
+        """Counts its runs per key in public.runs: a callback that ran twice shows."""
+        dsn = os.environ.get("PGQ_DSN") or app.settings.dsn or ""
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS public.runs (key text, value jsonb)")
+            conn.execute("INSERT INTO public.runs VALUES (%s, %s)",
+                         (key, psycopg.types.json.Jsonb(value)))
+        return value
+
+
+register_canvas(app)

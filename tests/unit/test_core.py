@@ -7,6 +7,8 @@ import uuid
 import pytest
 
 from pgqueue import App, JobResult, JobState, Task
+from pgqueue.canvas import Canvas
+from pgqueue.group_result import GroupResult
 from pgqueue.job import ClaimedJob, JobError
 from pgqueue.outcome import Failed, Succeeded, decide
 from pgqueue.statements import make_request
@@ -49,12 +51,13 @@ def _public(cls):
     return {n for n, v in vars(cls).items() if not n.startswith("_") and callable(v)}
 
 
-@pytest.mark.parametrize("cls", [App, Task, JobResult])
+@pytest.mark.parametrize("cls", [App, Task, JobResult, GroupResult, Canvas])
 def test_every_blocking_call_has_an_async_twin(cls):
     names = _public(cls)
-    exempt = {"task", "AsyncResult", "results", "configure", "dsn", "close", "migrate", "ready",
-              "successful", "failed", "info", "result", "state", "s", "signature",
-              "periodic", "add_periodic"}
+    exempt = {"task", "AsyncResult", "GroupResult", "results", "configure", "dsn", "close",
+              "migrate", "ready", "successful", "failed", "info", "result", "state", "s", "si",
+              "signature", "periodic", "add_periodic", "waiting", "revoke", "join", "link",
+              "link_error", "walk", "children", "clone", "compile_with"}
     for name in names - exempt:
         if name.endswith("_async"):
             continue
