@@ -35,7 +35,8 @@ class Rescuer:
 
 class Pruner:
     """Deletes finished jobs (with their results and errors), tick records and gone
-    workers older than the retention. Run by the scheduler's leader."""
+    workers older than the retention; a workflow's jobs go together, once all of
+    them have ended and aged out. Run by the scheduler's leader."""
 
     def __init__(self, link: Link, schema: str, retention: dt.timedelta,
                  batch: int = 10_000) -> None:
@@ -52,11 +53,19 @@ class Pruner:
             jobs += n
             if n < self.batch:
                 break
+        workflows = 0
+        while True:  # whole workflows, once every job of theirs has aged out
+            n = await self.link.execute(statements.prune(self.schema, "prune_workflows",
+                                                         self.retention, self.batch))
+            workflows += n
+            if n == 0:
+                break
         ticks = await self.link.execute(statements.prune(self.schema, "prune_ticks",
                                                          self.retention))
         workers = await self.link.execute(statements.prune(self.schema, "prune_workers",
                                                            self.retention))
-        if jobs or ticks or workers:
-            log.info("pruned %d finished jobs, %d tick records and %d workers older than %s",
-                     jobs, ticks, workers, self.retention)
-        return {"jobs": jobs, "ticks": ticks, "workers": workers}
+        if jobs or workflows or ticks or workers:
+            log.info("pruned %d finished jobs, %d jobs of finished workflows, %d tick records "
+                     "and %d workers older than %s", jobs, workflows, ticks, workers,
+                     self.retention)
+        return {"jobs": jobs, "workflow_jobs": workflows, "ticks": ticks, "workers": workers}

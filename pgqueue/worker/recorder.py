@@ -26,6 +26,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import psycopg
+
 from pgqueue import statements
 from pgqueue.job import ClaimedJob, JobError, JobState
 from pgqueue.link import Link, connection_lost
@@ -118,6 +120,12 @@ class Recorder:
         while True:
             try:
                 return await self.link.execute(stmt)
+            except (psycopg.errors.DeadlockDetected,
+                    psycopg.errors.SerializationFailure) as exc:
+                # Two workers ending members of the same groups in another order (the
+                # workflow trigger locks each group's row): Postgres rolled this one
+                # back whole, so running it again is the fix.
+                log.info("%s: %s; retrying", stmt.query.name, type(exc).__name__)
             except Exception as exc:
                 if not connection_lost(exc, self.link):
                     raise
