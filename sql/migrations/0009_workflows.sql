@@ -258,8 +258,23 @@ CREATE TRIGGER jobs_workflow AFTER UPDATE OF state ON jobs
           AND OLD.state IS DISTINCT FROM NEW.state)
     EXECUTE FUNCTION workflow_step_ended();
 
--- Steps cancelled for another job's failure are found by it when it is replayed.
-CREATE INDEX job_errors_cause_idx ON job_errors (cause_job) WHERE cause_job IS NOT NULL;
+-- A failed (or cancelled) member put back on its queue (replay) is no longer
+-- counted as failed in its group: once it succeeds, the group's counts, and so
+-- GroupResult.get(), say so. What its failure cancelled stays cancelled.
+CREATE FUNCTION workflow_step_replayed() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE workflow_groups g SET failed = greatest(g.failed - 1, 0), finished_at = NULL
+    FROM workflow_steps s WHERE s.job_id = NEW.id AND g.id = s.group_id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_workflow_replayed AFTER UPDATE OF state ON jobs
+    FOR EACH ROW
+    WHEN (NEW.workflow_id IS NOT NULL
+          AND OLD.state IN ('failed', 'cancelled') AND NEW.state = 'queued')
+    EXECUTE FUNCTION workflow_step_replayed();
 
 -- One row per workflow: how many of its jobs are in each state, and whether
 -- (and when) all of them ended. Documented in the README.

@@ -115,3 +115,69 @@ def _wait(check, timeout=10.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def test_replayed_member_completes_its_group_but_not_what_its_failure_cancelled(app, dsn):
+    add, tsum = app.tasks["add"], app.tasks["tsum"]
+    flaky = app.tasks["fails_first_time"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.first_runs (key text PRIMARY KEY)")
+    with running_worker(app):
+        c = chord([add.s(1, 1), flaky.s("m")], tsum.s()).delay()
+        with pytest.raises(ChordError):
+            c.get(timeout=10)
+        header = c.parent
+        assert header.failed() and header.ready()
+        member = header.results[1]
+        assert member.retry()
+        assert header.get(timeout=10) == [2, "m done"]
+        assert header.successful() and header.completed_count() == 2
+        assert c.state is JobState.CANCELLED  # its failure cancelled the callback: it stays
+        # A step cancelled for another's failure has nothing of its own to replay.
+        assert not c.retry()
+
+
+def test_cancelling_a_waiting_step_stops_the_rest_of_its_chain(app):
+    add, mul = app.tasks["add"], app.tasks["mul"]
+    r = chain(add.s(1, 1), mul.s(2), mul.s(3)).delay()
+    middle = r.parent
+    assert middle.state is JobState.WAITING
+    assert middle.cancel() is JobState.CANCELLED
+    assert r.state is JobState.CANCELLED
+    with running_worker(app):
+        assert r.parent.parent.get(timeout=10) == 2
+        with pytest.raises(Exception, match="cancelled"):
+            r.get(timeout=10)
+
+
+def test_async_twins_and_the_callers_async_transaction(app, dsn):
+    import asyncio
+
+    add, mul, tsum = app.tasks["add"], app.tasks["mul"], app.tasks["tsum"]
+
+    async def go():
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            r = await (add.s(2, 3) | mul.s(4)).apply_async_async(connection=conn)
+            g = await group(add.s(i, i) for i in range(5)).delay_async()
+            await conn.rollback()  # the chain goes with the transaction; the group was
+        return r, g                # written through the pool
+
+    r, g = asyncio.run(go())
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE id = %s", r.id) == 0
+    with running_worker(app):
+        async def wait():
+            return (await g.get_async(timeout=10), await g.ready_async(),
+                    await g.completed_count_async())
+        assert asyncio.run(wait()) == ([0, 2, 4, 6, 8], True, 5)
+        c = asyncio.run(chord([add.s(1, 1)], tsum.s()).apply_async_async())
+        assert asyncio.run(c.get_async(timeout=10)) == 2
+
+
+def test_enqueue_many_takes_plain_signatures_and_canvases(app):
+    add, mul = app.tasks["add"], app.tasks["mul"]
+    plain = app.enqueue_many([add.s(1, 2), add.s(3, 4)])
+    assert [r.workflow_id for r in plain] == [None, None]
+    mixed = app.enqueue_many([add.s(1, 2), add.s(1, 1) | mul.s(5), group(add.s(0, 1))])
+    with running_worker(app):
+        assert [m.get(timeout=10) for m in mixed] == [3, 10, [1]]
+    assert len({m.workflow_id for m in mixed}) == 3
