@@ -43,6 +43,8 @@ def _prepared(app: App, plan: Plan) -> Plan:
         prepared = app._prepared([s.request for s in plan.steps])
         for step, request in zip(plan.steps, prepared, strict=True):
             step.request = request
+            if step.errbacks:
+                step.errbacks = tuple(app._prepared(list(step.errbacks)))
     return plan
 
 
