@@ -278,8 +278,9 @@ class App:
                          options: EnqueueOptions) -> statements.EnqueueRequest:
         known = self.tasks.get(name)
         # Unknown here: max_attempts 0 lets the worker apply the task's own policy.
-        defaults = known.defaults if known is not None else UNKNOWN_TASK_DEFAULTS
-        return statements.make_request(name, args, kwargs, options.over(defaults))
+        if known is not None:  # the task's own merge (its defaults, its unique key)
+            return known._request(args, kwargs, options)
+        return statements.make_request(name, args, kwargs, options.over(UNKNOWN_TASK_DEFAULTS))
 
     def AsyncResult(self, job_id: int) -> JobResult:
         """A JobResult for an id kept from earlier (a web session, a log line)."""

@@ -67,14 +67,40 @@ class DatabaseEnqueuer:
         return [JobResult(self.app, job_id, enqueued_at=at) for job_id, at in written]
 
     def _write(self, batch: list[EnqueueRequest]) -> Statement[list[JobResult]]:
+        if any(r.options.unique_key is not None for r in batch):
+            return self._write_unique(batch)
         stmt = statements.enqueue(self.app.settings.schema, batch)
         return statements.mapped(statements.timed(stmt), self._results)
+
+    def _write_unique(self, batch: list[EnqueueRequest]) -> Statement[list[JobResult]]:
+        """A batch with unique keys: a key given twice is written once, and both get
+        that job (the second as deduplicated)."""
+        first: dict[str, int] = {}  # key -> place in the statement's batch
+        sent: list[EnqueueRequest] = []
+        places: list[tuple[int, bool]] = []  # per request: (place sent, repeated here)
+        for r in batch:
+            key = r.options.unique_key
+            if key is not None and key in first:
+                places.append((first[key], True))
+                continue
+            if key is not None:
+                first[key] = len(sent)
+            places.append((len(sent), False))
+            sent.append(r)
+
+        def results(rows: list[tuple[int, dt.datetime | None, bool]]) -> list[JobResult]:
+            return [JobResult(self.app, rows[i][0], enqueued_at=None if again else rows[i][1],
+                              deduplicated=again or rows[i][2])
+                    for i, again in places]
+
+        return statements.mapped(statements.enqueue_unique(self.app.settings.schema, sent),
+                                 results)
 
     def _same(self, task: Task[..., Any], arglists: list[Sequence[Any]]
               ) -> Statement[list[JobResult]] | None:
         """The one-task batch statement, or None where each job needs its own row
         parameters (enqueue hooks add headers to each job)."""
-        if not arglists or self.app.hooks.any_enqueue_hooks:
+        if not arglists or self.app.hooks.any_enqueue_hooks or task.options.unique:
             return None
         stmt = statements.enqueue_same(self.app.settings.schema, task.name, task.defaults,
                                        arglists)

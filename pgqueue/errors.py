@@ -43,6 +43,10 @@ class JobCancelled(PgQueueError):
     """The job was cancelled before it could produce a result."""
 
 
+class JobExpired(JobCancelled):
+    """The job was not started before its ``expires`` time, so it never ran."""
+
+
 class UnknownTask(PgQueueError, LookupError):
     """A worker was handed a job whose task name it has not registered."""
 

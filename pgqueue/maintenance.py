@@ -25,6 +25,11 @@ class Rescuer:
         self.max_rescues = max_rescues
 
     async def run_once(self) -> list[tuple[int, str]]:
+        # Jobs whose expiry passed unstarted: the claim skips them; recorded here.
+        expired = await self.link.execute(statements.expire_jobs(self.schema))
+        if expired:
+            log.info("%d jobs expired before they could start: %s", len(expired),
+                     ", ".join(map(str, expired[:20])))
         rescued = await self.link.execute(statements.rescue_expired(self.schema,
                                                                     self.max_rescues))
         if rescued:
@@ -60,6 +65,13 @@ class Pruner:
             workflows += n
             if n == 0:
                 break
+        while True:  # result_expires, task by task: whatever the retention
+            n = await self.link.execute(statements.prune(self.schema, "prune_kept",
+                                                         self.retention, self.batch))
+            jobs += n
+            if n < self.batch:
+                break
+        await self.link.execute(statements.prune(self.schema, "prune_keys", self.retention))
         ticks = await self.link.execute(statements.prune(self.schema, "prune_ticks",
                                                          self.retention))
         workers = await self.link.execute(statements.prune(self.schema, "prune_workers",

@@ -63,6 +63,12 @@ class EnqueueOptions:
     - ``headers``: string metadata carried with the job (trace context, ...).
     - ``max_attempts``: normally from the task's retry policy; 0 tells the
       worker to apply the policy of the task it has registered.
+    - ``unique_key``: at most one waiting-or-running job holds a key; an enqueue
+      with a held key returns the holder (``r.deduplicated``). ``unique_for``
+      (seconds): the key is also held that long after the job was enqueued,
+      finished or not.
+    - ``expires`` (seconds from now, or a timezone-aware datetime): a job not
+      started by then is cancelled without running (``JobExpired``).
     """
 
     queue: str | None = None
@@ -72,8 +78,15 @@ class EnqueueOptions:
     # Out of the generated __eq__/__hash__: a dict can't be hashed.
     headers: Mapping[str, str] | None = field(default=None, compare=False)
     max_attempts: int | None = None
+    unique_key: str | None = None
+    unique_for: float | None = None  # seconds (a timedelta is taken too)
+    expires: float | dt.datetime | None = None  # seconds from now, or a datetime
 
     def __post_init__(self) -> None:
+        for name in ("unique_for", "expires"):
+            value = getattr(self, name)
+            if isinstance(value, dt.timedelta):
+                object.__setattr__(self, name, value.total_seconds())
         _check(self)
 
     @classmethod
@@ -129,6 +142,20 @@ def _check(o: EnqueueOptions) -> None:
             raise ValueError("give either eta or countdown, not both")
     if o.max_attempts is not None and _int("max_attempts", o.max_attempts) < 0:
         raise ValueError("max_attempts must be 0 or more")
+    if o.unique_key is not None:
+        if not isinstance(o.unique_key, str):
+            raise TypeError(f"unique_key must be a str, not {type(o.unique_key).__name__}")
+        if not o.unique_key or len(o.unique_key) > 1000:
+            raise ValueError("unique_key must be 1 to 1000 characters")
+    if o.unique_for is not None and _seconds("unique_for", o.unique_for) < 0:
+        raise ValueError(f"unique_for must be 0 or more seconds, not {o.unique_for}")
+    if o.expires is not None:
+        if isinstance(o.expires, dt.datetime):
+            if o.expires.tzinfo is None:
+                raise ValueError("expires must be timezone-aware (a naive datetime is "
+                                 "ambiguous), or a number of seconds from now")
+        elif _seconds("expires", o.expires) < 0:
+            raise ValueError(f"expires must be 0 or more seconds, not {o.expires}")
     if o.headers is not None:
         if not isinstance(o.headers, Mapping):
             raise TypeError(f"headers must be a dict, not {type(o.headers).__name__}")
@@ -154,7 +181,10 @@ class TaskOptions:
     gets a :class:`pgqueue.context.JobContext` first. ``time_limit`` (hard) and
     ``soft_time_limit`` in seconds. ``atomic``: the task's writes on
     ``self.connection`` commit with its completion. ``redact``: argument names
-    monitoring shows as •••.
+    monitoring shows as •••. ``unique``: a job's key is its task and arguments
+    (see ``unique_key``), held for ``unique_for`` seconds. ``ignore_result``: no
+    result row is stored. ``result_expires``: seconds after which this task's
+    finished jobs are pruned (instead of after the retention).
     """
 
     name: str | None = None
@@ -166,8 +196,21 @@ class TaskOptions:
     soft_time_limit: float | None = None
     atomic: bool = False
     redact: Sequence[str] = ()
+    unique: bool = False
+    unique_for: float | None = None
+    ignore_result: bool = False
+    result_expires: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("unique_for", "result_expires"):
+            value = getattr(self, name)
+            if isinstance(value, dt.timedelta):
+                object.__setattr__(self, name, value.total_seconds())
+        if self.result_expires is not None and _seconds("result_expires",
+                                                        self.result_expires) < 0:
+            raise ValueError(f"result_expires must be 0 or more seconds, not "
+                             f"{self.result_expires}")
+        EnqueueOptions(unique_for=self.unique_for)  # the same check
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise TypeError(f"a task's name must be a non-empty str, not {self.name!r}")
         EnqueueOptions(queue=self.queue, priority=self.priority)  # the same checks
@@ -194,7 +237,7 @@ class TaskOptions:
     def enqueue_defaults(self) -> EnqueueOptions:
         """The options a job of this task gets where the call doesn't say."""
         return EnqueueOptions(queue=self.queue, priority=self.priority,
-                              max_attempts=self.policy.max_attempts)
+                              max_attempts=self.policy.max_attempts, unique_for=self.unique_for)
 
 
 _RETRY_FIELDS = frozenset(f.name for f in fields(RetryPolicy))

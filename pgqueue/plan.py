@@ -146,8 +146,12 @@ class Compiler:
                 s = s.clone((after[1],))
             after = None
         options = self.shared if after is not None else self.shared_and_timing()
+        request = s.request(self.app, options)
+        if request.options.unique_key is not None:
+            raise ValueError(f"{s!r}: a workflow's jobs can't have unique keys (its steps "
+                             "are all written together); enqueue unique jobs on their own")
         step = Step(
-            request=s.request(self.app, options), workflow=wf,
+            request=request, workflow=wf,
             after_job=after[1] if after is not None and after[0] == "job" else None,
             after_group=after[1] if after is not None and after[0] == "group" else None,
             pass_result=pass_result,

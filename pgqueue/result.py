@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import statements, waiters
-from pgqueue.errors import ChordError, JobCancelled, JobNotFound, TaskError
+from pgqueue.errors import ChordError, JobCancelled, JobExpired, JobNotFound, TaskError
 from pgqueue.job import JobInfo, JobState
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ def settle(info: JobInfo, propagate: bool) -> Any:
             # is the workflow's (a chord's callback: ChordError, naming the member).
             kind = ChordError if err.type == "ChordError" else TaskError
             raise kind(err.cause_job, err.type, err.message, err.traceback)
+        if err is not None and err.type == "JobExpired":
+            raise JobExpired(f"job {info.id} ({info.task}) expired: {err.message}")
         raise JobCancelled(f"job {info.id} ({info.task}) was cancelled")
     if err is None:
         raise TaskError(info.id, "UnknownError", "the job failed without a recorded error", "")
@@ -46,9 +48,11 @@ class JobResult:
     """
 
     def __init__(self, app: App, job_id: int, *,
-                 enqueued_at: dt.datetime | None = None) -> None:
+                 enqueued_at: dt.datetime | None = None, deduplicated: bool = False) -> None:
         self.app = app
         self.id = int(job_id)
+        # True when the enqueue found its unique key held and returned the holder.
+        self.deduplicated = deduplicated
         # The time the database stored, when this handle was made by enqueueing
         # (None for one made from an id: read it with info()).
         self.enqueued_at = enqueued_at

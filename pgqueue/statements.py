@@ -7,7 +7,9 @@ implementation of every query and every row decoding.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -115,6 +117,16 @@ def make_request(
     )
 
 
+def with_unique_key(request: EnqueueRequest) -> EnqueueRequest:
+    """The request with the key ``unique=True`` gives it: its task and its arguments
+    (keyword arguments in any order give the same key)."""
+    canonical = json.dumps([json.loads(request.args_json), json.loads(request.kwargs_json)],
+                           sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    options = dataclasses.replace(request.options, unique_key=f"{request.task}:{digest}")
+    return dataclasses.replace(request, options=options)
+
+
 def _complete(o: EnqueueOptions) -> bool:
     return o.queue is not None and o.priority is not None and o.max_attempts is not None
 
@@ -145,33 +157,64 @@ def _headers_json(o: EnqueueOptions) -> str | None:
     return json.dumps(dict(o.headers)) if o.headers else None
 
 
+def _expires_at(o: EnqueueOptions) -> dt.datetime | None:
+    return o.expires if isinstance(o.expires, dt.datetime) else None
+
+
+def _expires_in(o: EnqueueOptions) -> float | None:
+    return None if o.expires is None or isinstance(o.expires, dt.datetime) else o.expires
+
+
 def enqueue(schema: str, requests: Sequence[EnqueueRequest]) -> Statement[list[int]]:
-    if len(requests) == 1:
+    """Write jobs; a batch holding unique keys goes through :func:`enqueue_unique`."""
+    if len(requests) == 1 and requests[0].options.unique_key is None:
         r = requests[0]
         o = r.options
         return Statement(
             queries(schema)["enqueue_job"],
             {"queue": o.queue, "task": r.task, "priority": o.priority, "eta": o.eta,
              "countdown": o.countdown, "max_attempts": o.max_attempts, "args": r.args_json,
-             "kwargs": r.kwargs_json, "headers": _headers_json(o)},
+             "kwargs": r.kwargs_json, "headers": _headers_json(o),
+             "expires_at": _expires_at(o), "expires_in": _expires_in(o)},
             _first_column,
         )
+    if any(r.options.unique_key is not None for r in requests):
+        return mapped(enqueue_unique(schema, requests), lambda rows: [i for i, _, _ in rows])
+    return Statement(queries(schema)["enqueue_jobs"], _batch_params(requests), _first_column)
+
+
+def _batch_params(requests: Sequence[EnqueueRequest]) -> dict[str, Any]:
     opts = [r.options for r in requests]
-    return Statement(
-        queries(schema)["enqueue_jobs"],
-        {
-            "queues": [o.queue for o in opts],
-            "tasks": [r.task for r in requests],
-            "priorities": [o.priority for o in opts],
-            "etas": [o.eta for o in opts],
-            "countdowns": [o.countdown for o in opts],
-            "max_attempts": [o.max_attempts for o in opts],
-            "args": [r.args_json for r in requests],
-            "kwargs": [r.kwargs_json for r in requests],
-            "headers": [_headers_json(o) for o in opts],
-        },
-        _first_column,
-    )
+    return {
+        "queues": [o.queue for o in opts],
+        "tasks": [r.task for r in requests],
+        "priorities": [o.priority for o in opts],
+        "etas": [o.eta for o in opts],
+        "countdowns": [o.countdown for o in opts],
+        "max_attempts": [o.max_attempts for o in opts],
+        "args": [r.args_json for r in requests],
+        "kwargs": [r.kwargs_json for r in requests],
+        "headers": [_headers_json(o) for o in opts],
+        "expires_ats": [_expires_at(o) for o in opts],
+        "expires_ins": [_expires_in(o) for o in opts],
+    }
+
+
+def enqueue_unique(schema: str, requests: Sequence[EnqueueRequest]
+                   ) -> Statement[list[tuple[int, dt.datetime | None, bool]]]:
+    """Write jobs, those with a unique key only if the key is free; decodes to
+    (id, created_at or None, deduplicated) per request. No key may appear twice."""
+    keys = [r.options.unique_key for r in requests if r.options.unique_key is not None]
+    if len(keys) != len(set(keys)):
+        raise ValueError("a unique key appears twice in one batch (the enqueuer keeps one)")
+    params = _batch_params(requests)
+    params.update({
+        "jobs_table": f'"{schema}".jobs',
+        "unique_keys": [r.options.unique_key for r in requests],
+        "unique_fors": [r.options.unique_for for r in requests],
+    })
+    return Statement(queries(schema)["enqueue_unique"], params,
+                     lambda rows: [(r[0], r[1], bool(r[2])) for r in rows])
 
 
 def _claimed(rows: list[Row]) -> list[ClaimedJob]:
@@ -203,6 +246,7 @@ class Finish:
     value_json: str | None = None
     error: JobError | None = None
     retry_in: float | None = None
+    keep_for: float | None = None  # the task's result_expires: pruned that long after
 
 
 def _accepted(rows: list[Row]) -> set[int]:
@@ -225,6 +269,7 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[
             "error_types": [r.error.type if r.error else None for r in records],
             "error_messages": [r.error.message if r.error else None for r in records],
             "tracebacks": [r.error.traceback if r.error else None for r in records],
+            "keep_for": [r.keep_for for r in records],
             "worker_id": worker_id,
             "done_channel": channels(schema)["done_channel"],
             "jobs_channel": channels(schema)["jobs_channel"],
@@ -275,6 +320,12 @@ def rescue_expired(schema: str, max_rescues: int) -> Statement[list[tuple[int, s
         {"max_rescues": max_rescues, "jobs_channel": channels(schema)["jobs_channel"]},
         lambda rows: [(r[0], r[1]) for r in rows],
     )
+
+
+def expire_jobs(schema: str) -> Statement[list[int]]:
+    """Cancel queued jobs whose expiry passed; decodes to their ids."""
+    return Statement(queries(schema)["expire_jobs"],
+                     {"done_channel": channels(schema)["done_channel"]}, _first_column)
 
 
 def cancel_job(schema: str, job_id: int) -> Statement[JobState | None]:
@@ -373,6 +424,8 @@ def enqueue_workflow(schema: str, plan: Plan
             "member_of": [st.member_of for st in steps],
             "member_index": [st.member_index for st in steps],
             "errbacks": [_errbacks_json(st.errbacks) for st in steps],
+            "expires_ats": [_expires_at(o) for o in opts],
+            "expires_ins": [_expires_in(o) for o in opts],
         },
         decode,
     )

@@ -64,10 +64,15 @@ class Task(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     def _request(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None,
-                 options: Mapping[str, Any]) -> statements.EnqueueRequest:
+                 options: Mapping[str, Any] | EnqueueOptions) -> statements.EnqueueRequest:
         """The one place a call's options meet the task's defaults."""
-        given = EnqueueOptions.from_kwargs(options).over(self.defaults)
-        return statements.make_request(self.name, args, kwargs, given)
+        if not isinstance(options, EnqueueOptions):
+            options = EnqueueOptions.from_kwargs(options)
+        given = options.over(self.defaults)
+        request = statements.make_request(self.name, args, kwargs, given)
+        if self.options.unique and request.options.unique_key is None:
+            return statements.with_unique_key(request)
+        return request
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """A signature: this task with these arguments, not sent yet (``.delay()``, ``|``,

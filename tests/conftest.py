@@ -100,12 +100,13 @@ def dsn(pg_server: str, template_db: str) -> Iterator[str]:
 
 @pytest.fixture
 def app(dsn: str) -> Iterator[App]:
-    from tests.tasks_app import register, register_atomic, register_canvas
+    from tests.tasks_app import register, register_atomic, register_canvas, register_flow
 
     application = App(dsn, heartbeat_interval=0.5, lease_seconds=5)
     register(application)
     register_atomic(application)
     register_canvas(application)
+    register_flow(application)
     yield application
     application.close()
 

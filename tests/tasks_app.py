@@ -225,3 +225,22 @@ def register_canvas(app: App) -> None:
 
 
 register_canvas(app)
+
+
+def register_flow(app: App) -> None:
+    """Tasks for unique jobs, expiry and result retention."""
+
+    @app.task(unique=True)
+    def sync_account(account_id: int, full: bool = False) -> int:
+        return account_id
+
+    @app.task(ignore_result=True)
+    def forgetful(x: int) -> int:
+        return x
+
+    @app.task(result_expires=1)
+    def short_lived(x: int) -> int:
+        return x
+
+
+register_flow(app)

@@ -22,6 +22,7 @@ lease then runs out and the rescuer takes it, like any job of a lost worker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -83,6 +84,8 @@ class Recorder:
             else:
                 task = self.tasks.get(job.task)
                 record = decide(job, outcome, task.policy if task else None)
+                if task is not None and record.state is not JobState.QUEUED:
+                    record = _kept(task, record)
                 self.pending.append(record)
                 label = "retried" if record.state is JobState.QUEUED else record.state.value
             if self.metrics is not None:
@@ -183,6 +186,17 @@ class Recorder:
     async def flushed(self) -> None:
         """Wait until every outcome added so far is written."""
         await self._idle.wait()
+
+
+def _kept(task: Task[Any, Any], record: Finish) -> Finish:
+    """The task's own result rules: ``ignore_result`` stores no value, and
+    ``result_expires`` says when the finished job is pruned."""
+    o = task.options
+    if not o.ignore_result and o.result_expires is None:
+        return record
+    return dataclasses.replace(
+        record, value_json=None if o.ignore_result else record.value_json,
+        keep_for=o.result_expires)
 
 
 def _unstorable(record: Finish) -> Finish:

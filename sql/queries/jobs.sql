@@ -8,17 +8,78 @@
 -- One statement for one job or ten thousand: arrays in, one row per job out (its
 -- id, and the time the database stored, so no second read is needed for it).
 -- run_at is the database's clock plus the countdown, or the given eta.
-INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers)
+INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers,
+                           expires_at)
 SELECT i.queue, i.task, i.priority,
        coalesce(i.eta, now() + make_interval(secs => coalesce(i.countdown, 0))),
-       i.max_attempts, i.args, i.kwargs, i.headers
+       i.max_attempts, i.args, i.kwargs, i.headers,
+       coalesce(i.expires_at, now() + make_interval(secs => i.expires_in))
 FROM unnest(%(queues)b::text[], %(tasks)b::text[], %(priorities)b::smallint[],
             %(etas)b::timestamptz[], %(countdowns)b::float8[], %(max_attempts)b::int[],
-            %(args)b::jsonb[], %(kwargs)b::jsonb[], %(headers)b::jsonb[])
+            %(args)b::jsonb[], %(kwargs)b::jsonb[], %(headers)b::jsonb[],
+            %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[])
      WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args, kwargs,
-                          headers, n)
+                          headers, expires_at, expires_in, n)
 ORDER BY i.n
 RETURNING id, created_at;
+
+-- name: enqueue_unique :many :unprepared
+-- enqueue_jobs for a batch with unique keys (no key twice in it). Each keyed job
+-- first takes its key in job_keys: the key's primary key makes racing producers
+-- wait for each other, and ON CONFLICT DO UPDATE then sees the winner's row
+-- (committed after this statement's snapshot was taken, which a plain SELECT
+-- would miss). A held key keeps its job; a free one (its job ended and its
+-- window passed) is taken over. Only jobs that got their key are inserted; the
+-- others come back with the holder's id and deduplicated = true.
+WITH spec AS MATERIALIZED (
+    SELECT i.*, nextval(pg_get_serial_sequence(%(jobs_table)s, 'id')) AS new_id
+    FROM unnest(%(queues)b::text[], %(tasks)b::text[], %(priorities)b::smallint[],
+                %(etas)b::timestamptz[], %(countdowns)b::float8[], %(max_attempts)b::int[],
+                %(args)b::jsonb[], %(kwargs)b::jsonb[], %(headers)b::jsonb[],
+                %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[],
+                %(unique_keys)b::text[], %(unique_fors)b::float8[])
+         WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args,
+                              kwargs, headers, expires_at, expires_in, unique_key,
+                              unique_for, n)
+),
+keyed AS (
+    INSERT INTO {schema}.job_keys AS k (key, job_id, created_at, hold_until)
+    SELECT unique_key, new_id, now(), now() + make_interval(secs => unique_for)
+    FROM spec WHERE unique_key IS NOT NULL
+    ON CONFLICT (key) DO UPDATE
+    SET job_id = CASE WHEN k.released_at IS NOT NULL AND coalesce(k.hold_until <= now(), true)
+                      THEN excluded.job_id ELSE k.job_id END,
+        created_at = CASE WHEN k.released_at IS NOT NULL
+                               AND coalesce(k.hold_until <= now(), true)
+                          THEN excluded.created_at ELSE k.created_at END,
+        hold_until = CASE WHEN k.released_at IS NOT NULL
+                               AND coalesce(k.hold_until <= now(), true)
+                          THEN excluded.hold_until ELSE k.hold_until END,
+        released_at = CASE WHEN k.released_at IS NOT NULL
+                                AND coalesce(k.hold_until <= now(), true)
+                           THEN NULL ELSE k.released_at END
+    RETURNING k.key, k.job_id
+),
+chosen AS (
+    SELECT s.n, s.new_id, coalesce(kd.job_id, s.new_id) AS id,
+           coalesce(kd.job_id = s.new_id, true) AS created
+    FROM spec s LEFT JOIN keyed kd ON kd.key = s.unique_key
+),
+inserted AS (
+    INSERT INTO {schema}.jobs (id, queue, task, priority, run_at, max_attempts, args, kwargs,
+                               headers, expires_at, unique_key) OVERRIDING SYSTEM VALUE
+    SELECT s.new_id, s.queue, s.task, s.priority,
+           coalesce(s.eta, now() + make_interval(secs => coalesce(s.countdown, 0))),
+           s.max_attempts, s.args, s.kwargs, s.headers,
+           coalesce(s.expires_at, now() + make_interval(secs => s.expires_in)), s.unique_key
+    FROM spec s JOIN chosen c ON c.n = s.n
+    WHERE c.created
+    ORDER BY s.n
+    RETURNING id, created_at
+)
+SELECT c.id, i.created_at, NOT c.created
+FROM chosen c LEFT JOIN inserted i ON i.id = c.new_id AND c.created
+ORDER BY c.n;
 
 -- name: enqueue_same :many
 -- task.map(): many jobs of one task with the same options, differing only in
@@ -34,11 +95,14 @@ RETURNING id, created_at;
 -- name: enqueue_job :many
 -- The common case, one job, with plain parameters: no arrays to build and
 -- unnest, about a third cheaper than enqueue_jobs for a single row.
-INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers)
+INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers,
+                           expires_at)
 VALUES (%(queue)s, %(task)s, %(priority)s,
         coalesce(%(eta)s::timestamptz,
                  now() + make_interval(secs => coalesce(%(countdown)s::float8, 0))),
-        %(max_attempts)s, %(args)s::jsonb, %(kwargs)s::jsonb, %(headers)s::jsonb)
+        %(max_attempts)s, %(args)s::jsonb, %(kwargs)s::jsonb, %(headers)s::jsonb,
+        coalesce(%(expires_at)s::timestamptz,
+                 now() + make_interval(secs => %(expires_in)s::float8)))
 RETURNING id, created_at;
 
 -- name: claim_jobs :many
@@ -65,6 +129,7 @@ candidates AS (
         WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
           AND EXISTS (SELECT FROM async_commit)
           AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
+          AND (j.expires_at IS NULL OR j.expires_at > now())
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -101,8 +166,9 @@ WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(states)b::{schema}.job_state[],
                 %(retry_in)b::float8[], %(values)b::jsonb[], %(error_types)b::text[],
-                %(error_messages)b::text[], %(tracebacks)b::text[])
-         AS o(id, lease, state, retry_in, value, error_type, error_message, traceback)
+                %(error_messages)b::text[], %(tracebacks)b::text[], %(keep_for)b::float8[])
+         AS o(id, lease, state, retry_in, value, error_type, error_message, traceback,
+              keep_for)
 ),
 finished AS (
     UPDATE {schema}.jobs j
@@ -112,7 +178,10 @@ finished AS (
                       THEN now() + make_interval(secs => coalesce(o.retry_in, 0))
                       ELSE j.run_at END,
         lease = NULL,
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        -- result_expires: this task's finished jobs are pruned then, not after the retention
+        keep_until = CASE WHEN o.keep_for IS NOT NULL AND o.state <> 'queued'
+                          THEN now() + make_interval(secs => o.keep_for) END
     FROM outcome o
     WHERE j.id = o.id AND j.lease = o.lease AND j.state = 'running'
     RETURNING j.id, j.attempts, j.state, j.queue
@@ -332,3 +401,31 @@ LISTEN {jobs_channel};
 
 -- name: unlisten_all :none
 UNLISTEN *;
+
+-- name: expire_jobs :many
+-- Queued jobs whose expiry passed end cancelled, never having run, with a
+-- JobExpired error saying when; their waiters are told. (The claim already
+-- skips them; this records it.)
+WITH expired AS (
+    UPDATE {schema}.jobs j
+    SET state = 'cancelled', finished_at = now()
+    WHERE j.id IN (SELECT id FROM {schema}.jobs
+                   WHERE state = 'queued' AND expires_at <= now()
+                   ORDER BY expires_at LIMIT 1000
+                   FOR UPDATE SKIP LOCKED)
+      AND j.state = 'queued'
+    RETURNING j.id, j.attempts, j.expires_at
+),
+noted AS (
+    INSERT INTO {schema}.job_errors (job_id, attempt, type, message, traceback)
+    SELECT id, attempts + 1, 'JobExpired',
+           format('not started before it expired at %%s', expires_at), ''
+    FROM expired
+    ON CONFLICT (job_id, attempt) DO NOTHING
+),
+told AS (
+    SELECT pg_notify(%(done_channel)s, CASE WHEN count(*) < 500 THEN string_agg(id::text, ',')
+                                            ELSE '' END)
+    FROM expired HAVING count(*) > 0
+)
+SELECT id FROM expired, (SELECT count(*) FROM told) AS t;

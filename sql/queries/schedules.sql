@@ -149,6 +149,7 @@ WITH old AS (
     SELECT id FROM {schema}.jobs
     WHERE finished_at < now() - make_interval(secs => %(retention_seconds)s)
       AND workflow_id IS NULL  -- workflows go whole: prune_workflows
+      AND keep_until IS NULL   -- result_expires: prune_kept
     ORDER BY finished_at
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -161,6 +162,36 @@ results AS (
 ),
 errors AS (
     DELETE FROM {schema}.job_errors e USING gone WHERE e.job_id = gone.id
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_kept :one
+-- Finished jobs of tasks with result_expires, once that has passed (whatever the
+-- retention). Workflow jobs still go whole.
+WITH old AS (
+    SELECT id FROM {schema}.jobs
+    WHERE keep_until < now() AND workflow_id IS NULL
+    ORDER BY keep_until
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+),
+gone AS (
+    DELETE FROM {schema}.jobs j USING old WHERE j.id = old.id RETURNING j.id
+),
+results AS (
+    DELETE FROM {schema}.job_results r USING gone WHERE r.job_id = gone.id
+),
+errors AS (
+    DELETE FROM {schema}.job_errors e USING gone WHERE e.job_id = gone.id
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_keys :one
+-- Unique keys that hold nothing any more: their job ended and their window passed.
+WITH gone AS (
+    DELETE FROM {schema}.job_keys
+    WHERE released_at IS NOT NULL AND coalesce(hold_until < now(), true)
+    RETURNING 1
 )
 SELECT count(*) FROM gone;
 

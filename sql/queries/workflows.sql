@@ -33,21 +33,24 @@ spec AS MATERIALIZED (
                 %(args)b::jsonb[], %(kwargs)b::jsonb[], %(headers)b::jsonb[],
                 %(workflows)b::int[], %(waiting)b::bool[], %(after_jobs)b::int[],
                 %(after_groups)b::int[], %(pass_results)b::bool[], %(member_of)b::int[],
-                %(member_index)b::int[], %(errbacks)b::jsonb[])
+                %(member_index)b::int[], %(errbacks)b::jsonb[],
+                %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[])
          WITH ORDINALITY AS s(queue, task, priority, eta, countdown, max_attempts, args,
                               kwargs, headers, wf, waiting, after_job, after_group,
-                              pass_result, member_of, member_index, errbacks, n)
+                              pass_result, member_of, member_index, errbacks, expires_at,
+                              expires_in, n)
 ),
 jobs_in AS (
     INSERT INTO {schema}.jobs (id, queue, task, priority, run_at, max_attempts, args, kwargs,
-                               headers, state, workflow_id) OVERRIDING SYSTEM VALUE
+                               headers, state, workflow_id, expires_at) OVERRIDING SYSTEM VALUE
     SELECT s.id, s.queue, s.task, s.priority,
            -- A waiting step's delay counts from its release (workflow_release).
            CASE WHEN s.waiting THEN coalesce(s.eta, now())
                 ELSE coalesce(s.eta, now() + make_interval(secs => coalesce(s.countdown, 0)))
            END,
            s.max_attempts, s.args, s.kwargs, s.headers,
-           CASE WHEN s.waiting THEN 'waiting' ELSE 'queued' END::{schema}.job_state, wf.id
+           CASE WHEN s.waiting THEN 'waiting' ELSE 'queued' END::{schema}.job_state, wf.id,
+           coalesce(s.expires_at, now() + make_interval(secs => s.expires_in))
     FROM spec s JOIN wf ON wf.n = s.wf
     ORDER BY s.n
     RETURNING id, created_at
