@@ -3,7 +3,9 @@
 With ``App(eager=True)`` (or ``PGQ_EAGER=1``) ``delay()``, ``apply_async()``,
 ``map()`` and ``enqueue_many()`` run each task in the calling thread and return
 an :class:`EagerResult` instead of writing a row. It is meant for tests of code
-that enqueues, where no worker runs.
+that enqueues, where no worker runs. Workflows (chains, groups, chords, link
+callbacks) run inline too, step by step, by the rules their trigger applies in
+the database (:mod:`pgqueue.eager_workflow`).
 
 What stays as in production, on purpose:
 
@@ -40,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue import encoding
+from pgqueue import eager_workflow, encoding
 from pgqueue.context import JobContext
+from pgqueue.eager_workflow import Todo, Walk
 from pgqueue.enqueuer import each
 from pgqueue.errors import UnknownTask
 from pgqueue.execution import (
@@ -140,8 +143,9 @@ def lookup(app: App, job_id: int) -> EagerResult | None:
 
 
 def clear(app: App) -> None:
-    """Forget the app's eager results (between tests)."""
+    """Forget the app's eager results and groups (between tests)."""
     _results.pop(app, None)
+    eager_workflow.clear(app)
 
 
 class EagerEnqueuer:
@@ -170,15 +174,15 @@ class EagerEnqueuer:
 
     def enqueue_workflow(self, plan: Plan, connection: psycopg.Connection[Any] | None
                          ) -> Written:
-        raise NotImplementedError("workflows in eager mode: not yet")
+        return run_plan(self.app, plan, connection)
 
     async def enqueue_workflow_async(self, plan: Plan,
                                      connection: psycopg.AsyncConnection[Any] | None
                                      ) -> Written:
-        raise NotImplementedError("workflows in eager mode: not yet")
+        return await run_plan_async(self.app, plan)
 
     def lookup_group(self, group_id: int) -> GroupResult | None:
-        return None
+        return eager_workflow.lookup_group(self.app, group_id)
 
     def lookup(self, job_id: int) -> JobResult | None:
         return lookup(self.app, job_id)
@@ -188,11 +192,7 @@ class EagerEnqueuer:
 def run(app: App, batch: Sequence[EnqueueRequest],
         connection: psycopg.Connection[Any] | None = None) -> list[JobResult]:
     """Run each request now, in order (``App.enqueue_many`` in eager mode)."""
-    out: list[JobResult] = []
-    for request in batch:
-        job_id = _next_id()
-        out.append(_record(app, job_id, request, _attempts(app, job_id, request, connection)))
-    return out
+    return [_ran(app, Todo(_next_id(), request), connection) for request in batch]
 
 
 async def run_async(app: App, batch: Sequence[EnqueueRequest],
@@ -204,11 +204,35 @@ async def run_async(app: App, batch: Sequence[EnqueueRequest],
     loop, as a test can afford). An atomic task needs a sync connection, so it
     gets one from the app's pool rather than ``connection``.
     """
-    out: list[JobResult] = []
-    for request in batch:
-        job_id = _next_id()
-        out.append(_record(app, job_id, request, await _attempts_async(app, job_id, request)))
-    return out
+    return [await _ran_async(app, Todo(_next_id(), request)) for request in batch]
+
+
+def run_plan(app: App, plan: Plan, connection: psycopg.Connection[Any] | None = None
+             ) -> Written:
+    """Run a workflow's steps now, in plan order, each with the arguments its upstream
+    decided (``enqueue_workflow`` in eager mode)."""
+    walk = Walk(app, plan, _next_id)
+    for todo in walk:
+        walk.ended(todo, _ran(app, todo, connection))
+    return walk.written()
+
+
+async def run_plan_async(app: App, plan: Plan) -> Written:
+    walk = Walk(app, plan, _next_id)
+    for todo in walk:
+        walk.ended(todo, await _ran_async(app, todo))
+    return walk.written()
+
+
+def _ran(app: App, todo: Todo, connection: psycopg.Connection[Any] | None) -> EagerResult:
+    """One job run to its end and recorded (or, cancelled by its workflow, only recorded)."""
+    ending = _skipped(todo) or _attempts(app, todo.job_id, todo.request, connection)
+    return _record(app, todo.job_id, todo.request, ending)
+
+
+async def _ran_async(app: App, todo: Todo) -> EagerResult:
+    ending = _skipped(todo) or await _attempts_async(app, todo.job_id, todo.request)
+    return _record(app, todo.job_id, todo.request, ending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +243,13 @@ class _Ending:
     attempts: int
     value_json: str | None = None
     error: JobError | None = None
+
+
+def _skipped(todo: Todo) -> _Ending | None:
+    """A workflow step that never runs: what it waited for failed."""
+    if todo.cancelled is None:
+        return None
+    return _Ending(JobState.CANCELLED, 0, None, todo.cancelled)
 
 
 def _decided(task: Task[Any, Any], request: EnqueueRequest, attempt: int,
@@ -341,7 +372,8 @@ def _record(app: App, job_id: int, request: EnqueueRequest, ending: _Ending) -> 
         attempts=ending.attempts,
         max_attempts=o.max_attempts if o.max_attempts else (
             task.policy.max_attempts if task else 1),
-        priority=o.priority or 0, run_at=now, created_at=now, started_at=now,
+        priority=o.priority or 0, run_at=now, created_at=now,
+        started_at=now if ending.attempts else None,  # a cancelled step never started
         finished_at=now,
         result=encoding.loads(ending.value_json) if ending.value_json is not None else None,
         error=ending.error)

@@ -178,7 +178,7 @@ class Compiler:
         dep = after
         for i, task in enumerate(c.tasks):
             step_shape, dep = self.node(task, dep, wf, partial if i == 0 else None, errbacks)
-            step_shape.parent = shape
+            _root(step_shape).parent = shape  # a chord or chain keeps its own parents
             shape = step_shape
         assert shape is not None and dep is not None
         self.links(shape, dep, c, wf, ())
