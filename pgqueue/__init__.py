@@ -1,11 +1,14 @@
 """pgqueue: a distributed task queue for Python with PostgreSQL as its only moving part."""
 
 from pgqueue.app import App
+from pgqueue.canvas import Chain, Chord, Group, Signature, chain, chord, group, signature
 from pgqueue.context import JobContext
 from pgqueue.errors import (
+    ChordError,
     ConfigurationError,
     DatabaseUnavailable,
     JobCancelled,
+    JobExpired,
     JobNotFound,
     MigrationError,
     PgQueueError,
@@ -15,6 +18,7 @@ from pgqueue.errors import (
     TimeLimitExceeded,
     UnknownTask,
 )
+from pgqueue.group_result import GroupResult
 from pgqueue.job import JobInfo, JobState
 from pgqueue.result import JobResult
 from pgqueue.settings import Settings
@@ -22,10 +26,16 @@ from pgqueue.task import Task
 
 __all__ = [
     "App",
+    "Chain",
+    "Chord",
+    "ChordError",
     "ConfigurationError",
     "DatabaseUnavailable",
+    "Group",
+    "GroupResult",
     "JobCancelled",
     "JobContext",
+    "JobExpired",
     "JobInfo",
     "JobNotFound",
     "JobResult",
@@ -34,10 +44,15 @@ __all__ = [
     "PgQueueError",
     "Retry",
     "Settings",
+    "Signature",
     "SoftTimeLimitExceeded",
     "Task",
     "TaskError",
     "TimeLimitExceeded",
     "UnknownTask",
+    "chain",
+    "chord",
+    "group",
+    "signature",
 ]
 __version__ = "0.1.0"

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from pgqueue import JobState
-from pgqueue.canvas import chain, chord, group, signature
+from pgqueue import chain, chord, group, signature
 from pgqueue.errors import ChordError, TaskError
 from tests.conftest import count, running_worker
 
