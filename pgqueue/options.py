@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pgqueue.limits import check_concurrency, parse_rate
 from pgqueue.retry import RetryPolicy
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -69,6 +70,8 @@ class EnqueueOptions:
       finished or not.
     - ``expires`` (seconds from now, or a timezone-aware datetime): a job not
       started by then is cancelled without running (``JobExpired``).
+    - ``rate_key`` / ``concurrency_key``: count this job under its own key of its
+      task's ``rate_limit`` / ``concurrency_limit`` (each key gets the full limit).
     """
 
     queue: str | None = None
@@ -81,6 +84,8 @@ class EnqueueOptions:
     unique_key: str | None = None
     unique_for: float | None = None  # seconds (a timedelta is taken too)
     expires: float | dt.datetime | None = None  # seconds from now, or a datetime
+    rate_key: str | None = None
+    concurrency_key: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("unique_for", "expires"):
@@ -147,6 +152,10 @@ def _check(o: EnqueueOptions) -> None:
             raise TypeError(f"unique_key must be a str, not {type(o.unique_key).__name__}")
         if not o.unique_key or len(o.unique_key) > 1000:
             raise ValueError("unique_key must be 1 to 1000 characters")
+    for label in ("rate_key", "concurrency_key"):
+        value = getattr(o, label)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 200):
+            raise TypeError(f"{label} must be a str of 1 to 200 characters, not {value!r}")
     if o.unique_for is not None and _seconds("unique_for", o.unique_for) < 0:
         raise ValueError(f"unique_for must be 0 or more seconds, not {o.unique_for}")
     if o.expires is not None:
@@ -184,7 +193,8 @@ class TaskOptions:
     monitoring shows as •••. ``unique``: a job's key is its task and arguments
     (see ``unique_key``), held for ``unique_for`` seconds. ``ignore_result``: no
     result row is stored. ``result_expires``: seconds after which this task's
-    finished jobs are pruned (instead of after the retention).
+    finished jobs are pruned (instead of after the retention). ``rate_limit``
+    (``"100/m"``) and ``concurrency_limit``: global, across every worker.
     """
 
     name: str | None = None
@@ -200,8 +210,14 @@ class TaskOptions:
     unique_for: float | None = None
     ignore_result: bool = False
     result_expires: float | None = None
+    rate_limit: str | None = None
+    concurrency_limit: int | None = None
 
     def __post_init__(self) -> None:
+        if self.rate_limit is not None:
+            parse_rate(self.rate_limit)
+        if self.concurrency_limit is not None:
+            check_concurrency(self.concurrency_limit)
         for name in ("unique_for", "result_expires"):
             value = getattr(self, name)
             if isinstance(value, dt.timedelta):
@@ -238,6 +254,11 @@ class TaskOptions:
         """The options a job of this task gets where the call doesn't say."""
         return EnqueueOptions(queue=self.queue, priority=self.priority,
                               max_attempts=self.policy.max_attempts, unique_for=self.unique_for)
+
+    def limits(self) -> tuple[int | None, float | None, int | None]:
+        """(rate count, rate window seconds, concurrency), None where unlimited."""
+        rate, window = parse_rate(self.rate_limit) if self.rate_limit else (None, None)
+        return rate, window, self.concurrency_limit
 
 
 _RETRY_FIELDS = frozenset(f.name for f in fields(RetryPolicy))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pgqueue import encoding
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
+from pgqueue.limits import InForce
 from pgqueue.options import EnqueueOptions
 from pgqueue.schedule import Schedule
 from pgqueue.sql import Query, channels, queries
@@ -175,7 +176,8 @@ def enqueue(schema: str, requests: Sequence[EnqueueRequest]) -> Statement[list[i
             {"queue": o.queue, "task": r.task, "priority": o.priority, "eta": o.eta,
              "countdown": o.countdown, "max_attempts": o.max_attempts, "args": r.args_json,
              "kwargs": r.kwargs_json, "headers": _headers_json(o),
-             "expires_at": _expires_at(o), "expires_in": _expires_in(o)},
+             "expires_at": _expires_at(o), "expires_in": _expires_in(o),
+             "rate_key": o.rate_key, "concurrency_key": o.concurrency_key},
             _first_column,
         )
     if any(r.options.unique_key is not None for r in requests):
@@ -197,6 +199,8 @@ def _batch_params(requests: Sequence[EnqueueRequest]) -> dict[str, Any]:
         "headers": [_headers_json(o) for o in opts],
         "expires_ats": [_expires_at(o) for o in opts],
         "expires_ins": [_expires_in(o) for o in opts],
+        "rate_keys": [o.rate_key for o in opts],
+        "concurrency_keys": [o.concurrency_key for o in opts],
     }
 
 
@@ -222,8 +226,10 @@ def _claimed(rows: list[Row]) -> list[ClaimedJob]:
 
 
 def claim(
-    schema: str, worker_id: int, queues: Sequence[str], limit: int, lease_seconds: float
+    schema: str, worker_id: int, queues: Sequence[str], limit: int, lease_seconds: float,
+    skip_tasks: Sequence[str] = (),
 ) -> Statement[list[ClaimedJob]]:
+    """Claim up to ``limit`` jobs of these queues, leaving tasks under a limit alone."""
     return Statement(
         queries(schema)["claim_jobs"],
         {
@@ -231,9 +237,41 @@ def claim(
             "limit": limit,
             "worker_id": worker_id,
             "lease_seconds": lease_seconds,
+            "skip_tasks": list(skip_tasks),
         },
         _claimed,
     )
+
+
+def claim_limited(schema: str, worker_id: int, queues: Sequence[str], limit: int,
+                  lease_seconds: float) -> Statement[list[ClaimedJob]]:
+    """Claim jobs under rate or concurrency limits, where each limit has room."""
+    return Statement(
+        queries(schema)["claim_limited_jobs"],
+        {"queues": list(queues), "limit": limit, "worker_id": worker_id,
+         "lease_seconds": lease_seconds},
+        _claimed,
+    )
+
+
+def sync_task_limits(schema: str, limits: Sequence[tuple[str, int | None, float | None,
+                                                         int | None]]) -> Statement[None]:
+    """(task, rate, window, concurrency) for each of a worker's tasks."""
+    return plain(schema, "sync_task_limits", tasks=[t for t, _, _, _ in limits],
+                 rates=[r for _, r, _, _ in limits], windows=[w for _, _, w, _ in limits],
+                 concurrencies=[c for _, _, _, c in limits])
+
+
+def limits_in_force(schema: str, queues: Sequence[str]) -> Statement[InForce]:
+    return Statement(queries(schema)["limits_in_force"], {"queues": list(queues)},
+                     lambda rows: InForce(list(rows[0][0]), list(rows[0][1])))
+
+
+def set_queue_limits(schema: str, name: str, rate: int | None, window: float | None,
+                     concurrency: int | None) -> Statement[str | None]:
+    return Statement(queries(schema)["set_queue_limits"],
+                     {"name": name, "rate": rate, "rate_window": window,
+                      "concurrency": concurrency}, _scalar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +464,8 @@ def enqueue_workflow(schema: str, plan: Plan
             "errbacks": [_errbacks_json(st.errbacks) for st in steps],
             "expires_ats": [_expires_at(o) for o in opts],
             "expires_ins": [_expires_in(o) for o in opts],
+            "rate_keys": [o.rate_key for o in opts],
+            "concurrency_keys": [o.concurrency_key for o in opts],
         },
         decode,
     )

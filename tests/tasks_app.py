@@ -242,5 +242,22 @@ def register_flow(app: App) -> None:
     def short_lived(x: int) -> int:
         return x
 
+    @app.task(bind=True, concurrency_limit=3)
+    def one_of_three(self: JobContext, seconds: float) -> int:
+        """Holds an advisory lock (class 4242) while it runs, on its own connection: a
+        test counts live runs in pg_locks, and a SIGKILLed worker's locks go with it."""
+        with psycopg.connect(app.dsn(), autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(4242, %s)", (self.job_id % 2**31,))
+            time.sleep(seconds)
+        return self.job_id
+
+    @app.task(rate_limit="60/m")
+    def metered(n: int) -> int:
+        return n
+
+    @app.task(rate_limit="3/s")
+    def per_tenant(n: int) -> int:
+        return n
+
 
 register_flow(app)

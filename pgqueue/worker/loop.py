@@ -30,6 +30,7 @@ from pgqueue.maintenance import Rescuer
 from pgqueue.metrics import WorkerMetrics
 from pgqueue.services import every, supervised
 from pgqueue.settings import Settings
+from pgqueue.worker import limited
 from pgqueue.worker.executor import Executor
 from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.listener import Listener
@@ -81,6 +82,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._signals = 0
         self.links = Links(app.dsn)
+        self.limits = limited.LimitWatch(self.links.beat, self.schema, self.settings.queues)
         self.parts: Parts | None = None  # once registered
 
     # -- the loop -----------------------------------------------------------
@@ -133,6 +135,8 @@ class Worker:
         if registered is None:
             return None
         self.worker_id = registered
+        await self.limits.declare(self.app.tasks)
+        await self.limits.run_once()
         self.parts = parts = self._build(self.app.dsn())
         # LISTEN before the first claim, so no job committed in between is missed.
         await asyncio.wait_for(parts.listener.listening.wait(), timeout=30)
@@ -171,7 +175,8 @@ class Worker:
         side = {"recorder": recorder.run, "listener": listener.run,
                 "heartbeat": lambda: every(s.heartbeat_interval, heartbeat.run_once,
                                            "heartbeat"),
-                "rescuer": lambda: every(s.heartbeat_interval, rescuer.run_once, "rescuer")}
+                "rescuer": lambda: every(s.heartbeat_interval, rescuer.run_once, "rescuer"),
+                "limits": lambda: every(s.heartbeat_interval, self.limits.run_once, "limits")}
         if s.beat:
             from pgqueue.scheduler import Scheduler
 
@@ -195,9 +200,9 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
-            return await self.links.claim.execute(statements.claim(
-                self.schema, self.worker_id, self.settings.queues, limit,
-                self.settings.lease_seconds))
+            return await limited.claim(self.links.claim, self.schema, self.worker_id,
+                                       self.settings.queues, limit,
+                                       self.settings.lease_seconds, self.limits.in_force)
         except psycopg.Error as exc:  # a bad row or a lost connection: never the worker's end
             log.warning("claim failed (%s: %s); retrying", type(exc).__name__, exc)
             await asyncio.sleep(0.5)
@@ -212,6 +217,8 @@ class Worker:
 
     async def _idle_timeout(self) -> float:
         timeout = self.settings.poll_interval
+        if self.limits.in_force.any:  # room under a limit opens without a notification
+            timeout = min(timeout, limited.LIMITED_POLL)
         try:
             due_in = await self.links.claim.execute(
                 statements.seconds_until_next_job(self.schema, self.settings.queues))

@@ -9,17 +9,19 @@
 -- id, and the time the database stored, so no second read is needed for it).
 -- run_at is the database's clock plus the countdown, or the given eta.
 INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers,
-                           expires_at)
+                           expires_at, rate_key, concurrency_key)
 SELECT i.queue, i.task, i.priority,
        coalesce(i.eta, now() + make_interval(secs => coalesce(i.countdown, 0))),
        i.max_attempts, i.args, i.kwargs, i.headers,
-       coalesce(i.expires_at, now() + make_interval(secs => i.expires_in))
+       coalesce(i.expires_at, now() + make_interval(secs => i.expires_in)),
+       i.rate_key, i.concurrency_key
 FROM unnest(%(queues)b::text[], %(tasks)b::text[], %(priorities)b::smallint[],
             %(etas)b::timestamptz[], %(countdowns)b::float8[], %(max_attempts)b::int[],
             %(args)b::jsonb[], %(kwargs)b::jsonb[], %(headers)b::jsonb[],
-            %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[])
+            %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[],
+            %(rate_keys)b::text[], %(concurrency_keys)b::text[])
      WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args, kwargs,
-                          headers, expires_at, expires_in, n)
+                          headers, expires_at, expires_in, rate_key, concurrency_key, n)
 ORDER BY i.n
 RETURNING id, created_at;
 
@@ -37,10 +39,11 @@ WITH spec AS MATERIALIZED (
                 %(etas)b::timestamptz[], %(countdowns)b::float8[], %(max_attempts)b::int[],
                 %(args)b::jsonb[], %(kwargs)b::jsonb[], %(headers)b::jsonb[],
                 %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[],
+                %(rate_keys)b::text[], %(concurrency_keys)b::text[],
                 %(unique_keys)b::text[], %(unique_fors)b::float8[])
          WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args,
-                              kwargs, headers, expires_at, expires_in, unique_key,
-                              unique_for, n)
+                              kwargs, headers, expires_at, expires_in, rate_key,
+                              concurrency_key, unique_key, unique_for, n)
 ),
 keyed AS (
     INSERT INTO {schema}.job_keys AS k (key, job_id, created_at, hold_until)
@@ -67,11 +70,13 @@ chosen AS (
 ),
 inserted AS (
     INSERT INTO {schema}.jobs (id, queue, task, priority, run_at, max_attempts, args, kwargs,
-                               headers, expires_at, unique_key) OVERRIDING SYSTEM VALUE
+                               headers, expires_at, unique_key, rate_key, concurrency_key)
+                               OVERRIDING SYSTEM VALUE
     SELECT s.new_id, s.queue, s.task, s.priority,
            coalesce(s.eta, now() + make_interval(secs => coalesce(s.countdown, 0))),
            s.max_attempts, s.args, s.kwargs, s.headers,
-           coalesce(s.expires_at, now() + make_interval(secs => s.expires_in)), s.unique_key
+           coalesce(s.expires_at, now() + make_interval(secs => s.expires_in)), s.unique_key,
+           s.rate_key, s.concurrency_key
     FROM spec s JOIN chosen c ON c.n = s.n
     WHERE c.created
     ORDER BY s.n
@@ -96,13 +101,14 @@ RETURNING id, created_at;
 -- The common case, one job, with plain parameters: no arrays to build and
 -- unnest, about a third cheaper than enqueue_jobs for a single row.
 INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers,
-                           expires_at)
+                           expires_at, rate_key, concurrency_key)
 VALUES (%(queue)s, %(task)s, %(priority)s,
         coalesce(%(eta)s::timestamptz,
                  now() + make_interval(secs => coalesce(%(countdown)s::float8, 0))),
         %(max_attempts)s, %(args)s::jsonb, %(kwargs)s::jsonb, %(headers)s::jsonb,
         coalesce(%(expires_at)s::timestamptz,
-                 now() + make_interval(secs => %(expires_in)s::float8)))
+                 now() + make_interval(secs => %(expires_in)s::float8)),
+        %(rate_key)s, %(concurrency_key)s)
 RETURNING id, created_at;
 
 -- name: claim_jobs :many
@@ -130,6 +136,8 @@ candidates AS (
           AND EXISTS (SELECT FROM async_commit)
           AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
           AND (j.expires_at IS NULL OR j.expires_at > now())
+          -- Tasks under a limit are claimed by claim_limited (migration 0012).
+          AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -429,3 +437,44 @@ told AS (
     FROM expired HAVING count(*) > 0
 )
 SELECT id FROM expired, (SELECT count(*) FROM told) AS t;
+
+-- name: claim_limited_jobs :many :unprepared
+-- Jobs under a rate or concurrency limit, claimed only where every limit they
+-- are under has room (claim_limited(), migration 0012, says how it counts).
+SELECT id, task, queue, attempts, max_attempts, lease, args::text, kwargs::text, headers::text
+FROM {schema}.claim_limited(%(worker_id)s, %(queues)s::text[], %(limit)s, %(lease_seconds)s);
+
+-- name: sync_task_limits :none
+-- A worker's tasks' limits as its code declares them: set for those with one,
+-- removed for those without (so taking a limit out of the code lifts it).
+WITH given AS (
+    SELECT * FROM unnest(%(tasks)s::text[], %(rates)s::int[], %(windows)s::float8[],
+                         %(concurrencies)s::int[]) AS g(task, rate, rate_window, concurrency)
+),
+upserted AS (
+    INSERT INTO {schema}.task_limits (task, rate, rate_window, concurrency)
+    SELECT task, rate, rate_window, concurrency FROM given
+    WHERE rate IS NOT NULL OR concurrency IS NOT NULL
+    ON CONFLICT (task) DO UPDATE
+    SET rate = excluded.rate, rate_window = excluded.rate_window,
+        concurrency = excluded.concurrency, updated_at = now()
+)
+DELETE FROM {schema}.task_limits t USING given g
+WHERE t.task = g.task AND g.rate IS NULL AND g.concurrency IS NULL;
+
+-- name: limits_in_force :one
+-- What a worker must leave to claim_limited: every task with a limit, and its
+-- queues that have one. Read each heartbeat, so a change applies within one.
+SELECT coalesce((SELECT array_agg(task ORDER BY task) FROM {schema}.task_limits), '{{}}'),
+       coalesce((SELECT array_agg(name ORDER BY name) FROM {schema}.queues
+                 WHERE name = ANY(%(queues)s::text[])
+                   AND (rate IS NOT NULL OR concurrency IS NOT NULL)), '{{}}');
+
+-- name: set_queue_limits :one
+-- pgq queues limit: NULLs clear.
+INSERT INTO {schema}.queues (name, rate, rate_window, concurrency)
+VALUES (%(name)s, %(rate)s, %(rate_window)s, %(concurrency)s)
+ON CONFLICT (name) DO UPDATE
+SET rate = excluded.rate, rate_window = excluded.rate_window,
+    concurrency = excluded.concurrency, updated_at = now()
+RETURNING name;

@@ -34,15 +34,17 @@ spec AS MATERIALIZED (
                 %(workflows)b::int[], %(waiting)b::bool[], %(after_jobs)b::int[],
                 %(after_groups)b::int[], %(pass_results)b::bool[], %(member_of)b::int[],
                 %(member_index)b::int[], %(errbacks)b::jsonb[],
-                %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[])
+                %(expires_ats)b::timestamptz[], %(expires_ins)b::float8[],
+                %(rate_keys)b::text[], %(concurrency_keys)b::text[])
          WITH ORDINALITY AS s(queue, task, priority, eta, countdown, max_attempts, args,
                               kwargs, headers, wf, waiting, after_job, after_group,
                               pass_result, member_of, member_index, errbacks, expires_at,
-                              expires_in, n)
+                              expires_in, rate_key, concurrency_key, n)
 ),
 jobs_in AS (
     INSERT INTO {schema}.jobs (id, queue, task, priority, run_at, max_attempts, args, kwargs,
-                               headers, state, workflow_id, expires_at) OVERRIDING SYSTEM VALUE
+                               headers, state, workflow_id, expires_at, rate_key,
+                               concurrency_key) OVERRIDING SYSTEM VALUE
     SELECT s.id, s.queue, s.task, s.priority,
            -- A waiting step's delay counts from its release (workflow_release).
            CASE WHEN s.waiting THEN coalesce(s.eta, now())
@@ -50,7 +52,8 @@ jobs_in AS (
            END,
            s.max_attempts, s.args, s.kwargs, s.headers,
            CASE WHEN s.waiting THEN 'waiting' ELSE 'queued' END::{schema}.job_state, wf.id,
-           coalesce(s.expires_at, now() + make_interval(secs => s.expires_in))
+           coalesce(s.expires_at, now() + make_interval(secs => s.expires_in)),
+           s.rate_key, s.concurrency_key
     FROM spec s JOIN wf ON wf.n = s.wf
     ORDER BY s.n
     RETURNING id, created_at

@@ -1,0 +1,71 @@
+"""The worker's side of global limits: what it declares, what it must leave alone.
+
+At start a worker writes its tasks' limits (``rate_limit``, ``concurrency_limit``)
+to ``task_limits``; each heartbeat it reads which tasks and which of its queues
+are limited (anyone's code, or ``pgq queues limit``), and its claims then go two
+ways: :func:`claim` takes plain jobs as always, skipping those, and the
+database's ``claim_limited()`` takes limited ones where every limit has room.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pgqueue import statements
+from pgqueue.job import ClaimedJob
+from pgqueue.limits import InForce
+from pgqueue.link import Link
+
+if TYPE_CHECKING:
+    from pgqueue.task import Task
+
+log = logging.getLogger("pgqueue.worker")
+
+# A job held back by a limit gets no notification when room opens (another
+# worker's finish, a rate window sliding on): a worker with limits in force
+# looks again this often when idle.
+LIMITED_POLL = 0.25
+
+
+def declared(tasks: dict[str, Task[Any, Any]]) -> list[tuple[str, int | None, float | None,
+                                                             int | None]]:
+    return [(name, *task.options.limits()) for name, task in sorted(tasks.items())]
+
+
+class LimitWatch:
+    def __init__(self, link: Link, schema: str, queues: Sequence[str]) -> None:
+        self.link = link
+        self.schema = schema
+        self.queues = list(queues)
+        self.in_force = InForce()
+
+    async def declare(self, tasks: dict[str, Task[Any, Any]]) -> None:
+        await self.link.execute(statements.sync_task_limits(self.schema, declared(tasks)))
+
+    async def run_once(self) -> None:
+        found = await self.link.execute(statements.limits_in_force(self.schema, self.queues))
+        if found != self.in_force:
+            log.info("limits in force: tasks %s, queues %s", found.tasks or "none",
+                     found.queues or "none")
+        self.in_force = found
+
+
+async def claim(link: Link, schema: str, worker_id: int, queues: Sequence[str], limit: int,
+                lease_seconds: float, in_force: InForce) -> list[ClaimedJob]:
+    """Plain jobs first (one statement, as ever); then, for what is left of ``limit``,
+    the limited ones."""
+    if not in_force.any:
+        return await link.execute(statements.claim(schema, worker_id, queues, limit,
+                                                   lease_seconds))
+    jobs: list[ClaimedJob] = []
+    open_queues = [q for q in queues if q not in in_force.queues]
+    if open_queues:
+        jobs = await link.execute(statements.claim(schema, worker_id, open_queues, limit,
+                                                   lease_seconds, in_force.tasks))
+    if len(jobs) < limit:
+        more: list[ClaimedJob] = await link.execute(statements.claim_limited(
+            schema, worker_id, queues, limit - len(jobs), lease_seconds))
+        jobs.extend(more)
+    return jobs

@@ -1,0 +1,170 @@
+-- Global rate and concurrency limits, per task (optionally per key) and per queue,
+-- enforced where every worker claims: here.
+--
+-- A limited job is claimed by claim_limited() below, never by claim_jobs (which
+-- skips limited tasks and queues). For each job it looks at, it takes each of
+-- the job's buckets with a transaction-level advisory lock (try only: a bucket
+-- another worker is deciding right now is skipped, never waited for), counts
+-- what the bucket allows, and claims the job only if every bucket has room. The
+-- counts are read under the lock, so across any number of workers:
+--   rate: a sliding window. Every start is logged (limit_starts) with the
+--         clock time the lock was held at, which is also the job's started_at;
+--         a bucket allows a start only while fewer than N starts are logged in
+--         the last W seconds. So no W-second window ever holds more than N starts.
+--   concurrency: the bucket's running jobs whose lease has not expired. A dead
+--         worker's job stops counting when its lease runs out.
+-- Jobs held back stay queued, keep their place and their attempts.
+
+-- The key a job's limit is counted under, within its task (NULL: the task's one bucket).
+ALTER TABLE jobs ADD COLUMN rate_key text;
+ALTER TABLE jobs ADD COLUMN concurrency_key text;
+
+-- Queue-wide limits, set at run time (pgq queues limit).
+ALTER TABLE queues ADD COLUMN rate integer;
+ALTER TABLE queues ADD COLUMN rate_window double precision;
+ALTER TABLE queues ADD COLUMN concurrency integer;
+
+-- Task limits, as the workers' code declares them (@app.task(rate_limit=...,
+-- concurrency_limit=...)); written by each worker when it starts.
+CREATE TABLE task_limits (
+    task        text PRIMARY KEY,
+    rate        integer,
+    rate_window double precision,
+    concurrency integer,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE limit_starts (
+    bucket text NOT NULL,
+    at     timestamptz NOT NULL
+);
+CREATE INDEX limit_starts_idx ON limit_starts (bucket, at);
+
+CREATE FUNCTION claim_limited(p_worker bigint, p_queues text[], p_limit integer,
+                              p_lease double precision)
+RETURNS SETOF jobs
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    j jobs%ROWTYPE;
+    tl task_limits%ROWTYPE;
+    ql queues%ROWTYPE;
+    ts timestamptz;
+    claimed integer := 0;
+    room jsonb := '{}';       -- bucket -> starts (or slots) still allowed in this call
+    buckets text[];
+    windows double precision[];
+    caps integer[];
+    kinds text[];
+    b text;
+    i integer;
+    left_ integer;
+    ok boolean;
+BEGIN
+    FOR j IN
+        SELECT c.* FROM unnest(p_queues) AS q(name)
+        CROSS JOIN LATERAL (
+            SELECT jj.* FROM jobs jj
+            WHERE jj.state = 'queued' AND jj.queue = q.name AND jj.run_at <= now()
+              AND (jj.expires_at IS NULL OR jj.expires_at > now())
+              AND NOT EXISTS (SELECT 1 FROM queues p WHERE p.name = q.name AND p.paused)
+              AND (EXISTS (SELECT 1 FROM task_limits t WHERE t.task = jj.task)
+                   OR EXISTS (SELECT 1 FROM queues p WHERE p.name = q.name
+                              AND (p.rate IS NOT NULL OR p.concurrency IS NOT NULL)))
+            ORDER BY jj.priority DESC, jj.run_at, jj.id
+            -- Past the first ones: jobs of a full bucket must not hide others.
+            LIMIT p_limit * 20
+            FOR UPDATE SKIP LOCKED
+        ) AS c
+        ORDER BY c.priority DESC, c.run_at, c.id
+    LOOP
+        EXIT WHEN claimed >= p_limit;
+        buckets := '{}'; windows := '{}'; caps := '{}'; kinds := '{}';
+        SELECT * INTO tl FROM task_limits WHERE task = j.task;
+        IF FOUND AND tl.rate IS NOT NULL THEN
+            buckets := buckets || ('task-rate:' || j.task || ':' || coalesce(j.rate_key, ''));
+            windows := windows || tl.rate_window; caps := caps || tl.rate; kinds := kinds || 'rate'::text;
+        END IF;
+        IF FOUND AND tl.concurrency IS NOT NULL THEN
+            buckets := buckets || ('task-conc:' || j.task || ':' || coalesce(j.concurrency_key, ''));
+            windows := windows || NULL::double precision; caps := caps || tl.concurrency;
+            kinds := kinds || 'task-conc'::text;
+        END IF;
+        SELECT * INTO ql FROM queues WHERE name = j.queue;
+        IF FOUND AND ql.rate IS NOT NULL THEN
+            buckets := buckets || ('queue-rate:' || j.queue);
+            windows := windows || ql.rate_window; caps := caps || ql.rate; kinds := kinds || 'rate'::text;
+        END IF;
+        IF FOUND AND ql.concurrency IS NOT NULL THEN
+            buckets := buckets || ('queue-conc:' || j.queue);
+            windows := windows || NULL::double precision; caps := caps || ql.concurrency;
+            kinds := kinds || 'queue-conc'::text;
+        END IF;
+
+        ok := cardinality(buckets) > 0;
+        FOR i IN 1 .. coalesce(cardinality(buckets), 0) LOOP
+            b := buckets[i];
+            IF NOT room ? b THEN
+                IF NOT pg_try_advisory_xact_lock(hashtextextended(b, 7283903)) THEN
+                    room := room || jsonb_build_object(b, 0);  -- being decided elsewhere
+                ELSE
+                    ts := clock_timestamp();
+                    IF kinds[i] = 'rate' THEN
+                        DELETE FROM limit_starts
+                        WHERE bucket = b AND at <= ts - make_interval(secs => windows[i]);
+                        SELECT caps[i] - count(*) INTO left_ FROM limit_starts
+                        WHERE bucket = b AND at > ts - make_interval(secs => windows[i]);
+                    ELSIF kinds[i] = 'task-conc' THEN
+                        SELECT caps[i] - count(*) INTO left_ FROM jobs r
+                        WHERE r.state = 'running' AND r.lease_expires_at > now()
+                          AND r.task = j.task
+                          AND coalesce(r.concurrency_key, '') = coalesce(j.concurrency_key, '');
+                    ELSE
+                        SELECT caps[i] - count(*) INTO left_ FROM jobs r
+                        WHERE r.state = 'running' AND r.lease_expires_at > now()
+                          AND r.queue = j.queue;
+                    END IF;
+                    room := room || jsonb_build_object(b, greatest(left_, 0));
+                END IF;
+            END IF;
+            IF (room ->> b)::integer <= 0 THEN
+                ok := false;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN NOT ok;
+
+        ts := clock_timestamp();
+        UPDATE jobs
+        SET state = 'running', attempts = least(attempts, 2147483646) + 1,
+            lease = gen_random_uuid(), worker_id = p_worker, started_at = ts,
+            lease_expires_at = now() + make_interval(secs => p_lease)
+        WHERE id = j.id AND state = 'queued'
+        RETURNING * INTO j;
+        CONTINUE WHEN NOT FOUND;
+        FOR i IN 1 .. cardinality(buckets) LOOP
+            room := jsonb_set(room, ARRAY[buckets[i]], to_jsonb((room ->> buckets[i])::integer - 1));
+            IF kinds[i] = 'rate' THEN
+                INSERT INTO limit_starts (bucket, at) VALUES (buckets[i], ts);
+            END IF;
+        END LOOP;
+        claimed := claimed + 1;
+        RETURN NEXT j;
+    END LOOP;
+    RETURN;
+END
+$$;
+
+-- Limits in one place, for people with psql: each task's and each queue's, and
+-- how many due jobs each holds back right now (queued, due, not yet claimed).
+CREATE VIEW limit_status AS
+SELECT 'task' AS scope, t.task AS name, t.rate, t.rate_window, t.concurrency,
+       (SELECT count(*) FROM jobs j WHERE j.state = 'queued' AND j.task = t.task
+          AND j.run_at <= now()) AS waiting,
+       (SELECT count(*) FROM jobs j WHERE j.state = 'running' AND j.task = t.task) AS running
+FROM task_limits t
+UNION ALL
+SELECT 'queue', q.name, q.rate, q.rate_window, q.concurrency,
+       (SELECT count(*) FROM jobs j WHERE j.state = 'queued' AND j.queue = q.name
+          AND j.run_at <= now()),
+       (SELECT count(*) FROM jobs j WHERE j.state = 'running' AND j.queue = q.name)
+FROM queues q
+WHERE q.rate IS NOT NULL OR q.concurrency IS NOT NULL;

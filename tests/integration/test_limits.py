@@ -1,0 +1,96 @@
+"""Global rate and concurrency limits with real workers (in-process) and a real Postgres."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from pgqueue import statements
+from pgqueue.limits import format_rate, parse_rate
+from tests.conftest import count, running_worker, wait_for
+
+
+def test_rates_are_spelled_like_celery():
+    assert parse_rate("100/m") == (100, 60.0) and parse_rate("5/10s") == (5, 10.0)
+    assert parse_rate("1/h") == (1, 3600.0)
+    assert format_rate(100, 60.0) == "100/m" and format_rate(5, 10.0) == "5/10s"
+    with pytest.raises(ValueError, match="N/s, N/m or N/h"):
+        parse_rate("10 per minute")
+    with pytest.raises(TypeError):
+        parse_rate(10)
+
+
+def _live(dsn: str) -> int:
+    return count(dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                      "AND classid = 4242 AND granted")
+
+
+def test_a_concurrency_limit_holds_across_workers(app, dsn):
+    task = app.tasks["one_of_three"]
+    results = [task.delay(0.3) for _ in range(12)]
+    peak, stop = [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _live(dsn))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    started = time.monotonic()
+    try:
+        with running_worker(app, concurrency=10), running_worker(app, concurrency=10):
+            for r in results:
+                r.get(timeout=30)
+    finally:
+        stop.set()
+        watcher.join()
+    assert peak[0] == 3
+    assert time.monotonic() - started >= 4 * 0.3  # 12 jobs, 3 at a time
+
+
+def test_a_rate_limit_holds_across_workers_and_per_key(app, dsn):
+    task = app.tasks["per_tenant"]  # 3/s
+    a = [task.apply_async((i,), rate_key="tenant:a") for i in range(6)]
+    b = [task.apply_async((i,), rate_key="tenant:b") for i in range(6)]
+    with running_worker(app, concurrency=10), running_worker(app, concurrency=10):
+        for r in a + b:
+            r.get(timeout=30)
+    with psycopg.connect(dsn) as conn:
+        for key in ("tenant:a", "tenant:b"):
+            starts = [row[0] for row in conn.execute(
+                "SELECT extract(epoch FROM started_at) FROM pgqueue.jobs "
+                "WHERE rate_key = %s ORDER BY started_at", (key,))]
+            # any window of 1 s holds at most 3 starts
+            assert all(starts[i + 3] - starts[i] >= 1.0 for i in range(len(starts) - 3))
+            assert starts[-1] - starts[0] < 3.5  # and the limit is not starving it
+    assert count(dsn, "SELECT max(attempts) FROM pgqueue.jobs") == 1  # no attempt burnt
+
+
+def test_queue_limits_are_set_and_cleared_at_run_time(app, dsn):
+    add = app.tasks["add"]
+    app.client.execute(statements.set_queue_limits("pgqueue", "default", None, None, 1))
+    with running_worker(app, concurrency=10) as worker:
+        wait_for(lambda: worker.limits.in_force.queues == ["default"], timeout=5)
+        rs = [add.delay(i, i) for i in range(5)]
+        assert [r.get(timeout=10) for r in rs] == [0, 2, 4, 6, 8]
+        app.client.execute(statements.set_queue_limits("pgqueue", "default", None, None,
+                                                       None))
+        wait_for(lambda: not worker.limits.in_force.any, timeout=5)
+    assert count(dsn, "SELECT count(*) FROM pgqueue.limit_status") == 3  # the task limits
+
+
+def test_limited_jobs_wait_without_burning_attempts_and_plain_ones_pass(app, dsn):
+    metered, add = app.tasks["metered"], app.tasks["add"]
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the window is full already
+        conn.execute("INSERT INTO pgqueue.limit_starts SELECT 'task-rate:metered:', "
+                     "clock_timestamp() FROM generate_series(1, 60)")
+    held = metered.delay(1)
+    with running_worker(app):
+        assert add.delay(1, 1).get(timeout=10) == 2
+        time.sleep(1.0)
+        info = held.info()
+        assert info.state == "queued" and info.attempts == 0
