@@ -58,6 +58,13 @@ class Settings:
     # it: a rolling deploy where new producers start first. Then it fails.
     unknown_task_grace: float = field(default=600.0, metadata={
         "env": "PGQ_UNKNOWN_TASK_GRACE", "parse": float})
+    # A waiting job's priority rises by one for every this many seconds it has been
+    # due (0: off), by at most priority_aging_cap: no job waits forever behind a
+    # stream of higher-priority ones.
+    priority_aging: float = field(default=60.0, metadata={"env": "PGQ_PRIORITY_AGING",
+                                                          "parse": float})
+    priority_aging_cap: int = field(default=100, metadata={"env": "PGQ_PRIORITY_AGING_CAP",
+                                                           "parse": int})
     metrics_port: int | None = field(default=None, metadata={"env": "PGQ_METRICS_PORT",
                                                              "parse": int})
     metrics_host: str = field(default="127.0.0.1", metadata={"env": "PGQ_METRICS_HOST"})
@@ -101,6 +108,10 @@ class Settings:
             raise ConfigurationError(
                 f"unknown pool {self.pool!r}: choose one of {', '.join(POOLS)}"
             )
+        if self.priority_aging < 0 or self.priority_aging != self.priority_aging:
+            raise ConfigurationError("priority_aging must be 0 (off) or more seconds")
+        if not 0 <= self.priority_aging_cap <= 65535:
+            raise ConfigurationError("priority_aging_cap must be 0 to 65535 levels")
         if self.poll_interval <= 0:
             raise ConfigurationError("poll_interval must be positive")
         if self.heartbeat_interval <= 0 or self.lease_seconds < 2 * self.heartbeat_interval:

@@ -227,9 +227,10 @@ def _claimed(rows: list[Row]) -> list[ClaimedJob]:
 
 def claim(
     schema: str, worker_id: int, queues: Sequence[str], limit: int, lease_seconds: float,
-    skip_tasks: Sequence[str] = (),
+    skip_tasks: Sequence[str] = (), aging: float = 0.0, aging_cap: int = 100,
 ) -> Statement[list[ClaimedJob]]:
-    """Claim up to ``limit`` jobs of these queues, leaving tasks under a limit alone."""
+    """Claim up to ``limit`` jobs of these queues, best effective priority first
+    (``aging`` seconds a level, 0: by priority alone), leaving tasks under a limit alone."""
     return Statement(
         queries(schema)["claim_jobs"],
         {
@@ -238,6 +239,8 @@ def claim(
             "worker_id": worker_id,
             "lease_seconds": lease_seconds,
             "skip_tasks": list(skip_tasks),
+            "aging": float(aging),
+            "aging_cap": aging_cap,
         },
         _claimed,
     )

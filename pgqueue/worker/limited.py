@@ -19,6 +19,7 @@ from pgqueue.limits import InForce
 from pgqueue.link import Link
 
 if TYPE_CHECKING:
+    from pgqueue.settings import Settings
     from pgqueue.task import Task
 
 log = logging.getLogger("pgqueue.worker")
@@ -52,18 +53,22 @@ class LimitWatch:
         self.in_force = found
 
 
-async def claim(link: Link, schema: str, worker_id: int, queues: Sequence[str], limit: int,
-                lease_seconds: float, in_force: InForce) -> list[ClaimedJob]:
+async def claim(link: Link, schema: str, worker_id: int, settings: Settings, limit: int,
+                in_force: InForce) -> list[ClaimedJob]:
     """Plain jobs first (one statement, as ever); then, for what is left of ``limit``,
     the limited ones."""
+    s, queues = settings, settings.queues
     if not in_force.any:
-        return await link.execute(statements.claim(schema, worker_id, queues, limit,
-                                                   lease_seconds))
+        return await link.execute(statements.claim(
+            schema, worker_id, queues, limit, s.lease_seconds, (), s.priority_aging,
+            s.priority_aging_cap))
     jobs: list[ClaimedJob] = []
     open_queues = [q for q in queues if q not in in_force.queues]
     if open_queues:
-        jobs = await link.execute(statements.claim(schema, worker_id, open_queues, limit,
-                                                   lease_seconds, in_force.tasks))
+        jobs = await link.execute(statements.claim(
+            schema, worker_id, open_queues, limit, s.lease_seconds, in_force.tasks,
+            s.priority_aging, s.priority_aging_cap))
+    lease_seconds = s.lease_seconds
     if len(jobs) < limit:
         more: list[ClaimedJob] = await link.execute(statements.claim_limited(
             schema, worker_id, queues, limit - len(jobs), lease_seconds))

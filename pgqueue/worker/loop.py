@@ -201,8 +201,7 @@ class Worker:
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
             return await limited.claim(self.links.claim, self.schema, self.worker_id,
-                                       self.settings.queues, limit,
-                                       self.settings.lease_seconds, self.limits.in_force)
+                                       self.settings, limit, self.limits.in_force)
         except psycopg.Error as exc:  # a bad row or a lost connection: never the worker's end
             log.warning("claim failed (%s: %s); retrying", type(exc).__name__, exc)
             await asyncio.sleep(0.5)

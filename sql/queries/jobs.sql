@@ -117,23 +117,35 @@ RETURNING id, created_at;
 -- without waiting on each other. The new lease token fences this attempt:
 -- every later write for it must present the token.
 --
+-- Priority aging (%(aging)s seconds a level, 0: off): a job's effective priority
+-- is its priority plus one for every %(aging)s seconds it has been due, at most
+-- %(aging_cap)s more. Still index scans: the distinct priorities waiting in a
+-- queue are found by a skip scan down jobs_claim_idx (one probe a level), and
+-- from each level below the top only jobs old enough to have caught up with the
+-- top level are read (the oldest of a level is its first in the index). Ties go
+-- to the older job, so a job enqueued before a stream of jobs (top - p) levels
+-- above it starts within (top - p) * aging seconds of being due.
+--
 -- The claim commits without waiting for its WAL to reach disk
 -- (synchronous_commit off for this transaction only): if Postgres crashes
 -- within that instant, the claim is undone and the job is queued again, which
 -- the lease token already makes safe. The worker holding the lost lease can't
 -- record an outcome, and an atomic task's writes roll back with it. Enqueues
 -- and outcomes still wait for the disk.
-WITH async_commit AS MATERIALIZED (
+WITH RECURSIVE async_commit AS MATERIALIZED (
     SELECT set_config('synchronous_commit', 'off', true)
 ),
-candidates AS (
-    SELECT c.id, c.priority, c.run_at
-    FROM unnest(%(queues)b::text[]) AS q(name)
+open_queues AS MATERIALIZED (
+    SELECT q.name FROM unnest(%(queues)b::text[]) AS q(name)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
+),
+candidates AS MATERIALIZED (
+    SELECT c.id, c.priority, c.run_at, c.priority AS effective
+    FROM open_queues AS q
     CROSS JOIN LATERAL (
         SELECT j.id, j.priority, j.run_at
         FROM {schema}.jobs j
-        WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
-          AND EXISTS (SELECT FROM async_commit)
+        WHERE EXISTS (SELECT FROM async_commit)
           AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
           AND (j.expires_at IS NULL OR j.expires_at > now())
           -- Tasks under a limit are claimed by claim_limited (migration 0012).
@@ -142,7 +154,44 @@ candidates AS (
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     ) AS c
-    ORDER BY c.priority DESC, c.run_at, c.id
+),
+levels(queue, top, p) AS (
+    SELECT q.name, m.p, m.p
+    FROM open_queues AS q
+    CROSS JOIN LATERAL (
+        SELECT max(j.priority) AS p FROM {schema}.jobs j
+        WHERE j.state = 'queued' AND j.queue = q.name
+    ) AS m
+    WHERE %(aging)s > 0 AND m.p IS NOT NULL
+    UNION ALL
+    SELECT l.queue, l.top, (SELECT max(j.priority) FROM {schema}.jobs j
+                            WHERE j.state = 'queued' AND j.queue = l.queue AND j.priority < l.p)
+    FROM levels l
+    WHERE l.p IS NOT NULL AND l.top - l.p < %(aging_cap)s
+),
+aged AS (
+    SELECT c.id, c.priority, c.run_at, c.effective
+    FROM levels AS l
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at,
+               j.priority + least(%(aging_cap)s,
+                                  floor(extract(epoch FROM now() - j.run_at) / %(aging)s)
+                                  )::int AS effective
+        FROM {schema}.jobs j
+        WHERE j.state = 'queued' AND j.queue = l.queue AND j.priority = l.p
+          AND j.run_at <= now() - make_interval(secs => (l.top - l.p) * %(aging)s)
+          AND (j.expires_at IS NULL OR j.expires_at > now())
+          AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
+          AND j.id <> ALL(ARRAY(SELECT id FROM candidates))
+        ORDER BY j.run_at, j.id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    WHERE l.p IS NOT NULL AND l.p < l.top
+),
+picked AS (
+    SELECT id FROM (SELECT * FROM candidates UNION ALL SELECT * FROM aged) AS both_
+    ORDER BY effective DESC, run_at, id
     LIMIT %(limit)s
 ),
 claimed AS (
@@ -156,7 +205,7 @@ claimed AS (
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
     -- An array, not a join: a join on the CTE may be planned as a hash join over
     -- a sequential scan of the whole table (finished jobs included).
-    WHERE j.id = ANY(ARRAY(SELECT id FROM candidates))
+    WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args, j.kwargs,
               j.headers, j.priority, j.run_at
 )
