@@ -134,9 +134,9 @@ class Worker:
                 lease_seconds=s.lease_seconds), repeat=False))  # a repeat: a second row
         if registered is None:
             return None
-        self.worker_id = registered
-        await self.limits.declare(self.app.tasks)
+        await self.limits.declare(self.app.tasks)  # before the first claim needs them
         await self.limits.run_once()
+        self.worker_id = registered
         self.parts = parts = self._build(self.app.dsn())
         # LISTEN before the first claim, so no job committed in between is missed.
         await asyncio.wait_for(parts.listener.listening.wait(), timeout=30)
