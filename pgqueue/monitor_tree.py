@@ -130,6 +130,11 @@ class _Builder:
             return None, []
         self.laying_out.add(group)
         members: list[Thing] = [("job", m) for m in self.members[group]]
+        parents = {self.parent(m) for m in members}
+        if len(members) > 1 and len(parents) == 1:  # the usual case: each member is a step
+            self.laying_out.discard(group)
+            self.layouts[group] = (parents.pop(), members)
+            return self.layouts[group]
         # The first member's line up, then where each other member's line joins it
         # (each thing waits for one other at most): linear in the lines' lengths.
         first, _ = self.climb(members[0])
