@@ -9,7 +9,7 @@ from typing import Any
 import click
 import psycopg
 
-from pgqueue import cli_monitor, schedule_statements, statements
+from pgqueue import cli_monitor, cli_workflows, schedule_statements, statements
 from pgqueue import migrate as migrations
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.dashboard.command import dashboard
@@ -330,6 +330,7 @@ def demo(obj: Ctx) -> None:
 
 
 cli_monitor.register(main, jobs)
+main.add_command(cli_workflows.workflows)
 main.add_command(dashboard)
 
 if __name__ == "__main__":

@@ -165,8 +165,9 @@ def queues_resume(obj: Ctx, name: str) -> None:
 
 
 @click.command("list")
-@click.option("--state", type=click.Choice(["queued", "running", "succeeded", "failed",
-                                            "cancelled"]))
+@click.option("--state", type=click.Choice(["waiting", "queued", "running", "succeeded",
+                                            "failed", "cancelled"]),
+              help="waiting: workflow steps whose predecessor hasn't succeeded yet.")
 @click.option("--queue")
 @click.option("--task")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)

@@ -1,6 +1,6 @@
 """Monitor: what is happening, read straight from Postgres, for people and tools.
 
-One read-only view of queues, workers, tasks and jobs (plus the few actions
+One read-only view of queues, workers, tasks, jobs and workflows (plus the few actions
 operators take) shared by ``pgq status`` / ``pgq jobs``, the dashboard and
 /metrics. Everything comes back as frozen dataclasses (:mod:`pgqueue.monitor_rows`);
 :func:`to_json` makes them JSON-safe. The queries are statements of
@@ -25,13 +25,17 @@ from pgqueue.monitor_rows import (
     JobDetail,
     JobPage,
     JobRow,
+    JobWorkflow,
     QueueStats,
     RawValue,
     ScheduleRow,
     TaskStats,
     WorkerInfo,
+    WorkflowDetail,
+    WorkflowSummary,
     to_json,
 )
+from pgqueue.monitor_tree import build_tree
 from pgqueue.spans import bucket_for
 from pgqueue.statements import Statement
 
@@ -39,8 +43,23 @@ if TYPE_CHECKING:
     from pgqueue.app import App
 
 __all__ = [
-    "HOUR", "REDACTED", "Attempt", "Bucket", "JobDetail", "JobPage", "JobRow", "Monitor",
-    "QueueStats", "RawValue", "ScheduleRow", "TaskStats", "WorkerInfo", "to_json",
+    "HOUR",
+    "REDACTED",
+    "Attempt",
+    "Bucket",
+    "JobDetail",
+    "JobPage",
+    "JobRow",
+    "JobWorkflow",
+    "Monitor",
+    "QueueStats",
+    "RawValue",
+    "ScheduleRow",
+    "TaskStats",
+    "WorkerInfo",
+    "WorkflowDetail",
+    "WorkflowSummary",
+    "to_json",
 ]
 
 HOUR = dt.timedelta(hours=1)
@@ -122,6 +141,50 @@ class Monitor:
 
     def schedules(self) -> list[ScheduleRow]:
         return self._run(ms.schedule_list(self.schema))
+
+    # -- workflows ------------------------------------------------------------
+    def workflows(self, limit: int = 50) -> list[WorkflowSummary]:
+        """The newest workflows, with their jobs counted by state."""
+        return self._run(ms.workflow_list(self.schema, limit))
+
+    def workflow(self, workflow_id: int, tree_up_to: int | None = None
+                 ) -> WorkflowDetail | None:
+        """A whole workflow, its steps drawn as a tree (:mod:`pgqueue.monitor_tree`);
+        the tree is None, and no step is read, if it has more than ``tree_up_to`` jobs."""
+        summary = self._run(ms.workflow_summary(self.schema, workflow_id))
+        return self._detail(summary, tree_up_to) if summary is not None else None
+
+    def _detail(self, summary: WorkflowSummary, tree_up_to: int | None) -> WorkflowDetail:
+        groups = self._run(ms.workflow_groups(self.schema, summary.id))
+        if tree_up_to is not None and summary.jobs > tree_up_to:
+            return WorkflowDetail(summary, groups, None)
+        steps = self._run(ms.workflow_steps(self.schema, summary.id))
+        return WorkflowDetail(summary, groups, build_tree(steps, groups))
+
+    def workflow_id_of_job(self, job_id: int) -> int | None:
+        """None for a job that is not part of a workflow, or no such job."""
+        return self._run(ms.workflow_of_job(self.schema, job_id))
+
+    def workflow_of_job(self, job_id: int, cap: int = 50,
+                        tree_up_to: int = 100) -> JobWorkflow | None:
+        """A job's place in its workflow: what it waits for, the rest of its group, what
+        waits for it, its errbacks (each list cut at ``cap``), and the whole workflow
+        when it has at most ``tree_up_to`` jobs. None: not part of a workflow."""
+        found = self._run(ms.workflow_neighbours(self.schema, job_id, cap))
+        if found is None:
+            return None
+        step = found.step
+        wanted = [g for g in (step.group_id, step.after_group) if g is not None]
+        groups = ({g.id: g for g in self._run(ms.workflow_groups_by_id(self.schema, wanted))}
+                  if wanted else {})
+        summary = self._run(ms.workflow_summary(self.schema, found.workflow_id))
+        tree = (self._detail(summary, tree_up_to)
+                if summary is not None and summary.jobs <= tree_up_to else None)
+        return dataclasses.replace(
+            found, workflow=summary, tree=tree,
+            group=groups.get(step.group_id) if step.group_id is not None else None,
+            parent_group=groups.get(step.after_group) if step.after_group is not None
+            else None)
 
     def jobs_enqueued_total(self) -> int:
         return self._run(ms.jobs_enqueued_total(self.schema))

@@ -146,6 +146,129 @@ class ScheduleRow:
     error_at: dt.datetime | None = None
 
 
+# -- workflows ---------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkflowSummary:
+    """A row of the ``workflow_status`` view: a workflow's jobs counted by state."""
+
+    id: int
+    kind: str  # the outermost shape: chain, group, chord, or task (a task with links)
+    created_at: dt.datetime
+    jobs: int
+    waiting: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    finished: bool  # every job has ended
+    finished_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class WorkflowGroup:
+    """A group's counters, which a chord's callback waits on."""
+
+    id: int
+    size: int
+    succeeded: int
+    failed: int  # failed or cancelled members
+    finished_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """One job of a workflow, with what it waits for and what it belongs to."""
+
+    id: int
+    task: str
+    queue: str
+    state: str
+    attempts: int
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    after_job: int | None = None  # runs when this job succeeded
+    after_group: int | None = None  # runs when every member of this group succeeded
+    group_id: int | None = None  # a member of this group...
+    group_index: int | None = None  # ...at this place (0-based)
+    errback_of: int | None = None  # a link_error callback of this job
+    pass_result: bool = True
+    error_type: str | None = None  # its latest error
+    error_message: str | None = None
+    # For a step cancelled because an earlier one failed: the job that failed.
+    error_from_job: int | None = None
+
+
+@dataclass(frozen=True)
+class StepNode:
+    """A step in a drawn workflow. ``forks``: what waits for it, side by side, when
+    more than one step does (a single one follows it in its branch); ``errbacks``:
+    its link_error callbacks that were enqueued."""
+
+    step: WorkflowStep
+    forks: list[list[WorkflowNode]] = dataclasses.field(default_factory=list)
+    errbacks: list[list[WorkflowNode]] = dataclasses.field(default_factory=list)
+    kind: str = "step"
+
+
+@dataclass(frozen=True)
+class GroupNode:
+    """A group in a drawn workflow: one branch per member, in member order (a member
+    that is a chain is the branch of its steps). What waits for the group follows it
+    in its branch, or, when several steps do, is in ``forks``."""
+
+    group: WorkflowGroup
+    members: list[list[WorkflowNode]] = dataclasses.field(default_factory=list)
+    forks: list[list[WorkflowNode]] = dataclasses.field(default_factory=list)
+    kind: str = "group"
+
+
+WorkflowNode = StepNode | GroupNode
+# Nodes that run one after the other (a chain); parallel work is nested in them.
+Branch = list[WorkflowNode]
+
+
+@dataclass(frozen=True)
+class WorkflowDetail:
+    """A whole workflow: its counts, its groups and its steps drawn as a tree
+    (:func:`pgqueue.monitor_tree.build_tree`). ``tree`` is a list of branches: one,
+    unless rows written by SQL left steps that nothing leads to; None when the
+    workflow was too big to be asked for whole."""
+
+    workflow: WorkflowSummary
+    groups: list[WorkflowGroup]
+    tree: list[Branch] | None
+
+
+@dataclass(frozen=True)
+class Related:
+    """Some steps related to a job, the first ``len(steps)`` of ``total``."""
+
+    steps: list[WorkflowStep]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.steps), 0)
+
+
+@dataclass(frozen=True)
+class JobWorkflow:
+    """A job's place in its workflow, as its dashboard page shows it."""
+
+    workflow_id: int
+    workflow: WorkflowSummary | None  # None: the workflow's row is gone (SQL)
+    step: WorkflowStep  # the job itself
+    parents: Related  # the job it waits for, or every member of the group it waits for
+    parent_group: WorkflowGroup | None  # the group it waits for (a chord's callback)
+    errback_of: WorkflowStep | None  # the failed job this errback was enqueued for
+    group: WorkflowGroup | None  # the group it is a member of
+    siblings: Related  # the other members of that group
+    callbacks: Related  # steps waiting for it, or for its group
+    errbacks: Related  # its link_error callbacks, once it failed
+    tree: WorkflowDetail | None = None  # the whole workflow, when it is small
+
+
 def to_json(value: Any) -> Any:
     """Dataclasses, lists and dicts of them, with datetimes as ISO 8601 strings."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

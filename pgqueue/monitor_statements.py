@@ -122,3 +122,74 @@ def set_queue_paused(schema: str, name: str, paused: bool) -> Statement[None]:
                      {"name": name, "paused": paused,
                       "jobs_channel": channels(schema)["jobs_channel"]},
                      lambda rows: None)
+
+
+# -- workflows ------------------------------------------------------------------
+def _summary(row: Row) -> mr.WorkflowSummary:
+    return mr.WorkflowSummary(*row)
+
+
+def _step(row: Row) -> mr.WorkflowStep:
+    return mr.WorkflowStep(*row)
+
+
+def _group(row: Row) -> mr.WorkflowGroup:
+    return mr.WorkflowGroup(*row)
+
+
+def workflow_summary(schema: str, workflow_id: int) -> Statement[mr.WorkflowSummary | None]:
+    return Statement(queries(schema)["workflow_summary"], {"id": workflow_id},
+                     lambda rows: _summary(rows[0]) if rows else None)
+
+
+def workflow_list(schema: str, limit: int = 50) -> Statement[list[mr.WorkflowSummary]]:
+    """The newest workflows first."""
+    return Statement(queries(schema)["workflow_list"], {"limit": max(1, min(limit, MAX_PAGE))},
+                     lambda rows: [_summary(row) for row in rows])
+
+
+def workflow_steps(schema: str, workflow_id: int) -> Statement[list[mr.WorkflowStep]]:
+    return Statement(queries(schema)["workflow_steps"], {"id": workflow_id},
+                     lambda rows: [_step(row) for row in rows])
+
+
+def workflow_groups(schema: str, workflow_id: int) -> Statement[list[mr.WorkflowGroup]]:
+    return Statement(queries(schema)["workflow_groups"], {"id": workflow_id},
+                     lambda rows: [_group(row) for row in rows])
+
+
+def workflow_groups_by_id(schema: str, ids: list[int]) -> Statement[list[mr.WorkflowGroup]]:
+    return Statement(queries(schema)["workflow_groups_by_id"], {"ids": ids},
+                     lambda rows: [_group(row) for row in rows])
+
+
+def workflow_of_job(schema: str, job_id: int) -> Statement[int | None]:
+    """The job's workflow id; None for a plain job, or no such job."""
+    return Statement(queries(schema)["workflow_of_job"], {"id": job_id},
+                     lambda rows: rows[0][0] if rows else None)
+
+
+def _neighbours(rows: list[Row]) -> mr.JobWorkflow | None:
+    found: dict[str, list[mr.WorkflowStep]] = {}
+    for relation, _, *step in rows:
+        found.setdefault(relation, []).append(_step(tuple(step[:16])))
+    if "self" not in found:
+        return None
+    parents, siblings, callbacks, errbacks = rows[0][-4:]
+    backs = found.get("errback_of", [])
+    return mr.JobWorkflow(
+        workflow_id=rows[0][1], workflow=None, step=found["self"][0],
+        parents=mr.Related(found.get("parent", []), parents), parent_group=None,
+        errback_of=backs[0] if backs else None, group=None,
+        siblings=mr.Related(found.get("sibling", []), siblings),
+        callbacks=mr.Related(found.get("callback", []), callbacks),
+        errbacks=mr.Related(found.get("errback", []), errbacks))
+
+
+def workflow_neighbours(schema: str, job_id: int, cap: int = 50
+                        ) -> Statement[mr.JobWorkflow | None]:
+    """A job's place in its workflow, each list of related steps cut at ``cap``; without
+    the workflow's summary, groups and tree, which :class:`Monitor` adds. None: the job
+    is not part of a workflow."""
+    return Statement(queries(schema)["workflow_neighbours"], {"id": job_id, "cap": max(cap, 0)},
+                     _neighbours)

@@ -17,6 +17,10 @@ from pgqueue.dashboard import csrf, params, state, windows
 from pgqueue.dashboard.responses import JSON, error
 from pgqueue.monitor import Monitor
 
+# Bounds of the workflow endpoints' parameters: what one response may carry.
+MAX_RELATED = 500
+MAX_TREE = 10_000
+
 
 def series_data(monitor: Monitor, window: params.Window) -> dict[str, Any]:
     """The chart data: one bucket per step over the window, zeros included."""
@@ -71,6 +75,34 @@ def job(request: Request) -> Response:
     detail = state.monitor(request).job(job_id)
     if detail is None:
         return error(f"no job {job_id}", 404)
+    return JSON(detail)
+
+
+def job_workflow(request: Request) -> Response:
+    """The job's place in its workflow (lists of related steps cut at ``cap``, 1 to 500,
+    default 50), and the whole workflow when it has at most ``tree_up_to`` jobs."""
+    job_id: int = request.path_params["job_id"]
+    monitor = state.monitor(request)
+    cap = params.bounded(request.query_params, "cap", 50, MAX_RELATED)
+    tree_up_to = params.bounded(request.query_params, "tree_up_to", 100, MAX_TREE, least=0)
+    found = monitor.workflow_of_job(job_id, cap=cap, tree_up_to=tree_up_to)
+    if found is None:
+        return error(f"job {job_id} is not part of a workflow" if monitor.job(job_id)
+                     else f"no job {job_id}", 404)
+    return JSON(found)
+
+
+def workflows(request: Request) -> Response:
+    limit = params.bounded(request.query_params, "limit", params.PAGE_SIZE,
+                           params.MAX_PAGE_SIZE)
+    return JSON(state.monitor(request).workflows(limit))
+
+
+def workflow(request: Request) -> Response:
+    workflow_id: int = request.path_params["workflow_id"]
+    detail = state.monitor(request).workflow(workflow_id)
+    if detail is None:
+        return error(f"no workflow {workflow_id}", 404)
     return JSON(detail)
 
 

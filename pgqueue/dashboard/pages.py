@@ -85,12 +85,50 @@ def _job_context(request: Request) -> tuple[dict[str, Any], int]:
 
 def job(request: Request) -> Response:
     context, status = _job_context(request)
+    context.update(_job_workflow_context(request) if context["job"] is not None
+                   else {"workflow": None})
     return _render(request, "job.html", context, status)
 
 
 def job_fragment(request: Request) -> Response:
     context, status = _job_context(request)
     return _render(request, "fragments/job.html", context, status)
+
+
+# -- workflows ---------------------------------------------------------------------
+# A workflow is drawn whole on its own page up to this many jobs, on a job's page up
+# to TREE_ON_JOB_PAGE; past that only its counts (the CLI and the API give any size).
+TREE_ON_PAGE = 1000
+TREE_ON_JOB_PAGE = 100
+RELATED_SHOWN = 50
+
+
+def _job_workflow_context(request: Request) -> dict[str, Any]:
+    job_id: int = request.path_params["job_id"]
+    return {"job_id": job_id, "workflow": state.monitor(request).workflow_of_job(
+        job_id, cap=RELATED_SHOWN, tree_up_to=TREE_ON_JOB_PAGE)}
+
+
+def job_workflow_fragment(request: Request) -> Response:
+    """The job page's Workflow section (empty for a job that is not in one)."""
+    return _render(request, "fragments/job_workflow.html", _job_workflow_context(request))
+
+
+def _workflow_context(request: Request) -> tuple[dict[str, Any], int]:
+    workflow_id: int = request.path_params["workflow_id"]
+    detail = state.monitor(request).workflow(workflow_id, tree_up_to=TREE_ON_PAGE)
+    return ({"detail": detail, "workflow_id": workflow_id, "tree_limit": TREE_ON_PAGE},
+            200 if detail is not None else 404)
+
+
+def workflow(request: Request) -> Response:
+    context, status = _workflow_context(request)
+    return _render(request, "workflow.html", context, status)
+
+
+def workflow_fragment(request: Request) -> Response:
+    context, status = _workflow_context(request)
+    return _render(request, "fragments/workflow.html", context, status)
 
 
 # -- schedules -------------------------------------------------------------------

@@ -116,3 +116,14 @@ def job_filters(params: Mapping[str, str]) -> JobFilters:
         until=parse_time("until", until) if until else None,
         before_id=_int(params, "before_id"), limit=limit,
     )
+
+
+def bounded(params: Mapping[str, str], name: str, default: int, most: int,
+            least: int = 1) -> int:
+    """A whole-number parameter within [least, most]; ``default`` when absent."""
+    value = _int(params, name)
+    if value is None:
+        return default
+    if not least <= value <= most:
+        raise BadRequest(f"{name} must be between {least} and {most}")
+    return value

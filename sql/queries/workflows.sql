@@ -97,18 +97,21 @@ WHERE s.group_id = %(id)s
 ORDER BY s.group_index;
 
 -- name: workflow_of_job :one
+-- `pgq workflows show --job ID`: no row, no such job; a NULL, a plain job.
 SELECT workflow_id FROM {schema}.jobs WHERE id = %(id)s;
 
 -- name: workflow_steps :many
 -- Every job of a workflow, with what it waits for and belongs to: what
--- `pgq workflows show` and the dashboard draw as a tree.
+-- `pgq workflows show` and the dashboard draw as a tree (monitor_tree.py),
+-- each with its latest error (and, for a step cancelled because an earlier
+-- one failed, the job that error came from).
 SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.created_at, j.finished_at,
        s.after_job, s.after_group, s.group_id, s.group_index, s.errback_of, s.pass_result,
-       e.type, e.message
+       e.type, e.message, e.cause_job
 FROM {schema}.workflow_steps s
 JOIN {schema}.jobs j ON j.id = s.job_id
 LEFT JOIN LATERAL (
-    SELECT type, message FROM {schema}.job_errors
+    SELECT type, message, cause_job FROM {schema}.job_errors
     WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1
 ) e ON true
 WHERE s.workflow_id = %(id)s
@@ -118,10 +121,90 @@ ORDER BY j.id;
 SELECT id, size, succeeded, failed, finished_at FROM {schema}.workflow_groups
 WHERE workflow_id = %(id)s ORDER BY id;
 
+-- name: workflow_groups_by_id :many
+-- The groups a job's page names (the one it belongs to, the one it waits for).
+SELECT id, size, succeeded, failed, finished_at FROM {schema}.workflow_groups
+WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id;
+
 -- name: workflow_summary :one
 SELECT id, kind, created_at, jobs, waiting, queued, running, succeeded, failed, cancelled,
        finished, finished_at
 FROM {schema}.workflow_status WHERE id = %(id)s;
+
+-- name: workflow_list :many
+-- The newest workflows with their counts. The ids are picked first, newest by
+-- the primary key, then the view is read for each: OFFSET 0 keeps the planner
+-- from flattening the lateral subquery into one aggregate over every workflow,
+-- so the id reaches the view's GROUP BY and only the listed ones are counted.
+SELECT v.id, v.kind, v.created_at, v.jobs, v.waiting, v.queued, v.running, v.succeeded,
+       v.failed, v.cancelled, v.finished, v.finished_at
+FROM (SELECT id FROM {schema}.workflows ORDER BY id DESC LIMIT %(limit)s) w
+CROSS JOIN LATERAL (SELECT * FROM {schema}.workflow_status s WHERE s.id = w.id OFFSET 0) v
+ORDER BY v.id DESC;
+
+-- name: workflow_neighbours :many
+-- A job's place in its workflow, for its page, read without the whole
+-- workflow (a group may have thousands of members): its own step ('self'),
+-- what it waits for ('parent': the previous job, or every member of a chord's
+-- header), the job it is an errback of, the other members of its group
+-- ('sibling'), the steps waiting for it or for its group ('callback') and its
+-- errbacks: each list cut at %(cap)s, and counted whole in the last four
+-- columns. No row: the job is not part of a workflow.
+WITH me AS MATERIALIZED (
+    SELECT * FROM {schema}.workflow_steps WHERE job_id = %(id)s
+),
+related(relation, job_id) AS (
+    SELECT 'self', job_id FROM me
+    UNION ALL
+    SELECT 'parent', after_job FROM me WHERE after_job IS NOT NULL
+    UNION ALL
+    SELECT 'errback_of', errback_of FROM me WHERE errback_of IS NOT NULL
+    UNION ALL
+    (SELECT 'parent', s.job_id FROM me JOIN {schema}.workflow_steps s
+         ON s.group_id = me.after_group
+     ORDER BY s.group_index, s.job_id LIMIT %(cap)s)
+    UNION ALL
+    (SELECT 'sibling', s.job_id FROM me JOIN {schema}.workflow_steps s
+         ON s.group_id = me.group_id AND s.job_id <> me.job_id
+     ORDER BY s.group_index, s.job_id LIMIT %(cap)s)
+    UNION ALL
+    (SELECT 'callback', s.job_id FROM me JOIN {schema}.workflow_steps s
+         ON s.after_job = me.job_id OR s.after_group = me.group_id
+     ORDER BY s.job_id LIMIT %(cap)s)
+    UNION ALL
+    -- No index on errback_of: the workflow's own rows are searched.
+    (SELECT 'errback', s.job_id FROM me JOIN {schema}.workflow_steps s
+         ON s.workflow_id = me.workflow_id AND s.errback_of = me.job_id
+     ORDER BY s.job_id LIMIT %(cap)s)
+),
+counts AS MATERIALIZED (
+    SELECT CASE WHEN me.after_group IS NOT NULL
+                THEN (SELECT count(*) FROM {schema}.workflow_steps s
+                      WHERE s.group_id = me.after_group)
+                ELSE (me.after_job IS NOT NULL)::int END AS parents,
+           (SELECT count(*) FROM {schema}.workflow_steps s
+            WHERE s.group_id = me.group_id AND s.job_id <> me.job_id) AS siblings,
+           (SELECT count(*) FROM {schema}.workflow_steps s
+            WHERE s.after_job = me.job_id OR s.after_group = me.group_id) AS callbacks,
+           (SELECT count(*) FROM {schema}.workflow_steps s
+            WHERE s.workflow_id = me.workflow_id AND s.errback_of = me.job_id) AS errbacks
+    FROM me
+)
+SELECT r.relation, me.workflow_id,
+       j.id, j.task, j.queue, j.state::text, j.attempts, j.created_at, j.finished_at,
+       s.after_job, s.after_group, s.group_id, s.group_index, s.errback_of,
+       coalesce(s.pass_result, true), e.type, e.message, e.cause_job,
+       c.parents, c.siblings, c.callbacks, c.errbacks
+FROM related r
+CROSS JOIN me
+CROSS JOIN counts c
+JOIN {schema}.jobs j ON j.id = r.job_id
+LEFT JOIN {schema}.workflow_steps s ON s.job_id = j.id
+LEFT JOIN LATERAL (
+    SELECT type, message, cause_job FROM {schema}.job_errors
+    WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1
+) e ON true
+ORDER BY r.relation, s.group_index, j.id;
 
 -- name: prune_workflows :one
 -- Workflows go whole: once every one of their jobs has ended and the last
