@@ -5,8 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pgqueue import JobState
-from pgqueue import chain, chord, group, signature
+from pgqueue import JobState, chain, chord, group, signature
 from pgqueue.errors import ChordError, TaskError
 from tests.conftest import count, running_worker
 

@@ -30,7 +30,8 @@ def test_bad_enqueue_options_raise_typed_errors(given: dict[str, object],
 
 
 def test_an_unknown_option_names_the_known_ones() -> None:
-    with pytest.raises(TypeError, match=r"qeue.*known: concurrency_key, countdown, eta, expires, headers"):
+    with pytest.raises(TypeError,
+                       match=r"qeue.*known: concurrency_key, countdown, eta, expires, headers"):
         EnqueueOptions.from_kwargs({"qeue": "emails"})
 
 
