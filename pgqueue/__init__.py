@@ -16,6 +16,7 @@ from pgqueue.errors import (
     UnknownTask,
 )
 from pgqueue.job import JobInfo, JobState
+from pgqueue.progress import Progress
 from pgqueue.result import JobResult
 from pgqueue.settings import Settings
 from pgqueue.task import Task
@@ -32,6 +33,7 @@ __all__ = [
     "JobState",
     "MigrationError",
     "PgQueueError",
+    "Progress",
     "Retry",
     "Settings",
     "SoftTimeLimitExceeded",

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pgqueue.progress import Progress
+
 
 class JobState(enum.StrEnum):
     QUEUED = "queued"
@@ -60,3 +62,4 @@ class JobInfo:
     finished_at: dt.datetime | None
     result: Any
     error: JobError | None
+    progress: Progress | None = None  # the latest its current attempt reported

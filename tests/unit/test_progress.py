@@ -1,0 +1,177 @@
+"""Progress without a database: the checks, the stored shape, the worker's store, and
+the cost of a report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from pgqueue import JobContext, Progress
+from pgqueue.encoding import ValueTooLarge
+from pgqueue.progress import MAX_META_BYTES, ProgressStore, check, from_json, to_json
+
+LEASE = uuid.uuid4()
+
+
+class Level(enum.IntEnum):
+    HALF = 50
+
+
+def _ctx() -> JobContext:
+    return JobContext(1, "t", "q", 1, 0, lease=LEASE)
+
+
+# -- checks -----------------------------------------------------------------------
+@pytest.mark.parametrize("args, expected", [
+    ((0,), (0, None, None)),
+    ((17, 40), (17, 40, None)),
+    ((0.5, 1.0, {"file": "a.csv"}), (0.5, 1.0, '{"file":"a.csv"}')),
+    ((Level.HALF, 100), (50, 100, None)),  # an int subclass, stored as the int
+    ((3, None, [dt.date(2026, 1, 2)]), (3, None, '[{"$date":"2026-01-02"}]')),
+])
+def test_check_accepts_numbers_and_encodes_meta(args, expected):
+    done, total, meta = check(*args)
+    assert (done, total, meta) == expected
+    assert type(done) in (int, float) and (total is None or type(total) in (int, float))
+
+
+@pytest.mark.parametrize("args, error, words", [
+    ((True,), TypeError, "done must be an int or a float, not bool"),
+    ((1, False), TypeError, "total must be an int or a float, not bool"),
+    (("3",), TypeError, "not str"),
+    ((Decimal(1),), TypeError, "not Decimal"),
+    ((None,), TypeError, "not NoneType"),
+    ((float("nan"),), ValueError, "finite"),
+    ((1, float("inf")), ValueError, "finite"),
+    ((-1,), ValueError, "done must be 0 or more"),
+    ((1, 0), ValueError, "total must be above 0"),
+    ((1, -2.5), ValueError, "total must be above 0"),
+    ((1, 2, object()), TypeError, "not JSON serialisable"),
+    ((1, 2, {"s": "a\x00b"}), ValueError, "NUL"),
+    ((1, 2, {1, 2}), TypeError, "pass a list"),
+])
+def test_check_refuses_with_a_clear_error(args, error, words):
+    with pytest.raises(error, match=words):
+        check(*args)
+    with pytest.raises(error, match=words):  # the same from the task's side
+        _ctx().update_progress(*args)
+
+
+def test_meta_is_capped():
+    check(1, 2, "x" * (MAX_META_BYTES - 10))
+    with pytest.raises(ValueTooLarge, match="update_progress"):
+        check(1, 2, "x" * MAX_META_BYTES)
+
+
+def test_a_context_without_a_sink_checks_and_drops_and_one_with_a_sink_reports():
+    ctx = _ctx()
+    ctx.update_progress(1, 2)  # made by hand: nowhere to go, no error
+    got: list[tuple[object, ...]] = []
+    ctx.progress_sink = lambda *report: got.append(report)
+    ctx.update_progress(3, 4, meta={"k": (1, 2)})
+    assert got == [(3, 4, '{"k":[1,2]}')]
+
+
+# -- the stored shape ---------------------------------------------------------------
+def test_progress_fraction():
+    assert Progress(17, 40).fraction == 17 / 40
+    assert Progress(17).fraction is None
+    assert Progress(50, 40).fraction == 1.25  # an estimate passed: not capped
+
+
+def test_stored_json_round_trips_with_the_databases_time():
+    text = to_json(check(2, 8, {"when": dt.date(2026, 5, 1), "$x": 1}))
+    data = json.loads(text)
+    assert data["done"] == 2 and data["total"] == 8
+    data["updated_at"] = "2026-05-01T10:00:00.12345+02:00"  # as jsonb prints now()
+    p = from_json(json.dumps(data))
+    assert p == Progress(2, 8, {"when": dt.date(2026, 5, 1), "$x": 1},
+                         dt.datetime(2026, 5, 1, 8, 0, 0, 123450, tzinfo=dt.UTC))
+    assert json.loads(to_json(check(1e17)))["done"] == 1e17  # big floats written in full
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, None),
+    ("not json", None),
+    ("[1, 2]", None),
+    ('{"done": "x"}', None),
+    ('{"done": true}', None),
+    ('{"done": 1, "total": "y"}', None),
+    ('{"done": 1}', Progress(1)),  # written by SQL: what can be read is
+    ('{"done": 1, "updated_at": "yesterday"}', Progress(1)),
+])
+def test_rows_written_by_sql_never_fail_a_reader(text, expected):
+    assert from_json(text) == expected
+
+
+# -- the worker's store --------------------------------------------------------------
+def test_store_keeps_the_latest_report_per_attempt():
+    store = ProgressStore()
+    a, b = (1, uuid.uuid4()), (2, uuid.uuid4())
+    sink = store.sink(*a)
+    for i in range(1000):
+        sink(i, 1000, None)
+    store.put(*b, (5, None, None))
+    assert len(store) == 2
+    assert store.take([a, (3, LEASE)]) == {a: (999, 1000, None)}
+    assert store.take() == {b: (5, None, None)} and store.take() == {}
+
+
+def test_a_report_put_back_never_replaces_a_newer_one():
+    store = ProgressStore()
+    a, b = (1, uuid.uuid4()), (2, uuid.uuid4())
+    store.put(*a, (2, None, None))
+    store.put_back({a: (1, None, None), b: (7, None, None)})
+    assert store.take() == {a: (2, None, None), b: (7, None, None)}
+
+
+def test_store_under_threads_loses_no_latest_report():
+    store = ProgressStore()
+    keys = [(i, uuid.uuid4()) for i in range(8)]
+    seen: dict[tuple[int, uuid.UUID], float] = {}
+    stop = threading.Event()
+
+    def report(key: tuple[int, uuid.UUID]) -> None:
+        sink = store.sink(*key)
+        for i in range(20_000):
+            sink(i, None, None)
+
+    def drain() -> None:
+        while not stop.is_set():
+            for key, (done, _, _) in store.take().items():
+                assert done >= seen.get(key, -1)  # never an older report after a newer
+                seen[key] = done
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    threads = [threading.Thread(target=report, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    drainer.join()
+    seen.update({k: r[0] for k, r in store.take().items()})
+    assert seen == {k: 19_999 for k in keys}
+
+
+# -- throttling and cost -------------------------------------------------------------
+def test_a_tight_loop_keeps_one_report_and_costs_about_a_microsecond():
+    store = ProgressStore()
+    ctx = _ctx()
+    ctx.progress_sink = store.sink(ctx.job_id, LEASE)
+    n = 100_000
+    started = time.perf_counter()
+    for i in range(1, n + 1):
+        ctx.update_progress(i, n)
+    micros = (time.perf_counter() - started) / n * 1e6
+    print(f"\nupdate_progress into the worker's store: {micros:.2f} us per call")
+    assert store.take() == {(1, LEASE): (n, n, None)}
+    assert micros < 50  # about 1 us; generous for a loaded machine
