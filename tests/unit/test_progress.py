@@ -1,11 +1,12 @@
-"""Progress without a database: the checks, the stored shape, the worker's store, and
-the cost of a report."""
+"""Progress without a database: the checks, the stored shape, the worker's store and the
+child's throttle, and the cost of a report."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 import json
+import multiprocessing as mp
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from pgqueue import JobContext, Progress
 from pgqueue.encoding import ValueTooLarge
 from pgqueue.progress import MAX_META_BYTES, ProgressStore, check, from_json, to_json
+from pgqueue.worker.processes import ChildProgress
 
 LEASE = uuid.uuid4()
 
@@ -175,3 +177,39 @@ def test_a_tight_loop_keeps_one_report_and_costs_about_a_microsecond():
     print(f"\nupdate_progress into the worker's store: {micros:.2f} us per call")
     assert store.take() == {(1, LEASE): (n, n, None)}
     assert micros < 50  # about 1 us; generous for a loaded machine
+
+
+def test_a_child_sends_a_handful_of_messages_and_its_last_report_before_closing():
+    parent, child = mp.Pipe()
+    sink = ChildProgress(child, 7, str(LEASE))
+    ctx = _ctx()
+    ctx.progress_sink = sink
+    n = 100_000
+    started = time.perf_counter()
+    for i in range(1, n + 1):
+        ctx.update_progress(i, n)
+    seconds = time.perf_counter() - started
+    sink.close()
+    ctx.update_progress(n + 1, n)  # a thread the task left behind: sent nowhere
+    messages = []
+    while parent.poll(0.1):
+        messages.append(json.loads(parent.recv_bytes()))
+    print(f"\nchild: {n:,} calls, {seconds / n * 1e6:.2f} us each, {len(messages)} messages")
+    assert 2 <= len(messages) <= 3 + seconds / 0.2
+    assert messages[0] == ["progress", 7, str(LEASE), 1, n, None]  # the first goes at once
+    assert messages[-1] == ["progress", 7, str(LEASE), n, n, None]  # the last, at close
+    assert all(isinstance(m, list) for m in messages)  # never mistaken for an outcome
+
+
+def test_a_child_sends_a_report_kept_by_the_throttle_once_the_interval_is_up():
+    parent, child = mp.Pipe()
+    sink = ChildProgress(child, 7, str(LEASE))
+    sink(1, 10, None)
+    sink(2, 10, None)  # too soon: kept...
+    assert parent.poll(1) and json.loads(parent.recv_bytes())[3] == 1
+    assert parent.poll(1)  # ...and sent by the timer, with no further report
+    assert json.loads(parent.recv_bytes())[3] == 2
+    sink(3, 10, None)  # kept again, its timer cancelled by the close
+    sink.close()
+    assert json.loads(parent.recv_bytes())[3] == 3
+    assert not parent.poll(0.4)
