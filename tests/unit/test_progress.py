@@ -1,8 +1,9 @@
 """Progress without a database: the checks, the stored shape, the worker's store and the
-child's throttle, and the cost of a report."""
+child's throttle, the cost of a report, and eager mode."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import json
@@ -14,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from pgqueue import JobContext, Progress
+from pgqueue import App, JobContext, Progress
 from pgqueue.encoding import ValueTooLarge
 from pgqueue.progress import MAX_META_BYTES, ProgressStore, check, from_json, to_json
 from pgqueue.worker.processes import ChildProgress
@@ -213,3 +214,63 @@ def test_a_child_sends_a_report_kept_by_the_throttle_once_the_interval_is_up():
     sink.close()
     assert json.loads(parent.recv_bytes())[3] == 3
     assert not parent.poll(0.4)
+
+
+# -- eager mode ------------------------------------------------------------------------
+@pytest.fixture
+def eager() -> App:
+    app = App("postgresql://unused/db", eager=True)
+
+    @app.task(bind=True)
+    def counts(self: JobContext, n: int) -> int:
+        for i in range(1, n + 1):
+            self.update_progress(i, n, meta={"at": i})
+        return n
+
+    @app.task(bind=True, max_retries=1)
+    def reports_once(self: JobContext) -> int:
+        if self.attempt == 1:
+            self.update_progress(1, 2)
+            raise ConnectionError("again")
+        return self.attempt
+
+    @app.task
+    def silent() -> None:
+        return None
+
+    @app.task(bind=True)
+    def bad(self: JobContext) -> None:
+        self.update_progress(-1)
+
+    @app.task(bind=True)
+    async def async_counts(self: JobContext, n: int) -> int:
+        self.update_progress(n, n)
+        return n
+
+    return app
+
+
+def test_eager_mode_keeps_the_last_report_in_memory(eager: App):
+    before = dt.datetime.now(dt.UTC)
+    r = eager.tasks["counts"].delay(5)
+    p = r.progress
+    assert p is not None and (p.done, p.total, p.meta, p.fraction) == (5, 5, {"at": 5}, 1.0)
+    assert p.updated_at is not None and p.updated_at >= before
+    assert r.info().progress == p and asyncio.run(r.progress_async()) == p
+    assert eager.AsyncResult(r.id).progress == p
+    assert eager.tasks["silent"].delay().progress is None
+    assert eager.tasks["reports_once"].delay().progress is None  # the retry reported none
+    failed = eager.tasks["bad"].delay()
+    assert failed.failed() and "done must be 0 or more" in failed.info().error.message
+    done = eager.tasks["async_counts"].delay(3).progress
+    assert done is not None and (done.done, done.total, done.meta) == (3, 3, None)
+
+
+def test_eager_mode_from_asyncio(eager: App):
+    async def go() -> Progress | None:
+        r = await eager.tasks["async_counts"].delay_async(4)
+        return await r.progress_async()
+
+    p = asyncio.run(go())
+    assert p is not None and (p.done, p.total) == (4, 4)
+
