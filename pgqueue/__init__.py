@@ -20,6 +20,7 @@ from pgqueue.errors import (
 )
 from pgqueue.group_result import GroupResult
 from pgqueue.job import JobInfo, JobState
+from pgqueue.progress import Progress
 from pgqueue.result import JobResult
 from pgqueue.settings import Settings
 from pgqueue.task import Task
@@ -42,6 +43,7 @@ __all__ = [
     "JobState",
     "MigrationError",
     "PgQueueError",
+    "Progress",
     "Retry",
     "Settings",
     "Signature",

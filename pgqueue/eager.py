@@ -20,7 +20,9 @@ What stays as in production, on purpose:
 
 The app's task hooks (``app.hooks``) run around each attempt, as in a worker.
 What differs: ``countdown`` and ``eta`` are ignored (retries run again at once),
-time limits are not enforced, and nothing is written to the jobs table. An
+time limits are not enforced, and nothing is written to the jobs table (a bound
+task's ``self.update_progress()`` is kept in memory: ``r.progress`` is its last
+report, timed by this process's clock). An
 ``atomic=True`` task gets ``self.connection``: the caller's connection (inside a
 savepoint) when one was passed, else one from the app's pool, in a transaction
 that rolls back if the task fails.
@@ -54,6 +56,7 @@ from pgqueue.execution import (
 )
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
 from pgqueue.outcome import Outcome, Succeeded, decide, error_from
+from pgqueue.progress import Number, Progress, Sink
 from pgqueue.result import JobResult, settle
 from pgqueue.statements import EnqueueRequest
 
@@ -130,6 +133,14 @@ class EagerResult(JobResult):
 
     async def retry_async(self) -> bool:
         return False
+
+    @property
+    def progress(self) -> Progress | None:
+        """The last progress the task reported (the attempt that ended), if any."""
+        return self.job.info.progress
+
+    async def progress_async(self) -> Progress | None:
+        return self.job.info.progress
 
 
 def results(app: App) -> list[EagerResult]:
@@ -317,7 +328,9 @@ class _Call:
 def _call(job_id: int, task: Task[Any, Any], request: EnqueueRequest,
              attempt: int) -> _Call:
     ctx = JobContext(job_id, task.name, request.options.queue or "default", attempt,
-                     task.policy.max_retries, headers=dict(request.options.headers or {}))
+                     task.policy.max_retries, headers=dict(request.options.headers or {}),
+                     progress_sink=_keep_progress(job_id))
+    _reported.pop(job_id, None)  # each attempt reports its own, as in a worker
     return _Call(ctx, encoding.loads(request.args_json), encoding.loads(request.kwargs_json))
 
 
@@ -376,10 +389,24 @@ def _record(app: App, job_id: int, request: EnqueueRequest, ending: _Ending) -> 
         started_at=now if ending.attempts else None,  # a cancelled step never started
         finished_at=now,
         result=encoding.loads(ending.value_json) if ending.value_json is not None else None,
-        error=ending.error)
+        error=ending.error, progress=_reported.pop(job_id, None))
     result = EagerResult(app, EagerJob(job_id, request, info))
     kept = _results.setdefault(app, {})
     kept[job_id] = result
     if len(kept) > _KEEP:
         del kept[next(iter(kept))]  # the oldest
     return result
+
+
+# -- progress -------------------------------------------------------------------------
+# The running eager job's latest report, by id, until _record() puts it in its JobInfo.
+_reported: dict[int, Progress] = {}
+
+
+def _keep_progress(job_id: int) -> Sink:
+    """An eager job's progress sink: its meta decoded again, as a reader of a worker's
+    row would get it; the time is this process's clock (there is no database's)."""
+    def keep(done: Number, total: Number | None, meta: str | None) -> None:
+        _reported[job_id] = Progress(done, total, encoding.loads(meta) if meta else None,
+                                     dt.datetime.now(dt.UTC))
+    return keep

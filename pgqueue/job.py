@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pgqueue.progress import Progress
+
 
 class JobState(enum.StrEnum):
     WAITING = "waiting"  # a workflow step: queued once the step it waits for succeeds
@@ -64,3 +66,4 @@ class JobInfo:
     finished_at: dt.datetime | None
     result: Any
     error: JobError | None
+    progress: Progress | None = None  # the latest its current attempt reported

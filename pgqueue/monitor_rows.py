@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from pgqueue import encoding
+from pgqueue.progress import Progress
 
 REDACTED = "•••"
 # How much of an undecodable value's JSON text is kept to show.
@@ -86,6 +87,8 @@ class JobRow:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     worker: str | None
+    # Keyword-only, so the subclass's fields may follow without defaults.
+    progress: Progress | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

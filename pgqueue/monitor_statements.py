@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pgqueue import monitor_rows as mr
+from pgqueue import progress
 from pgqueue.job import JobState
 from pgqueue.schedule import Rule, next_after
 from pgqueue.sql import channels, queries
@@ -60,7 +61,8 @@ def job_list(schema: str, *, state: str | None = None, queue: str | None = None,
     limit = max(1, min(limit, MAX_PAGE))
 
     def decode(rows: list[Row]) -> mr.JobPage:
-        jobs = [mr.JobRow(*row) for row in rows[:limit]]
+        jobs = [mr.JobRow(*row[:-1], progress=progress.from_json(row[-1]))
+                for row in rows[:limit]]
         return mr.JobPage(jobs, jobs[-1].id if len(rows) > limit else None)
 
     # One row more than the page: whether there is a next page, without a count.
@@ -75,11 +77,12 @@ def _job_detail(rows: list[Row]) -> mr.JobDetail | None:
         return None
     (id_, task, queue, state, priority, attempts, created, started, finished, worker,
      args, kwargs, result, run_at, rescues, cancel_requested, lease_expires, host, pid,
-     max_attempts) = rows[0]
+     max_attempts, progress_text) = rows[0]
     return mr.JobDetail(id_, task, queue, state, priority, attempts, created, started,
                         finished, worker, mr.stored(args, list), mr.stored(kwargs, dict),
                         mr.stored(result) if result is not None else None, run_at, rescues,
-                        cancel_requested, lease_expires, host, pid, max_attempts, [])
+                        cancel_requested, lease_expires, host, pid, max_attempts, [],
+                        progress=progress.from_json(progress_text))
 
 
 def job_detail(schema: str, job_id: int) -> Statement[mr.JobDetail | None]:

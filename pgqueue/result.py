@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pgqueue import statements, waiters
 from pgqueue.errors import ChordError, JobCancelled, JobExpired, JobNotFound, TaskError
 from pgqueue.job import JobInfo, JobState
+from pgqueue.progress import Progress
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -185,3 +186,22 @@ class JobResult:
                 if done:
                     return value
                 await waiter.wait(wait)
+
+    # -- progress -----------------------------------------------------------
+    @property
+    def progress(self) -> Progress | None:
+        """What the running job last reported with ``self.update_progress()`` (at most
+        half a second old, as written by its worker), or None if it hasn't reported.
+        A finished job keeps its last written report; a retry starts with none."""
+        return self._found(self.app.client.execute(
+            statements.get_progress(self.app.settings.schema, self.id)))
+
+    async def progress_async(self) -> Progress | None:
+        """``progress`` for asyncio code: ``p = await result.progress_async()``."""
+        return self._found(await self.app.async_client.execute(
+            statements.get_progress(self.app.settings.schema, self.id)))
+
+    def _found(self, rows: list[Progress | None]) -> Progress | None:
+        if not rows:
+            raise JobNotFound(f"no job with id {self.id} (never created, or already pruned)")
+        return rows[0]

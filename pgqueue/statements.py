@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pgqueue import encoding
+from pgqueue import encoding, progress
 from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
 from pgqueue.limits import InForce
 from pgqueue.options import EnqueueOptions
@@ -404,7 +404,7 @@ def _job_info(rows: list[Row]) -> JobInfo | None:
 
 def _job_info_row(row: Row) -> JobInfo:
     (id_, task, queue, state, attempts, max_attempts, priority, run_at, created_at,
-     started_at, finished_at, value, etype, emessage, etraceback, cause) = row
+     started_at, finished_at, value, etype, emessage, etraceback, cause, progress_text) = row
     return JobInfo(
         id=id_,
         task=task,
@@ -419,6 +419,7 @@ def _job_info_row(row: Row) -> JobInfo:
         finished_at=finished_at,
         result=encoding.loads(value) if value is not None else None,
         error=JobError(etype, emessage, etraceback, cause) if etype is not None else None,
+        progress=progress.from_json(progress_text),
     )
 
 
@@ -560,3 +561,23 @@ def prune(schema: str, query: str, retention: dt.timedelta, batch: int = 10_000
     return Statement(queries(schema)[query],
                      {"retention_seconds": retention.total_seconds(), "batch": batch},
                      lambda rows: int(rows[0][0]))
+
+
+# -- progress -------------------------------------------------------------------
+def update_progress(schema: str, reports: Mapping[progress.Key, progress.Reported]
+                    ) -> Statement[dict[int, bool]]:
+    """Write many running jobs' latest progress, each under its attempt's lease;
+    decodes to {job id: written}, False for a row locked by someone else right now
+    (worth a retry). A finished or lost attempt's job is not in it."""
+    return Statement(
+        queries(schema)["update_progress"],
+        {"ids": [job_id for job_id, _ in reports], "leases": [lease for _, lease in reports],
+         "progress": [progress.to_json(r) for r in reports.values()]},
+        lambda rows: {r[0]: r[1] for r in rows},
+    )
+
+
+def get_progress(schema: str, job_id: int) -> Statement[list[progress.Progress | None]]:
+    """Decodes to [the job's progress] (None inside: never reported), [] for no job."""
+    return Statement(queries(schema)["get_progress"], {"id": job_id},
+                     lambda rows: [progress.from_json(r[0]) for r in rows])

@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 from pgqueue.dashboard import csrf, windows
 from pgqueue.dashboard.params import STATES
 from pgqueue.monitor_rows import RawValue
+from pgqueue.progress import Progress
 
 HERE = Path(__file__).resolve().parent
 
@@ -91,6 +92,45 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def amount(value: float) -> str:
+    """A progress count: 1,234 or 17.5 (floats to at most two decimals)."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def percent(progress: Progress) -> int:
+    """Whole percent done, rounded down (99.9% is not yet 100) and kept within 0-100."""
+    fraction = progress.fraction
+    return 0 if fraction is None else int(min(max(fraction, 0.0), 1.0) * 100)
+
+
+def progress_short(progress: Progress | None) -> str:
+    """A job list's cell: 42% with a total, the count done without one, blank with none."""
+    if progress is None:
+        return ""
+    if progress.fraction is None:
+        return amount(progress.done)
+    return f"{percent(progress)}%"
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def summary(value: Any, limit: int = 160) -> str:
+    """A value on one line (progress meta), cut at ``limit`` characters: a flat dict
+    as ``file: a.csv · rows: 17000``, anything else as compact JSON."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict) and all(isinstance(v, _SCALARS) for v in value.values()):
+        text = " · ".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}"
+                          for k, v in value.items())
+    else:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str,
+                          separators=(", ", ": "))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def local_input(value: dt.datetime | None) -> str:
     """A time as ``<input type=datetime-local>`` wants it (in UTC, no offset)."""
     if value is None:
@@ -121,7 +161,8 @@ def make_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters.update(age=age, span=span, runtime=runtime, when=when, pretty=pretty,
-                       local_input=local_input)
+                       local_input=local_input, amount=amount, percent=percent,
+                       progress_short=progress_short, summary=summary)
     env.globals.update(between=between)
     env.tests.update(raw=lambda value: isinstance(value, RawValue))
     return Jinja2Templates(env=env, context_processors=[_context])

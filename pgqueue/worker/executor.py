@@ -43,6 +43,7 @@ from pgqueue.execution import (
 from pgqueue.hooks import Hooks
 from pgqueue.job import ClaimedJob, JobError
 from pgqueue.outcome import Cancelled, Deferred, Failed, Outcome, TimedOut, error_from
+from pgqueue.progress import ProgressStore
 from pgqueue.worker.processes import ProcessPool
 from pgqueue.worker.threads import Report, ThreadRunner
 
@@ -80,7 +81,8 @@ def _limit_error(kind: str, limit: float | None) -> JobError:
 class Executor:
     def __init__(self, tasks: dict[str, Task[Any, Any]], settings: Settings,
                  processes: ProcessPool | None, app_path: str | None, hooks: Hooks | None,
-                 atomic: AtomicTarget, on_done: Callable[[list[Report]], None]) -> None:
+                 atomic: AtomicTarget, on_done: Callable[[list[Report]], None],
+                 progress: ProgressStore | None = None) -> None:
         self.tasks = tasks
         self.hooks = hooks if hooks is not None and hooks.any_task_hooks else None
         self.pool = settings.pool
@@ -88,6 +90,7 @@ class Executor:
         self.processes = processes
         self.app_path = app_path
         self.on_done = on_done
+        self.progress = progress  # where jobs on threads and the loop report progress
         self.loop = asyncio.get_running_loop()
         self.threads = (ThreadRunner(settings.concurrency, self.loop, self._thread_reports,
                                      self.hooks, atomic, self.limits)
@@ -138,6 +141,8 @@ class Executor:
             return
         ctx = JobContext(job.id, job.task, job.queue, job.attempt, task.policy.max_retries,
                          lease=job.lease, headers=headers)
+        if self.progress is not None and self.processes is None:  # children: the pipe
+            ctx.progress_sink = self.progress.sink(job.id, job.lease)
         self.contexts[job.id] = ctx
         if self.processes is not None:
             self.coroutines[job.id] = self.loop.create_task(self._in_process(job, task))
@@ -221,7 +226,9 @@ class Executor:
 
     # -- reporting -----------------------------------------------------------
     def _forget(self, job_id: int) -> None:
-        self.contexts.pop(job_id, None)
+        ctx = self.contexts.pop(job_id, None)
+        if ctx is not None:  # an abandoned thread's reports go nowhere now
+            ctx.progress_sink = None
         self.coroutines.pop(job_id, None)
         for timer in self._timers.pop(job_id, ()):
             timer.cancel()

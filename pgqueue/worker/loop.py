@@ -28,6 +28,7 @@ from pgqueue.job import ClaimedJob
 from pgqueue.link import Link
 from pgqueue.maintenance import Rescuer
 from pgqueue.metrics import WorkerMetrics
+from pgqueue.progress import FLUSH_INTERVAL, ProgressStore
 from pgqueue.services import every, supervised
 from pgqueue.settings import Settings
 from pgqueue.worker import limited
@@ -35,6 +36,7 @@ from pgqueue.worker.executor import Executor
 from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.listener import Listener
 from pgqueue.worker.processes import ProcessPool
+from pgqueue.worker.progress import ProgressWriter
 from pgqueue.worker.recorder import Recorder
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class Parts:
     recorder: Recorder
     listener: Listener
     services: list[asyncio.Task[None]]
+    progress: ProgressWriter | None = None
 
 
 class Links:
@@ -162,11 +165,16 @@ class Worker:
         if s.metrics_port:
             metrics = WorkerMetrics()
             metrics.serve(s.metrics_port, s.metrics_host)
+        # Progress shares the recorder's connection, so a job's last report lands
+        # before its outcome (see pgqueue.worker.progress).
+        store = ProgressStore()
+        progress = ProgressWriter(self.links.finish, self.schema, store)
         recorder = Recorder(self.links.finish, self.schema, self.worker_id, self.app.tasks,
-                            metrics, self._freed, s.unknown_task_grace)
+                            metrics, self._freed, s.unknown_task_grace,
+                            progress.before_finish)
         atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency)
-        executor = Executor(self.app.tasks, s, self._processes(dsn), self.app_path,
-                            self.app.hooks, atomic, recorder.add)
+        executor = Executor(self.app.tasks, s, self._processes(dsn, store), self.app_path,
+                            self.app.hooks, atomic, recorder.add, store)
         listener = Listener(self.links.listen, self.schema, s.queues, self._notified,
                             executor.cancel)
         heartbeat = Heartbeat(self.links.beat, self.schema, self.worker_id, s.lease_seconds,
@@ -176,15 +184,16 @@ class Worker:
                 "heartbeat": lambda: every(s.heartbeat_interval, heartbeat.run_once,
                                            "heartbeat"),
                 "rescuer": lambda: every(s.heartbeat_interval, rescuer.run_once, "rescuer"),
-                "limits": lambda: every(s.heartbeat_interval, self.limits.run_once, "limits")}
+                "limits": lambda: every(s.heartbeat_interval, self.limits.run_once, "limits"),
+                "progress": lambda: every(FLUSH_INTERVAL, progress.run_once, "progress")}
         if s.beat:
             from pgqueue.scheduler import Scheduler
 
             side["scheduler"] = Scheduler(self.app, s).run
         services = [asyncio.create_task(supervised(name, run)) for name, run in side.items()]
-        return Parts(executor, recorder, listener, services)
+        return Parts(executor, recorder, listener, services, progress)
 
-    def _processes(self, dsn: str) -> ProcessPool | None:
+    def _processes(self, dsn: str, progress: ProgressStore) -> ProcessPool | None:
         s = self.settings
         if s.pool != "processes":
             return None
@@ -194,7 +203,7 @@ class Worker:
         processes = ProcessPool(s.concurrency, self.app_path,
                                 {"PGQ_DSN": dsn, "PGQ_SCHEMA": self.schema,
                                  "PGQ_MAX_RESULT_BYTES": str(s.max_result_bytes)},
-                                s.max_tasks_per_child, self.worker_id)
+                                s.max_tasks_per_child, self.worker_id, progress)
         processes.start()
         return processes
 

@@ -18,6 +18,8 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -33,9 +35,13 @@ from pgqueue.outcome import (
     TimedOut,
     Unrecorded,
 )
+from pgqueue.progress import Number, ProgressStore, Reported
 
 log = logging.getLogger("pgqueue.worker")
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# A child tells its parent a job's progress at most this often (plus its last
+# report, just before the outcome); the parent's writer throttles the writes.
+SEND_INTERVAL = 0.2
 
 
 # -- the child ----------------------------------------------------------------
@@ -54,6 +60,71 @@ def die_with_parent(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+class ChildProgress:
+    """A child's progress sink: reports go to the parent over the pipe, as a JSON
+    *list* (an outcome is a JSON object, so the two can't be mistaken), at most every
+    ``SEND_INTERVAL`` seconds. A report that comes sooner is kept and sent when the
+    interval is up (by a timer, so a task that reports and then works for an hour
+    is seen at its last report); :meth:`close` sends the one still kept before the
+    outcome, and after that a thread the task left behind sends nothing."""
+
+    def __init__(self, conn: Connection, job_id: int, lease: str) -> None:
+        self.conn = conn
+        self.head: list[Any] = ["progress", job_id, lease]
+        self.pending: Reported | None = None
+        self.sent_at = float("-inf")  # the first report goes at once
+        self.timer: threading.Timer | None = None
+        self.closed = False
+        self.lock = threading.Lock()  # the task's own threads may report too
+
+    def __call__(self, done: Number, total: Number | None, meta: str | None) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            now = time.monotonic()
+            wait = self.sent_at + SEND_INTERVAL - now
+            if wait > 0:
+                self.pending = (done, total, meta)
+                if self.timer is None:
+                    self.timer = threading.Timer(wait, self._send_pending)
+                    self.timer.daemon = True
+                    self.timer.start()
+                return
+            self.sent_at = now
+            self.pending = None
+            self._send((done, total, meta))
+
+    def _send_pending(self) -> None:
+        with self.lock:
+            self.timer = None
+            if self.closed or self.pending is None:
+                return
+            report, self.pending = self.pending, None
+            self.sent_at = time.monotonic()
+            self._send(report)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if self.pending is not None:
+                self._send(self.pending)
+                self.pending = None
+
+    def _send(self, report: Reported) -> None:
+        # The soft time limit's signal must not cut a message in half (a partial write
+        # of a large one would garble the pipe for the outcome after it).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            self.conn.send_bytes(json.dumps([*self.head, *report]).encode())
+        except OSError:  # the parent is gone; this child will be too
+            pass
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def child_main(conn: Connection, app_path: str, env: dict[str, str],
@@ -86,12 +157,15 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str],
         if msg is None:
             return
         task = tasks[msg["task"]]
+        sink = ChildProgress(conn, msg["id"], msg["lease"])
         ctx = JobContext(msg["id"], msg["task"], msg["queue"], msg["attempt"],
                          task.policy.max_retries, lease=uuid.UUID(msg["lease"]),
-                         headers=json.loads(msg["headers"]) if msg.get("headers") else {})
+                         headers=json.loads(msg["headers"]) if msg.get("headers") else {},
+                         progress_sink=sink)
         atomic = AtomicTarget(dsn, schema, msg["worker_id"], 1)
         outcome = invoke(task, encoding.loads(msg["args"]), encoding.loads(msg["kwargs"]), ctx,
                          atomic, child_app.hooks, limits)
+        sink.close()  # the last report goes before the outcome, and nothing after it
         conn.send_bytes(json.dumps(_outcome_to_wire(outcome)).encode())
 
 
@@ -149,7 +223,8 @@ def _died(code: int | None) -> str:
 
 class ProcessPool:
     def __init__(self, size: int, app_path: str, env: dict[str, str],
-                 max_tasks_per_child: int | None = None, worker_id: int = 0) -> None:
+                 max_tasks_per_child: int | None = None, worker_id: int = 0,
+                 progress: ProgressStore | None = None) -> None:
         self.size = size
         self.app_path = app_path
         self.env = env
@@ -159,6 +234,7 @@ class ProcessPool:
         self._busy: dict[int, _Child] = {}  # job id -> child running it
         self._killed: set[int] = set()
         self.worker_id = worker_id  # atomic tasks record under it
+        self.progress = progress  # where the children's progress reports go
 
     def _spawn(self) -> _Child:
         parent, child = self._mp.Pipe()
@@ -199,7 +275,7 @@ class ProcessPool:
                    "lease": str(job.lease), "worker_id": self.worker_id,
                    "headers": job.headers_json}
         child.conn.send_bytes(json.dumps(message).encode())
-        reply = asyncio.ensure_future(self._receive(child))
+        reply = asyncio.ensure_future(self._receive(child, job))
         loop = asyncio.get_running_loop()
         start = loop.time()
         if soft is not None:
@@ -226,7 +302,25 @@ class ProcessPool:
                                    f"{_died(child.process.exitcode)}", ""))
         return _outcome_from_wire(data)
 
-    async def _receive(self, child: _Child) -> dict[str, Any] | None:
+    async def _receive(self, child: _Child, job: ClaimedJob) -> dict[str, Any] | None:
+        """The child's outcome for this job (None: the pipe closed, the child died);
+        the progress reports sent before it go to the store on the way."""
+        while True:
+            await self._readable(child)
+            try:
+                while True:
+                    data = json.loads(child.conn.recv_bytes())
+                    if not isinstance(data, list):
+                        outcome: dict[str, Any] = data
+                        return outcome
+                    self._progress(job, data)
+                    if not child.conn.poll():
+                        break
+            except (EOFError, OSError):
+                return None
+
+    @staticmethod
+    async def _readable(child: _Child) -> None:
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         fd = child.conn.fileno()
@@ -235,11 +329,17 @@ class ProcessPool:
             await ready.wait()
         finally:
             loop.remove_reader(fd)
+
+    def _progress(self, job: ClaimedJob, message: list[Any]) -> None:
+        """A child's report (``ChildProgress``): kept if it is this attempt's."""
         try:
-            data: dict[str, Any] = json.loads(child.conn.recv_bytes())
-            return data
-        except (EOFError, OSError):
-            return None
+            _, job_id, lease, done, total, meta = message
+        except ValueError:
+            log.warning("job %d: a malformed progress message from its child: %.200r",
+                        job.id, message)
+            return
+        if self.progress is not None and job_id == job.id and lease == str(job.lease):
+            self.progress.put(job.id, job.lease, (done, total, meta))
 
     def _kill(self, child: _Child) -> None:
         child.dead = True

@@ -4,7 +4,8 @@
    executor's Outcome into the row to write;
 2. **report**: the attempt is counted in the worker's metrics;
 3. **write**: rows go out in batches (whatever finished while the last write
-   ran), each applied only under its attempt's lease;
+   ran), each applied only under its attempt's lease (first, the batch's
+   unwritten progress: :mod:`pgqueue.worker.progress`);
 4. **free**: the job leaves the worker's held set, which frees its claim slot.
 
 An attempt that can't say how it ended (``Unrecorded``: an atomic task's
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -48,7 +49,9 @@ class Recorder:
     def __init__(self, link: Link, schema: str, worker_id: int,
                  tasks: dict[str, Task[Any, Any]], metrics: WorkerMetrics | None,
                  on_freed: Callable[[list[int], int], None],
-                 unknown_task_grace: float = 600.0) -> None:
+                 unknown_task_grace: float = 600.0,
+                 before_write: Callable[[Sequence[Finish]], Awaitable[None]] | None = None
+                 ) -> None:
         self.link = link
         self.schema = schema
         self.worker_id = worker_id
@@ -56,6 +59,7 @@ class Recorder:
         self.metrics = metrics
         self.on_freed = on_freed  # (job ids no longer held, how many were recorded)
         self.unknown_task_grace = unknown_task_grace
+        self.before_write = before_write  # never raises: the jobs' last progress
         self.pending: list[Finish] = []
         self.returns: list[ClaimedJob] = []  # attempts that can't be recorded
         self.deferred: list[tuple[ClaimedJob, Finish]] = []  # unknown tasks, for now
@@ -108,6 +112,8 @@ class Recorder:
                     await self._defer()
                     continue
                 batch, self.pending = self.pending, []
+                if self.before_write is not None:
+                    await self.before_write(batch)
                 accepted = await self._write(batch)
                 lost = [r.job_id for r in batch if r.job_id not in accepted]
                 if lost:

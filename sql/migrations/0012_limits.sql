@@ -136,7 +136,8 @@ BEGIN
         UPDATE jobs
         SET state = 'running', attempts = least(attempts, 2147483646) + 1,
             lease = gen_random_uuid(), worker_id = p_worker, started_at = ts,
-            lease_expires_at = now() + make_interval(secs => p_lease)
+            lease_expires_at = now() + make_interval(secs => p_lease),
+            progress = NULL  -- as claim_jobs: a new attempt reports its own
         WHERE id = j.id AND state = 'queued'
         RETURNING * INTO j;
         CONTINUE WHEN NOT FOUND;

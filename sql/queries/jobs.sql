@@ -202,7 +202,8 @@ claimed AS (
         lease = gen_random_uuid(),
         worker_id = %(worker_id)s,
         started_at = now(),
-        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+        progress = NULL  -- a new attempt starts with none: it reports its own
     -- An array, not a join: a join on the CTE may be planned as a hash join over
     -- a sequential scan of the whole table (finished jobs included).
     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
@@ -349,11 +350,11 @@ WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'running'
 RETURNING j.id;
 
 -- name: get_job :one
--- Everything a JobResult shows, in one round trip: the job, its result and
--- its latest error.
+-- Everything a JobResult shows, in one round trip: the job, its result,
+-- its latest error and its progress.
 SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.max_attempts, j.priority,
        j.run_at, j.created_at, j.started_at, j.finished_at,
-       r.value::text, e.type, e.message, e.traceback, e.cause_job
+       r.value::text, e.type, e.message, e.traceback, e.cause_job, j.progress::text
 FROM {schema}.jobs j
 LEFT JOIN {schema}.job_results r ON r.job_id = j.id
 LEFT JOIN LATERAL (
@@ -527,3 +528,44 @@ ON CONFLICT (name) DO UPDATE
 SET rate = excluded.rate, rate_window = excluded.rate_window,
     concurrency = excluded.concurrency, updated_at = now()
 RETURNING name;
+
+-- name: update_progress :many :unprepared
+-- The latest progress of many running jobs in one statement: a worker's batch,
+-- at most every half second, plus one just before it records outcomes. Each row
+-- is applied only while its attempt still holds the job (running, same lease),
+-- so a report from a lost or finished attempt changes nothing. Only the progress
+-- column changes (no indexed one), so the update can be HOT. A row someone has
+-- locked right now (the heartbeat, an atomic task recording its completion, an
+-- admin's UPDATE) is skipped rather than waited for, so progress never stalls
+-- the worker's connection; it comes back with false, and the worker tries that
+-- report again. updated_at is the database's clock.
+WITH reported AS (
+    SELECT * FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(progress)b::jsonb[])
+                  AS p(id, lease, progress)
+),
+held AS (
+    SELECT j.id FROM {schema}.jobs j
+    JOIN reported p ON j.id = p.id AND j.lease = p.lease
+    WHERE j.state = 'running'
+),
+lockable AS (
+    SELECT j.id FROM {schema}.jobs j
+    WHERE j.id IN (SELECT id FROM held)
+    FOR UPDATE SKIP LOCKED
+),
+written AS (
+    UPDATE {schema}.jobs j
+    SET progress = p.progress || jsonb_build_object('updated_at', now())
+    FROM reported p
+    WHERE j.id = p.id AND j.lease = p.lease AND j.state = 'running'
+      AND j.id IN (SELECT id FROM lockable)
+    RETURNING j.id
+)
+SELECT id, true FROM written
+UNION ALL
+SELECT id, false FROM held WHERE id NOT IN (SELECT id FROM lockable);
+
+-- name: get_progress :many
+-- JobResult.progress, polled while a job runs: the one column, not the whole
+-- job with its result (no row: no such job).
+SELECT progress::text FROM {schema}.jobs WHERE id = %(id)s;

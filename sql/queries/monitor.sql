@@ -77,9 +77,10 @@ ORDER BY 1;
 
 -- name: job_list :many
 -- Newest first, keyset-paginated on id (no OFFSET: page 1,000 costs what page 1 does).
--- NULL filters match everything.
+-- NULL filters match everything. Progress without its meta: a list shows how far
+-- each job is, and a page of fifty needn't carry fifty metas.
 SELECT j.id, j.task, j.queue, j.state::text, j.priority, j.attempts, j.created_at,
-       j.started_at, j.finished_at, w.name
+       j.started_at, j.finished_at, w.name, (j.progress - 'meta')::text
 FROM {schema}.jobs j
 LEFT JOIN {schema}.workers w ON w.id = j.worker_id
 WHERE (%(state)s::text IS NULL OR j.state = %(state)s::text::{schema}.job_state)
@@ -99,7 +100,7 @@ SELECT j.id, j.task, j.queue, j.state::text, j.priority, j.attempts, j.created_a
        least(greatest(j.run_at, timestamptz '0001-01-02 00:00+00'),
              timestamptz '9999-12-30 00:00+00'),
        j.rescues, j.cancel_requested, j.lease_expires_at, w.host, w.pid,
-       j.max_attempts
+       j.max_attempts, j.progress::text
 FROM {schema}.jobs j
 LEFT JOIN {schema}.workers w ON w.id = j.worker_id
 LEFT JOIN {schema}.job_results r ON r.job_id = j.id
