@@ -270,6 +270,10 @@ def limits_in_force(schema: str, queues: Sequence[str]) -> Statement[InForce]:
                      lambda rows: InForce(list(rows[0][0]), list(rows[0][1])))
 
 
+def seconds_until_limit_room(schema: str) -> Statement[float | None]:
+    return Statement(queries(schema)["seconds_until_limit_room"], {}, _scalar)
+
+
 def set_queue_limits(schema: str, name: str, rate: int | None, window: float | None,
                      concurrency: int | None) -> Statement[str | None]:
     return Statement(queries(schema)["set_queue_limits"],

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pgqueue.worker")
 
-# A job held back by a limit gets no notification when room opens (another
-# worker's finish, a rate window sliding on): a worker with limits in force
-# looks again this often when idle.
+# A job held back by a limit gets no notification when room opens: an idle
+# worker with limits in force sleeps until the next logged start leaves its rate
+# window, and looks again at least this often (a concurrency slot opens when
+# another worker's job ends, which tells no one).
 LIMITED_POLL = 0.25
 
 
@@ -74,3 +75,9 @@ async def claim(link: Link, schema: str, worker_id: int, settings: Settings, lim
             schema, worker_id, queues, limit - len(jobs), lease_seconds))
         jobs.extend(more)
     return jobs
+
+
+async def next_room(link: Link, schema: str) -> float:
+    """Seconds an idle worker with limits in force waits before claiming again."""
+    due = await link.execute(statements.seconds_until_limit_room(schema))
+    return LIMITED_POLL if due is None else min(LIMITED_POLL, max(due, 0.0) + 0.001)

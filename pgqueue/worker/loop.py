@@ -225,9 +225,9 @@ class Worker:
 
     async def _idle_timeout(self) -> float:
         timeout = self.settings.poll_interval
-        if self.limits.in_force.any:  # room under a limit opens without a notification
-            timeout = min(timeout, limited.LIMITED_POLL)
         try:
+            if self.limits.in_force.any:  # room under a limit opens without a notification
+                timeout = min(timeout, await limited.next_room(self.links.claim, self.schema))
             due_in = await self.links.claim.execute(
                 statements.seconds_until_next_job(self.schema, self.settings.queues))
         except psycopg.Error:

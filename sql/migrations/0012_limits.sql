@@ -36,9 +36,12 @@ CREATE TABLE task_limits (
 
 CREATE TABLE limit_starts (
     bucket text NOT NULL,
-    at     timestamptz NOT NULL
+    at     timestamptz NOT NULL,
+    until  timestamptz NOT NULL   -- at + the window: when this start stops counting
 );
 CREATE INDEX limit_starts_idx ON limit_starts (bucket, at);
+-- An idle worker with limits in force sleeps until the next start stops counting.
+CREATE INDEX limit_starts_until_idx ON limit_starts (until);
 
 CREATE FUNCTION claim_limited(p_worker bigint, p_queues text[], p_limit integer,
                               p_lease double precision)
@@ -144,7 +147,8 @@ BEGIN
         FOR i IN 1 .. cardinality(buckets) LOOP
             room := jsonb_set(room, ARRAY[buckets[i]], to_jsonb((room ->> buckets[i])::integer - 1));
             IF kinds[i] = 'rate' THEN
-                INSERT INTO limit_starts (bucket, at) VALUES (buckets[i], ts);
+                INSERT INTO limit_starts (bucket, at, until)
+                VALUES (buckets[i], ts, ts + make_interval(secs => windows[i]));
             END IF;
         END LOOP;
         claimed := claimed + 1;

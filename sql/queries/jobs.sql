@@ -520,6 +520,12 @@ SELECT coalesce((SELECT array_agg(task ORDER BY task) FROM {schema}.task_limits)
                  WHERE name = ANY(%(queues)s::text[])
                    AND (rate IS NOT NULL OR concurrency IS NOT NULL)), '{{}}');
 
+-- name: seconds_until_limit_room :one
+-- When the next logged start leaves its rate window (and so its bucket may
+-- allow another): how long an idle worker with limits in force sleeps at most.
+SELECT extract(epoch FROM min(until) - now())::float8
+FROM {schema}.limit_starts WHERE until > now();
+
 -- name: set_queue_limits :one
 -- pgq queues limit: NULLs clear.
 INSERT INTO {schema}.queues (name, rate, rate_window, concurrency)

@@ -87,7 +87,8 @@ def test_limited_jobs_wait_without_burning_attempts_and_plain_ones_pass(app, dsn
     metered, add = app.tasks["metered"], app.tasks["add"]
     with psycopg.connect(dsn, autocommit=True) as conn:  # the window is full already
         conn.execute("INSERT INTO pgqueue.limit_starts SELECT 'task-rate:metered:', "
-                     "clock_timestamp() FROM generate_series(1, 60)")
+                     "clock_timestamp(), clock_timestamp() + interval '60 s' "
+                     "FROM generate_series(1, 60)")
     held = metered.delay(1)
     with running_worker(app):
         assert add.delay(1, 1).get(timeout=10) == 2
