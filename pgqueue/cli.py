@@ -111,13 +111,18 @@ def migrate(obj: Ctx, status: bool) -> None:
 @click.option("--metrics-port", type=click.IntRange(1, 65535), metavar="PORT",
               help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT "
                    "(PGQ_METRICS_HOST to change the address) [env: PGQ_METRICS_PORT].")
+@click.option("--priority-aging", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="A waiting job gains one priority level per SECONDS it has been due, so "
+                   "none waits forever behind higher priorities; 0 turns it off "
+                   "[env: PGQ_PRIORITY_AGING; default: 60].")
 @click.option("-n", "--name", help="Worker name shown in monitoring [default: host:pid].")
 @click.pass_obj
 def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
            poll_interval: float | None, batch_size: int | None, lease_seconds: float | None,
            heartbeat_interval: float | None, pool: str | None,
            max_tasks_per_child: int | None, shutdown_timeout: float | None,
-           beat: bool | None, metrics_port: int | None, name: str | None) -> None:
+           beat: bool | None, metrics_port: int | None, priority_aging: float | None,
+           name: str | None) -> None:
     """Run jobs from the given queues until SIGTERM or Ctrl-C.
 
     \b
@@ -139,7 +144,7 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
                       lease_seconds=lease_seconds, heartbeat_interval=heartbeat_interval,
                       pool=pool, max_tasks_per_child=max_tasks_per_child,
                       shutdown_timeout=shutdown_timeout, beat=beat,
-                      metrics_port=metrics_port)
+                      metrics_port=metrics_port, priority_aging=priority_aging)
         if not app.settings.dsn:
             app.dsn()  # start the embedded server before the worker logs anything
         run_worker(app, app.settings, app_path=app_path, name=name)
