@@ -180,3 +180,39 @@ def test_enqueue_many_takes_plain_signatures_and_canvases(app):
     with running_worker(app):
         assert [m.get(timeout=10) for m in mixed] == [3, 10, [1]]
     assert len({m.workflow_id for m in mixed}) == 3
+
+
+def test_pruning_takes_a_workflow_only_whole_and_aged(app, dsn):
+    import asyncio
+    import datetime as dt
+
+    from pgqueue.link import Link
+    from pgqueue.maintenance import Pruner
+
+    add, mul = app.tasks["add"], app.tasks["mul"]
+    with running_worker(app):
+        done = (add.s(1, 1) | mul.s(2)).delay()
+        assert done.get(timeout=10) == 4
+    unfinished = (add.s(1, 1) | mul.s(2)).delay()  # no worker: its first step stays queued
+    with psycopg.connect(dsn) as conn:  # everything ended long ago, as far as pruning sees
+        conn.execute("UPDATE pgqueue.jobs SET finished_at = now() - interval '30 days' "
+                     "WHERE finished_at IS NOT NULL")
+        conn.execute("UPDATE pgqueue.workflows SET created_at = now() - interval '30 days'")
+        conn.execute("UPDATE pgqueue.jobs SET state = 'succeeded', finished_at = now() - "
+                     "interval '30 days' WHERE id = %s", (unfinished.parent.id,))
+        conn.execute("UPDATE pgqueue.jobs SET state = 'queued' WHERE id = %s",
+                     (unfinished.id,))
+
+    async def prune() -> dict[str, int]:
+        link = Link(dsn, "test")
+        try:
+            return await Pruner(link, "pgqueue", dt.timedelta(days=7)).run_once()
+        finally:
+            await link.close()
+
+    pruned = asyncio.run(prune())
+    assert pruned["workflow_jobs"] == 2 and pruned["jobs"] == 0
+    assert count(dsn, "SELECT count(*) FROM pgqueue.workflows") == 1
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs") == 2  # the unfinished one's
+    assert count(dsn, "SELECT count(*) FROM pgqueue.workflow_steps") == 2
+    assert count(dsn, "SELECT count(*) FROM pgqueue.workflow_groups") == 0
