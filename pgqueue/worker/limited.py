@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("pgqueue.worker")
 
 # A job held back by a limit gets no notification when room opens: an idle
-# worker with limits in force sleeps until the next logged start leaves its rate
-# window, and looks again at least this often (a concurrency slot opens when
-# another worker's job ends, which tells no one).
+# worker with limits in force sleeps until the next rate bucket opens, and looks
+# again at least this often (a concurrency slot opens when another worker's job
+# ends, which tells no one).
 LIMITED_POLL = 0.25
 
 

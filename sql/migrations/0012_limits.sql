@@ -7,10 +7,12 @@
 -- another worker is deciding right now is skipped, never waited for), counts
 -- what the bucket allows, and claims the job only if every bucket has room. The
 -- counts are read under the lock, so across any number of workers:
---   rate: a sliding window. Every start is logged (limit_starts) with the
---         clock time the lock was held at, which is also the job's started_at;
---         a bucket allows a start only while fewer than N starts are logged in
---         the last W seconds. So no W-second window ever holds more than N starts.
+--   rate: N per W seconds means one start every W/N seconds, as in Celery: a
+--         bucket keeps the earliest time its next start is allowed (next_at,
+--         by the clock the lock was held at, which is also the job's
+--         started_at), moved to that start + W/N. Consecutive starts are at
+--         least W/N apart, so no W-second window ever holds more than N; a
+--         worker wakes at next_at, so the limit is not starved either.
 --   concurrency: the bucket's running jobs whose lease has not expired. A dead
 --         worker's job stops counting when its lease runs out.
 -- Jobs held back stay queued, keep their place and their attempts.
@@ -34,14 +36,13 @@ CREATE TABLE task_limits (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE TABLE limit_starts (
-    bucket text NOT NULL,
-    at     timestamptz NOT NULL,
-    until  timestamptz NOT NULL   -- at + the window: when this start stops counting
+-- One row per rate bucket (a task, a task and key, a queue): when it next allows a start.
+CREATE TABLE limit_buckets (
+    bucket  text PRIMARY KEY,
+    next_at timestamptz NOT NULL
 );
-CREATE INDEX limit_starts_idx ON limit_starts (bucket, at);
--- An idle worker with limits in force sleeps until the next start stops counting.
-CREATE INDEX limit_starts_until_idx ON limit_starts (until);
+-- An idle worker with limits in force sleeps until the next bucket opens.
+CREATE INDEX limit_buckets_next_idx ON limit_buckets (next_at);
 
 CREATE FUNCTION claim_limited(p_worker bigint, p_queues text[], p_limit integer,
                               p_lease double precision)
@@ -112,10 +113,8 @@ BEGIN
                 ELSE
                     ts := clock_timestamp();
                     IF kinds[i] = 'rate' THEN
-                        DELETE FROM limit_starts
-                        WHERE bucket = b AND at <= ts - make_interval(secs => windows[i]);
-                        SELECT caps[i] - count(*) INTO left_ FROM limit_starts
-                        WHERE bucket = b AND at > ts - make_interval(secs => windows[i]);
+                        SELECT CASE WHEN coalesce(max(next_at) <= ts, true) THEN 1 ELSE 0 END
+                        INTO left_ FROM limit_buckets WHERE bucket = b;
                     ELSIF kinds[i] = 'task-conc' THEN
                         SELECT caps[i] - count(*) INTO left_ FROM jobs r
                         WHERE r.state = 'running' AND r.lease_expires_at > now()
@@ -146,9 +145,10 @@ BEGIN
         CONTINUE WHEN NOT FOUND;
         FOR i IN 1 .. cardinality(buckets) LOOP
             room := jsonb_set(room, ARRAY[buckets[i]], to_jsonb((room ->> buckets[i])::integer - 1));
-            IF kinds[i] = 'rate' THEN
-                INSERT INTO limit_starts (bucket, at, until)
-                VALUES (buckets[i], ts, ts + make_interval(secs => windows[i]));
+            IF kinds[i] = 'rate' THEN  -- the next start: W/N seconds after this one
+                INSERT INTO limit_buckets AS lb (bucket, next_at)
+                VALUES (buckets[i], ts + make_interval(secs => windows[i] / caps[i]))
+                ON CONFLICT (bucket) DO UPDATE SET next_at = excluded.next_at;
             END IF;
         END LOOP;
         claimed := claimed + 1;

@@ -521,10 +521,11 @@ SELECT coalesce((SELECT array_agg(task ORDER BY task) FROM {schema}.task_limits)
                    AND (rate IS NOT NULL OR concurrency IS NOT NULL)), '{{}}');
 
 -- name: seconds_until_limit_room :one
--- When the next logged start leaves its rate window (and so its bucket may
--- allow another): how long an idle worker with limits in force sleeps at most.
-SELECT extract(epoch FROM min(until) - now())::float8
-FROM {schema}.limit_starts WHERE until > now();
+-- When the next rate bucket allows a start: how long an idle worker with limits
+-- in force sleeps at most. clock_timestamp(): this reads the time now, not the
+-- transaction's start.
+SELECT extract(epoch FROM min(next_at) - clock_timestamp())::float8
+FROM {schema}.limit_buckets WHERE next_at > clock_timestamp();
 
 -- name: set_queue_limits :one
 -- pgq queues limit: NULLs clear.

@@ -187,11 +187,15 @@ errors AS (
 SELECT count(*) FROM gone;
 
 -- name: prune_keys :one
--- Unique keys that hold nothing any more: their job ended and their window passed.
+-- Unique keys that hold nothing any more (their job ended and their window
+-- passed), and rate buckets idle for a day (a new start makes them again).
 WITH gone AS (
     DELETE FROM {schema}.job_keys
     WHERE released_at IS NOT NULL AND coalesce(hold_until < now(), true)
     RETURNING 1
+),
+buckets AS (
+    DELETE FROM {schema}.limit_buckets WHERE next_at < now() - interval '1 day'
 )
 SELECT count(*) FROM gone;
 
