@@ -30,6 +30,7 @@ def flow(dsn: str):
 def test_a_rate_limit_holds_over_three_minutes_across_three_workers(flow, dsn, tmp_path):
     """metered is rate_limit="60/m": no 60-second window may see more than 60 starts,
     and once warmed, every full window sees at least 55 (the limit doesn't starve it)."""
+    # 500 queued, 180 s: one start a second, so about 180 start.
     flow.enqueue_many([flow.tasks["metered"].s(i) for i in range(500)])
     fleet = Fleet(dsn, tmp_path, "--concurrency", "10")
     try:
@@ -44,10 +45,14 @@ def test_a_rate_limit_holds_over_three_minutes_across_three_workers(flow, dsn, t
             "WHERE started_at IS NOT NULL ORDER BY started_at")]
     assert count(dsn, "SELECT max(attempts) FROM pgqueue.jobs") == 1  # none burnt
     first, last = starts[0], starts[-1]
-    most = max(bisect.bisect_left(starts, t + 60) - i for i, t in enumerate(starts))
-    # full windows after the first minute, each starting at a start
-    full = [bisect.bisect_left(starts, t + 60) - i for i, t in enumerate(starts)
-            if first + 60 <= t <= last - 60]
+    # Starts in [t, t + 60), for a window opening at each start; 1e-4 s for the float
+    # rounding of microsecond timestamps (starts are whole microseconds apart).
+    def window(i: int, t: float) -> int:
+        return bisect.bisect_left(starts, t + 60 - 1e-4) - i
+
+    most = max(window(i, t) for i, t in enumerate(starts))
+    # full windows after the first minute
+    full = [window(i, t) for i, t in enumerate(starts) if first + 60 <= t <= last - 60]
     print(f"starts: {len(starts)} in {last - first:.1f}s; most in any 60 s window: {most}; "
           f"fewest in a full window after the first minute: {min(full) if full else None}")
     assert most <= 60
