@@ -28,7 +28,7 @@ log = logging.getLogger("pgqueue.worker")
 # worker with limits in force sleeps until the next rate bucket opens, and looks
 # again at least this often (a concurrency slot opens when another worker's job
 # ends, which tells no one).
-LIMITED_POLL = 0.25
+LIMITED_POLL = 1.0
 
 
 def declared(tasks: dict[str, Task[Any, Any]]) -> list[tuple[str, int | None, float | None,

@@ -107,12 +107,15 @@ class Worker:
                 continue
             wanted = min(free, self.settings.batch_size)
             self._notified.clear()
+            self._slot_freed.clear()  # set again by any job that ends from here on
             jobs = await self._claim(wanted)
             for job in jobs:
                 self.held[job.id] = job
                 parts.executor.start(job)
             if len(jobs) < wanted:  # queues drained: sleep until there is work
-                await self._wait(self._notified, await self._idle_timeout())
+                # Under a limit, a job of ours ending may be what makes room.
+                also = self._slot_freed if self.limits.in_force.any else None
+                await self._wait(self._notified, await self._idle_timeout(), also)
 
     def _free_slots(self, parts: Parts) -> int:
         """Jobs we may claim now. Bounded by running jobs, and also by jobs held but not
@@ -236,9 +239,12 @@ class Worker:
             timeout = min(timeout, max(due_in, 0.0) + 0.001)
         return timeout
 
-    async def _wait(self, event: asyncio.Event, timeout: float | None = None) -> None:
-        """Sleep until the event, a stop request, or the timeout."""
+    async def _wait(self, event: asyncio.Event, timeout: float | None = None,
+                    also: asyncio.Event | None = None) -> None:
+        """Sleep until the event (or ``also``), a stop request, or the timeout."""
         waiters = {asyncio.create_task(event.wait()), asyncio.create_task(self._stopping.wait())}
+        if also is not None:
+            waiters.add(asyncio.create_task(also.wait()))
         _, pending = await asyncio.wait(waiters, timeout=timeout,
                                         return_when=asyncio.FIRST_COMPLETED)
         for w in pending:

@@ -50,8 +50,10 @@ RETURNS SETOF jobs
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     j jobs%ROWTYPE;
-    tl task_limits%ROWTYPE;
-    ql queues%ROWTYPE;
+    task_map jsonb;           -- task -> its limits (the whole table: it is small)
+    queue_map jsonb;          -- queue -> its limits, for p_queues
+    tl jsonb;
+    ql jsonb;
     ts timestamptz;
     claimed integer := 0;
     room jsonb := '{}';       -- bucket -> starts (or slots) still allowed in this call
@@ -64,6 +66,16 @@ DECLARE
     left_ integer;
     ok boolean;
 BEGIN
+    SELECT coalesce(jsonb_object_agg(task, jsonb_build_object(
+               'rate', rate, 'window', rate_window, 'concurrency', concurrency)), '{}')
+    INTO task_map FROM task_limits;
+    SELECT coalesce(jsonb_object_agg(name, jsonb_build_object(
+               'rate', rate, 'window', rate_window, 'concurrency', concurrency)), '{}')
+    INTO queue_map FROM queues
+    WHERE name = ANY(p_queues) AND NOT paused AND (rate IS NOT NULL OR concurrency IS NOT NULL);
+
+    -- Read, not locked: only the jobs this call claims are locked, one by one, so a
+    -- call that finds its limits full writes nothing.
     FOR j IN
         SELECT c.* FROM unnest(p_queues) AS q(name)
         CROSS JOIN LATERAL (
@@ -71,37 +83,36 @@ BEGIN
             WHERE jj.state = 'queued' AND jj.queue = q.name AND jj.run_at <= now()
               AND (jj.expires_at IS NULL OR jj.expires_at > now())
               AND NOT EXISTS (SELECT 1 FROM queues p WHERE p.name = q.name AND p.paused)
-              AND (EXISTS (SELECT 1 FROM task_limits t WHERE t.task = jj.task)
-                   OR EXISTS (SELECT 1 FROM queues p WHERE p.name = q.name
-                              AND (p.rate IS NOT NULL OR p.concurrency IS NOT NULL)))
+              AND (task_map ? jj.task OR queue_map ? q.name)
             ORDER BY jj.priority DESC, jj.run_at, jj.id
             -- Past the first ones: jobs of a full bucket must not hide others.
             LIMIT p_limit * 20
-            FOR UPDATE SKIP LOCKED
         ) AS c
         ORDER BY c.priority DESC, c.run_at, c.id
     LOOP
         EXIT WHEN claimed >= p_limit;
         buckets := '{}'; windows := '{}'; caps := '{}'; kinds := '{}';
-        SELECT * INTO tl FROM task_limits WHERE task = j.task;
-        IF FOUND AND tl.rate IS NOT NULL THEN
+        tl := task_map -> j.task;
+        IF tl IS NOT NULL AND tl ->> 'rate' IS NOT NULL THEN
             buckets := buckets || ('task-rate:' || j.task || ':' || coalesce(j.rate_key, ''));
-            windows := windows || tl.rate_window; caps := caps || tl.rate; kinds := kinds || 'rate'::text;
+            windows := windows || (tl ->> 'window')::double precision;
+            caps := caps || (tl ->> 'rate')::integer; kinds := kinds || 'rate'::text;
         END IF;
-        IF FOUND AND tl.concurrency IS NOT NULL THEN
+        IF tl IS NOT NULL AND tl ->> 'concurrency' IS NOT NULL THEN
             buckets := buckets || ('task-conc:' || j.task || ':' || coalesce(j.concurrency_key, ''));
-            windows := windows || NULL::double precision; caps := caps || tl.concurrency;
-            kinds := kinds || 'task-conc'::text;
+            windows := windows || NULL::double precision;
+            caps := caps || (tl ->> 'concurrency')::integer; kinds := kinds || 'task-conc'::text;
         END IF;
-        SELECT * INTO ql FROM queues WHERE name = j.queue;
-        IF FOUND AND ql.rate IS NOT NULL THEN
+        ql := queue_map -> j.queue;
+        IF ql IS NOT NULL AND ql ->> 'rate' IS NOT NULL THEN
             buckets := buckets || ('queue-rate:' || j.queue);
-            windows := windows || ql.rate_window; caps := caps || ql.rate; kinds := kinds || 'rate'::text;
+            windows := windows || (ql ->> 'window')::double precision;
+            caps := caps || (ql ->> 'rate')::integer; kinds := kinds || 'rate'::text;
         END IF;
-        IF FOUND AND ql.concurrency IS NOT NULL THEN
+        IF ql IS NOT NULL AND ql ->> 'concurrency' IS NOT NULL THEN
             buckets := buckets || ('queue-conc:' || j.queue);
-            windows := windows || NULL::double precision; caps := caps || ql.concurrency;
-            kinds := kinds || 'queue-conc'::text;
+            windows := windows || NULL::double precision;
+            caps := caps || (ql ->> 'concurrency')::integer; kinds := kinds || 'queue-conc'::text;
         END IF;
 
         ok := cardinality(buckets) > 0;
@@ -130,10 +141,14 @@ BEGIN
             END IF;
             IF (room ->> b)::integer <= 0 THEN
                 ok := false;
+                EXIT;
             END IF;
         END LOOP;
         CONTINUE WHEN NOT ok;
 
+        -- Another worker may have claimed it since it was read: skip, never wait.
+        PERFORM 1 FROM jobs WHERE id = j.id AND state = 'queued' FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
         ts := clock_timestamp();
         UPDATE jobs
         SET state = 'running', attempts = least(attempts, 2147483646) + 1,
