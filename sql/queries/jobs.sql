@@ -279,16 +279,30 @@ FROM accepted;
 -- name: seconds_until_next_job :one
 -- How long until the earliest job scheduled in the future becomes due, by the
 -- database's clock, so an idle worker sleeps until then rather than a whole
--- poll interval. NULL when nothing is scheduled. A run_at of 'infinity' (only
--- SQL can write one) is never due, and must not break the subtraction.
+-- poll interval. NULL when nothing is scheduled. Only future jobs count: due ones
+-- still queued are held back (a paused queue, a full limit) and must not make an
+-- idle worker spin. Index probes only, however long the backlog: the distinct
+-- priorities of a queue by a skip scan of jobs_claim_idx, then in each the first
+-- run_at after now. A run_at of 'infinity' (only SQL can write one) is never due.
+WITH RECURSIVE levels(queue, p) AS (
+    SELECT q.name, (SELECT max(priority) FROM {schema}.jobs
+                    WHERE state = 'queued' AND queue = q.name)
+    FROM unnest(%(queues)s::text[]) AS q(name)
+    UNION ALL
+    SELECT l.queue, (SELECT max(priority) FROM {schema}.jobs
+                     WHERE state = 'queued' AND queue = l.queue AND priority < l.p)
+    FROM levels l WHERE l.p IS NOT NULL
+)
 SELECT extract(epoch FROM min(j.run_at) - now())::float8
-FROM unnest(%(queues)s::text[]) AS q(name)
+FROM levels l
 CROSS JOIN LATERAL (
     SELECT run_at FROM {schema}.jobs
-    WHERE state = 'queued' AND queue = q.name AND isfinite(run_at)
+    WHERE state = 'queued' AND queue = l.queue AND priority = l.p
+      AND run_at > now() AND isfinite(run_at)
     ORDER BY run_at
     LIMIT 1
-) AS j;
+) AS j
+WHERE l.p IS NOT NULL;
 
 -- name: extend_leases :many :unprepared
 -- The heartbeat: pushes out the lease of each job this worker still holds

@@ -95,3 +95,29 @@ def test_limited_jobs_wait_without_burning_attempts_and_plain_ones_pass(app, dsn
         time.sleep(1.0)
         info = held.info()
         assert info.state == "queued" and info.attempts == 0
+
+
+def _commits(dsn: str) -> int:
+    return count(dsn, "SELECT xact_commit FROM pg_stat_database "
+                      "WHERE datname = current_database()")
+
+
+def test_an_idle_worker_does_not_spin_on_held_back_jobs(app, dsn):
+    """Due jobs that can't be claimed (a full limit, a paused queue) must not wake an
+    idle worker over and over: it sleeps until room can open."""
+    metered, add = app.tasks["metered"], app.tasks["add"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgqueue.limit_buckets VALUES ('task-rate:metered:', "
+                     "clock_timestamp() + interval '60 s')")
+        conn.execute("INSERT INTO pgqueue.queues (name, paused) VALUES ('frozen', true)")
+    for i in range(50):
+        metered.delay(i)
+        add.apply_async((i, i), queue="frozen")
+    with running_worker(app, queues="default,frozen", heartbeat_interval=1.0,
+                        lease_seconds=5):
+        time.sleep(1.0)
+        before = _commits(dsn)
+        time.sleep(3.0)
+        during = _commits(dsn) - before
+    # heartbeat, rescuer, limits: a few a second; claims: about one a second
+    assert during < 60, during
