@@ -1,5 +1,6 @@
 """``pgq status``, ``pgq workers``, ``pgq queues`` and ``pgq jobs list|show``: readable
-tables for people, ``--json`` for scripts. All of it comes from :class:`Monitor`."""
+tables for people, ``--json`` for scripts. All of it comes from :class:`Monitor`, and so
+do the few actions (``pgq queues pause|resume|limit``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import psycopg
 
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.errors import PgQueueError
-from pgqueue.monitor import Monitor, RawValue, ScheduleRow, to_json
+from pgqueue.limits import KEEP, Keep, concurrency_from_text, rate_from_text
+from pgqueue.monitor import Monitor, QueueStats, RawValue, ScheduleRow, TaskLimit, to_json
+from pgqueue.options import check_queue
 from pgqueue.spans import parse_span
 
 
@@ -120,7 +123,7 @@ def workers(obj: Ctx, as_json: bool) -> None:
 
 @click.group()
 def queues() -> None:
-    """List queues, and pause or resume them (a paused queue's jobs wait)."""
+    """List queues, pause or resume them (a paused queue's jobs wait), and limit them."""
 
 
 @queues.command("list")
@@ -128,16 +131,87 @@ def queues() -> None:
 @json_option
 @click.pass_obj
 def queues_list(obj: Ctx, window: str, as_json: bool) -> None:
-    """Every queue with its depth by state, oldest waiting job and paused flag."""
+    """Every queue with its depth by state, oldest waiting job, paused flag and limits,
+    and the tasks' limits. HELD BACK: due jobs under a limit, waiting for room."""
     try:
-        rows = _monitor(obj).queues(parse_window(window))
+        monitor = _monitor(obj)
+        rows = monitor.queues(parse_window(window))
+        task_limits = monitor.task_limits()
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
-    _emit(rows, as_json, table(
-        ["queue", "queued", "scheduled", "running", "succeeded", "failed", "cancelled",
-         "oldest waiting", "paused"],
-        [(q.queue, q.queued, q.scheduled, q.running, q.succeeded, q.failed, q.cancelled,
-          _age(q.oldest_waiting_seconds), q.paused) for q in rows]) if rows else "no queues")
+    _emit({"queues": rows, "task_limits": task_limits}, as_json,
+          queue_table(rows, task_limits))
+
+
+def queue_table(rows: Sequence[QueueStats], task_limits: Sequence[TaskLimit]) -> str:
+    if not rows:
+        text = "no queues"
+    else:
+        text = table(
+            ["queue", "queued", "scheduled", "running", "succeeded", "failed", "cancelled",
+             "oldest waiting", "paused", "rate", "concurrency", "held back"],
+            [(q.queue, q.queued, q.scheduled, q.running, q.succeeded, q.failed, q.cancelled,
+              _age(q.oldest_waiting_seconds), q.paused, q.rate_limit, q.concurrency_limit,
+              q.held_back) for q in rows])
+    if task_limits:
+        text += "\n\nTASK LIMITS\n" + table(
+            ["task", "rate", "concurrency", "held back", "running"],
+            [(t.task, t.rate_limit, t.concurrency_limit, t.held_back, t.running)
+             for t in task_limits])
+    return text
+
+
+def _queue_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return check_queue(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> str | Keep | None:
+    try:
+        return KEEP if value is None else rate_from_text(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _concurrency(ctx: click.Context, param: click.Parameter,
+                 value: str | None) -> int | Keep | None:
+    try:
+        return KEEP if value is None else concurrency_from_text(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@queues.command("limit")
+@click.argument("name", callback=_queue_name)
+@click.option("--rate", metavar="N/s|N/m|N/h", callback=_rate,
+              help="At most N starts in any second, minute or hour (5/10s: in any 10 s), "
+                   "all workers together; none removes the rate limit.")
+@click.option("--concurrency", metavar="N", callback=_concurrency,
+              help="At most N of its jobs running at once, all workers together; none "
+                   "removes the concurrency limit.")
+@click.option("--clear", is_flag=True, help="Remove both limits.")
+@click.pass_obj
+def queues_limit(obj: Ctx, name: str, rate: str | Keep | None,
+                 concurrency: int | Keep | None, clear: bool) -> None:
+    """Limit how fast and how many of NAME's jobs start, across every worker.
+
+    Sets what is given and keeps the other limit as it is. Jobs held back stay queued
+    and keep their place and attempts; running jobs are never stopped."""
+    if clear and (rate is not KEEP or concurrency is not KEEP):
+        raise click.UsageError("--clear removes both limits: give it alone, or remove one "
+                               "with --rate none or --concurrency none")
+    if not clear and rate is KEEP and concurrency is KEEP:
+        raise click.UsageError("give --rate, --concurrency or both (or --clear), e.g. "
+                               f"pgq queues limit {name} --rate 600/m --concurrency 20")
+    if clear:
+        rate = concurrency = None
+    try:
+        now = _monitor(obj).set_queue_limits(name, rate=rate, concurrency=concurrency)
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    click.echo(f"queue {name}: {now.describe()}; workers apply it within a heartbeat")
 
 
 @queues.command("pause")

@@ -2,7 +2,8 @@
 
 - From the database (the dashboard's ``/metrics``, :func:`render`): gauges of
   jobs by queue and state, oldest waiting age, paused queues, workers by status,
-  and jobs enqueued so far. Any one process can serve them for the whole system.
+  jobs enqueued so far, and each rate or concurrency limit with the jobs it holds
+  back. Any one process can serve them for the whole system.
 - From a worker process (``pgq worker --metrics-port``, :class:`WorkerMetrics`):
   counters of the outcomes it recorded and a run-time histogram per task.
   Prometheus sums them over workers; counters never go down when jobs are pruned.
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pgqueue.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from pgqueue.monitor import Monitor
+    from pgqueue.monitor import Monitor, QueueStats, TaskLimit
 
 WINDOW = dt.timedelta(minutes=5)
 
@@ -60,6 +61,37 @@ class _DatabaseCollector:
         enqueued = CounterMetricFamily("pgqueue_jobs_enqueued", "Jobs enqueued so far")
         enqueued.add_metric([], self.monitor.jobs_enqueued_total())
         yield from (jobs, oldest, paused, workers, enqueued)
+        yield from _limits(queues, self.monitor.task_limits())
+
+
+def _limits(queues: Sequence[QueueStats], tasks: Sequence[TaskLimit]) -> Iterator[Any]:
+    """One series per limit, labelled by its scope (queue or task) and name: a queue's own
+    limits (pgq queues limit) and each task's. A job may be under both."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    labels = ["scope", "name"]
+    waiting = GaugeMetricFamily("pgqueue_limit_waiting", "Due jobs under the limit, held "
+                                "back until it has room", labels=labels)
+    running = GaugeMetricFamily("pgqueue_limit_running", "Jobs under the limit running now",
+                                labels=labels)
+    rate = GaugeMetricFamily("pgqueue_limit_rate_per_second", "The rate limit: starts "
+                             "allowed per second, all workers together", labels=labels)
+    concurrency = GaugeMetricFamily("pgqueue_limit_concurrency", "The concurrency limit: "
+                                    "jobs allowed to run at once, all workers together",
+                                    labels=labels)
+    found = [("queue", q.queue, q.rate, q.rate_window_seconds, q.concurrency_limit,
+              q.held_back, q.running)
+             for q in queues if q.rate is not None or q.concurrency_limit is not None]
+    found += [("task", t.task, t.rate, t.rate_window_seconds, t.concurrency_limit,
+               t.held_back, t.running) for t in tasks]
+    for scope, name, count, window, most, held_back, busy in found:
+        waiting.add_metric([scope, name], held_back)
+        running.add_metric([scope, name], busy)
+        if count is not None and window:
+            rate.add_metric([scope, name], count / window)
+        if most is not None:
+            concurrency.add_metric([scope, name], most)
+    yield from (waiting, running, rate, concurrency)
 
 
 def render(monitor: Monitor) -> tuple[bytes, str]:

@@ -1,7 +1,7 @@
 """Monitor: what is happening, read straight from Postgres, for people and tools.
 
-One read-only view of queues, workers, tasks, jobs and workflows (plus the few actions
-operators take) shared by ``pgq status`` / ``pgq jobs``, the dashboard and
+One read-only view of queues, workers, tasks, jobs, limits and workflows (plus the few
+actions operators take) shared by ``pgq status`` / ``pgq jobs``, the dashboard and
 /metrics. Everything comes back as frozen dataclasses (:mod:`pgqueue.monitor_rows`);
 :func:`to_json` makes them JSON-safe. The queries are statements of
 :mod:`pgqueue.monitor_statements`; this class executes them. Arguments a task
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgqueue import monitor_statements as ms
 from pgqueue import statements
+from pgqueue.limits import KEEP, Keep, check_concurrency, parse_rate
 from pgqueue.monitor_rows import (
     REDACTED,
     Attempt,
@@ -26,9 +27,11 @@ from pgqueue.monitor_rows import (
     JobPage,
     JobRow,
     JobWorkflow,
+    QueueLimits,
     QueueStats,
     RawValue,
     ScheduleRow,
+    TaskLimit,
     TaskStats,
     WorkerInfo,
     WorkflowDetail,
@@ -36,6 +39,7 @@ from pgqueue.monitor_rows import (
     to_json,
 )
 from pgqueue.monitor_tree import build_tree
+from pgqueue.options import check_queue
 from pgqueue.spans import bucket_for
 from pgqueue.statements import Statement
 
@@ -52,9 +56,11 @@ __all__ = [
     "JobRow",
     "JobWorkflow",
     "Monitor",
+    "QueueLimits",
     "QueueStats",
     "RawValue",
     "ScheduleRow",
+    "TaskLimit",
     "TaskStats",
     "WorkerInfo",
     "WorkflowDetail",
@@ -84,6 +90,11 @@ class Monitor:
     def task_stats(self, window: dt.timedelta = HOUR) -> list[TaskStats]:
         return self._run(ms.task_stats(self.schema, window))
 
+    def task_limits(self) -> list[TaskLimit]:
+        """Every task's limits as the workers' code declares them, with the due jobs each
+        holds back. (A queue's own limits are on its :meth:`queues` row.)"""
+        return self._run(ms.task_limit_list(self.schema))
+
     def series(self, window: dt.timedelta = HOUR,
                bucket: dt.timedelta = dt.timedelta(minutes=1)) -> list[Bucket]:
         return self._run(ms.throughput_series(self.schema, window, bucket))
@@ -95,6 +106,7 @@ class Monitor:
             "queues": self.queues(window),
             "workers": self.workers(),
             "tasks": self.task_stats(window),
+            "task_limits": self.task_limits(),
             "series": self.series(window, bucket_for(window)),
         }
 
@@ -205,6 +217,19 @@ class Monitor:
 
     def resume_queue(self, name: str) -> None:
         self._run(ms.set_queue_paused(self.schema, name, False))
+
+    def set_queue_limits(self, name: str, *, rate: str | Keep | None = KEEP,
+                         concurrency: int | Keep | None = KEEP) -> QueueLimits:
+        """Limit the queue's job starts, across all workers: ``rate`` like ``"600/m"``
+        (at most 600 starts in any minute), ``concurrency`` (at most that many running
+        at once). None removes a limit; KEEP (the default) leaves it as it is. Workers
+        apply the change within a heartbeat; running jobs are never stopped by it.
+        Returns the limits now in force."""
+        check_queue(name)
+        parsed = rate if rate is None or rate is KEEP else parse_rate(rate)
+        if concurrency is not None and concurrency is not KEEP:
+            check_concurrency(concurrency)
+        return self._run(ms.set_queue_limits(self.schema, name, parsed, concurrency))
 
     def _schedule(self, action: str, name: str) -> Any:
         return self._run(statements.schedule_action(self.schema, action, name))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pgqueue import encoding
+from pgqueue import encoding, limits
 from pgqueue.progress import Progress
 
 REDACTED = "•••"
@@ -38,6 +38,44 @@ class QueueStats:
     oldest_waiting_seconds: float | None
     throughput_per_min: float
     paused: bool
+    # The queue's own limits (pgq queues limit), None where it has none: ``rate_limit``
+    # as written ("600/m"), also as ``rate`` starts per ``rate_window_seconds``.
+    rate_limit: str | None = None
+    rate: int | None = None
+    rate_window_seconds: float | None = None
+    concurrency_limit: int | None = None
+    # Due jobs under a limit (the queue's, or their task's), waiting for room.
+    held_back: int = 0
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """A queue's limits as now stored, what ``Monitor.set_queue_limits`` answers."""
+
+    queue: str
+    rate_limit: str | None
+    rate: int | None
+    rate_window_seconds: float | None
+    concurrency_limit: int | None
+
+    def describe(self) -> str:
+        """"at most 600 starts a minute, 20 running at once", or "no limits"."""
+        return limits.describe(self.rate, self.rate_window_seconds, self.concurrency_limit)
+
+
+@dataclass(frozen=True)
+class TaskLimit:
+    """A task's limits, as a worker's code declared them (``@app.task(rate_limit=...,
+    concurrency_limit=...)``) when it started, at ``declared_at``."""
+
+    task: str
+    rate_limit: str | None
+    rate: int | None
+    rate_window_seconds: float | None
+    concurrency_limit: int | None
+    held_back: int  # its due jobs, waiting for room
+    running: int
+    declared_at: dt.datetime
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import datetime as dt
 from pgqueue import monitor_rows as mr
 from pgqueue import progress
 from pgqueue.job import JobState
+from pgqueue.limits import KEEP, Keep, format_rate
 from pgqueue.schedule import Rule, next_after
 from pgqueue.sql import channels, queries
 from pgqueue.statements import Row, Statement
@@ -21,14 +22,20 @@ from pgqueue.statements import Row, Statement
 MAX_PAGE = 500
 
 
+def _rate_text(rate: int | None, window: float | None) -> str | None:
+    return format_rate(rate, window) if rate is not None and window is not None else None
+
+
 def queue_stats(schema: str, window: dt.timedelta) -> Statement[list[mr.QueueStats]]:
     minutes = window.total_seconds() / 60
 
     def decode(rows: list[Row]) -> list[mr.QueueStats]:
         return [mr.QueueStats(q, queued, scheduled, running, ok, failed, cancelled, oldest,
-                              round((ok + failed + cancelled) / minutes, 2), paused)
-                for q, queued, scheduled, running, ok, failed, cancelled, oldest, paused
-                in rows]
+                              round((ok + failed + cancelled) / minutes, 2), paused,
+                              _rate_text(rate, rate_window), rate, rate_window, concurrency,
+                              held_back)
+                for (q, queued, scheduled, running, ok, failed, cancelled, oldest, paused,
+                     rate, rate_window, concurrency, held_back) in rows]
 
     return Statement(queries(schema)["queue_stats"], {"window": window.total_seconds()},
                      decode)
@@ -125,6 +132,31 @@ def set_queue_paused(schema: str, name: str, paused: bool) -> Statement[None]:
                      {"name": name, "paused": paused,
                       "jobs_channel": channels(schema)["jobs_channel"]},
                      lambda rows: None)
+
+
+# -- limits -----------------------------------------------------------------------
+def task_limit_list(schema: str) -> Statement[list[mr.TaskLimit]]:
+    return Statement(queries(schema)["task_limit_list"], {}, lambda rows: [
+        mr.TaskLimit(task, _rate_text(rate, window), rate, window, concurrency, held_back,
+                     running, declared_at)
+        for task, rate, window, concurrency, held_back, running, declared_at in rows])
+
+
+def set_queue_limits(schema: str, name: str, rate: tuple[int, float] | Keep | None,
+                     concurrency: int | Keep | None) -> Statement[mr.QueueLimits]:
+    """Set a queue's rate (count, window seconds) and concurrency limits; None removes
+    one, KEEP leaves it as it is. Values as :mod:`pgqueue.limits` checks them."""
+    count, window = rate if isinstance(rate, tuple) else (None, None)
+    conc = concurrency if isinstance(concurrency, int) else None
+
+    def decode(rows: list[Row]) -> mr.QueueLimits:
+        queue, rate_, window_, concurrency_ = rows[0]
+        return mr.QueueLimits(queue, _rate_text(rate_, window_), rate_, window_, concurrency_)
+
+    return Statement(queries(schema)["set_queue_limits"],
+                     {"name": name, "rate": count, "rate_window": window,
+                      "concurrency": conc, "keep_rate": rate is KEEP,
+                      "keep_concurrency": concurrency is KEEP}, decode)
 
 
 # -- workflows ------------------------------------------------------------------

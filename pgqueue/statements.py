@@ -274,13 +274,6 @@ def seconds_until_limit_room(schema: str) -> Statement[float | None]:
     return Statement(queries(schema)["seconds_until_limit_room"], {}, _scalar)
 
 
-def set_queue_limits(schema: str, name: str, rate: int | None, window: float | None,
-                     concurrency: int | None) -> Statement[str | None]:
-    return Statement(queries(schema)["set_queue_limits"],
-                     {"name": name, "rate": rate, "rate_window": window,
-                      "concurrency": concurrency}, _scalar)
-
-
 @dataclass(frozen=True, slots=True)
 class Finish:
     """How one attempt ends: the row that finish_jobs writes for it."""

@@ -1,4 +1,4 @@
-"""The POST endpoints that change state: retry, cancel, pause, resume, trigger.
+"""The POST endpoints that change state: retry, cancel, pause, resume, limit, trigger.
 
 One handler per action serves both the API (JSON) and the pages' forms (a redirect
 back), see :mod:`pgqueue.dashboard.responses`. Authentication and CSRF are
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
-from pgqueue.dashboard import state
+from pgqueue.dashboard import params, state
 from pgqueue.dashboard.responses import action_result, error, form
+from pgqueue.monitor import to_json
 
 
 def _job_id(request: Request) -> int:
@@ -77,6 +78,20 @@ async def _queue(request: Request, *, paused: bool) -> Response:
     await run_in_threadpool(monitor.pause_queue if paused else monitor.resume_queue, name)
     return await action_result(request, {"queue": name, "paused": paused},
                                notice="paused" if paused else "resumed")
+
+
+async def set_queue_limits(request: Request) -> Response:
+    name: str = request.path_params["queue"]
+    fields = await form(request)
+    try:
+        change = params.queue_limits(name, {**request.query_params, **fields})
+    except params.BadRequest as exc:
+        if "next" in fields:  # a person at the page's form: say why, as a page does
+            return PlainTextResponse(f"400 Bad Request: {exc}", status_code=400)
+        raise
+    now = await run_in_threadpool(state.monitor(request).set_queue_limits, name,
+                                  rate=change.rate, concurrency=change.concurrency)
+    return await action_result(request, to_json(now), notice="limits-set")
 
 
 async def pause_schedule(request: Request) -> Response:

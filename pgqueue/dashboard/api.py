@@ -39,7 +39,8 @@ def overview(request: Request) -> Response:
     chart = series_data(monitor, window)
     return JSON({"now": dt.datetime.now(dt.UTC), "window_seconds": window.span.total_seconds(),
                  "queues": monitor.queues(window.span), "workers": monitor.workers(),
-                 "tasks": monitor.task_stats(window.span), "series": chart["buckets"],
+                 "tasks": monitor.task_stats(window.span),
+                 "task_limits": monitor.task_limits(), "series": chart["buckets"],
                  "bucket_seconds": chart["bucket_seconds"]})
 
 
@@ -53,6 +54,10 @@ def workers(request: Request) -> Response:
 
 def tasks(request: Request) -> Response:
     return JSON(state.monitor(request).task_stats(params.window(request.query_params).span))
+
+
+def task_limits(request: Request) -> Response:
+    return JSON(state.monitor(request).task_limits())
 
 
 def series(request: Request) -> Response:

@@ -32,6 +32,7 @@ def _overview_context(request: Request, *parts: str) -> dict[str, Any]:
         context["workers"] = monitor.workers()
     if "queues" in parts:
         context["queues"] = monitor.queues(window.span)
+        context["task_limits"] = monitor.task_limits()
     if "tasks" in parts:
         context["tasks"] = monitor.task_stats(window.span)
     return context

@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 from pgqueue.dashboard import windows
 from pgqueue.job import JobState
+from pgqueue.limits import KEEP, Keep, concurrency_from_text, rate_from_text
+from pgqueue.options import check_queue
 
 STATES = [s.value for s in JobState]
 PAGE_SIZE = 50
@@ -127,3 +129,37 @@ def bounded(params: Mapping[str, str], name: str, default: int, most: int,
     if not least <= value <= most:
         raise BadRequest(f"{name} must be between {least} and {most}")
     return value
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    rate: str | Keep | None = KEEP
+    concurrency: int | Keep | None = KEEP
+
+
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def queue_limits(queue: str, fields: Mapping[str, str]) -> LimitChange:
+    """What ``POST /api/queues/<name>/limits`` asks for: ``rate`` and ``concurrency`` set
+    what is given (empty or ``none`` removes that limit; a field left out keeps it),
+    ``clear`` removes both. As ``pgq queues limit`` reads its options."""
+    try:
+        check_queue(queue)
+        rate = rate_from_text(fields["rate"]) if "rate" in fields else KEEP
+        concurrency = (concurrency_from_text(fields["concurrency"])
+                       if "concurrency" in fields else KEEP)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    clear = (fields.get("clear") or "").strip().lower()
+    if clear not in _YES + _NO:
+        raise BadRequest(f"clear must be true or false, not {fields['clear']!r}")
+    if clear in _YES:
+        if rate is not KEEP or concurrency is not KEEP:
+            raise BadRequest("clear removes both limits: send it alone, or remove one "
+                             "with rate=none or concurrency=none")
+        return LimitChange(None, None)
+    if rate is KEEP and concurrency is KEEP:
+        raise BadRequest("give rate (e.g. 600/m), concurrency (e.g. 20), or both; "
+                         "or clear=true")
+    return LimitChange(rate, concurrency)

@@ -36,7 +36,9 @@ async def form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         return {}
-    return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    # Blank fields are kept: an input emptied on purpose says something (no limit).
+    return dict(parse_qsl((await request.body()).decode("utf-8", "replace"),
+                          keep_blank_values=True))
 
 
 def with_notice(target: str, notice: str) -> str:

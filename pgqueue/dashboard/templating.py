@@ -34,6 +34,7 @@ NOTICES = {
     "retried-failed": "Failed jobs of the task queued again.",
     "paused": "Queue paused: workers take no new jobs from it.",
     "resumed": "Queue resumed.",
+    "limits-set": "Queue limits set: workers apply them within a heartbeat.",
     "schedule-paused": "Schedule paused.",
     "schedule-resumed": "Schedule resumed.",
     "triggered": "Schedule triggered: a job was enqueued.",

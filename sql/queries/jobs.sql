@@ -541,15 +541,6 @@ SELECT coalesce((SELECT array_agg(task ORDER BY task) FROM {schema}.task_limits)
 SELECT extract(epoch FROM min(next_at) - clock_timestamp())::float8
 FROM {schema}.limit_buckets WHERE next_at > clock_timestamp();
 
--- name: set_queue_limits :one
--- pgq queues limit: NULLs clear.
-INSERT INTO {schema}.queues (name, rate, rate_window, concurrency)
-VALUES (%(name)s, %(rate)s, %(rate_window)s, %(concurrency)s)
-ON CONFLICT (name) DO UPDATE
-SET rate = excluded.rate, rate_window = excluded.rate_window,
-    concurrency = excluded.concurrency, updated_at = now()
-RETURNING name;
-
 -- name: update_progress :many :unprepared
 -- The latest progress of many running jobs in one statement: a worker's batch,
 -- at most every half second, plus one just before it records outcomes. Each row

@@ -4,10 +4,16 @@
 -- from jobs_finished_idx within the chosen window.
 
 -- name: queue_stats :many
+-- With each queue's own limits, and held_back: its due jobs under a limit, which
+-- only claim_limited() starts (migration 0012), waiting for room or the next
+-- claim. In a limited queue that is every due job; elsewhere those of limited tasks.
 WITH live AS (
     SELECT queue,
            count(*) FILTER (WHERE run_at <= now()) AS queued,
            count(*) FILTER (WHERE run_at > now()) AS scheduled,
+           count(*) FILTER (WHERE run_at <= now()
+                            AND task IN (SELECT task FROM {schema}.task_limits))
+               AS of_limited_tasks,
            -- greatest(): a run_at of '-infinity' (only SQL can write one) has no age.
            extract(epoch FROM now() - greatest(min(run_at) FILTER (WHERE run_at <= now()),
                                                timestamptz '0001-01-02 00:00+00'))::float8
@@ -32,7 +38,9 @@ names AS (
 )
 SELECT n.queue, coalesce(l.queued, 0), coalesce(l.scheduled, 0), coalesce(b.running, 0),
        coalesce(d.succeeded, 0), coalesce(d.failed, 0), coalesce(d.cancelled, 0),
-       l.oldest_waiting, coalesce(q.paused, false)
+       l.oldest_waiting, coalesce(q.paused, false), q.rate, q.rate_window, q.concurrency,
+       CASE WHEN q.rate IS NOT NULL OR q.concurrency IS NOT NULL THEN coalesce(l.queued, 0)
+            ELSE coalesce(l.of_limited_tasks, 0) END
 FROM names n
 LEFT JOIN live l ON l.queue = n.queue
 LEFT JOIN busy b ON b.queue = n.queue
@@ -125,6 +133,48 @@ WITH upserted AS (
     RETURNING name, paused
 )
 SELECT name, CASE WHEN NOT paused THEN pg_notify(%(jobs_channel)s, name) END FROM upserted;
+
+-- name: set_queue_limits :one
+-- pgq queues limit and the dashboard's form: each limit is set (NULL removes it)
+-- or, with keep_*, left as it is, in one statement, so two people changing
+-- different limits of a queue at once both have their way. updated_at is left
+-- alone: for a paused queue it says since when (paused_queues). Workers read the
+-- limits each heartbeat (limits_in_force). Returns what is now in force.
+INSERT INTO {schema}.queues AS q (name, rate, rate_window, concurrency)
+VALUES (%(name)s,
+        CASE WHEN NOT %(keep_rate)s::boolean THEN %(rate)s::integer END,
+        CASE WHEN NOT %(keep_rate)s::boolean THEN %(rate_window)s::float8 END,
+        CASE WHEN NOT %(keep_concurrency)s::boolean THEN %(concurrency)s::integer END)
+ON CONFLICT (name) DO UPDATE
+SET rate = CASE WHEN %(keep_rate)s::boolean THEN q.rate ELSE excluded.rate END,
+    rate_window = CASE WHEN %(keep_rate)s::boolean THEN q.rate_window
+                       ELSE excluded.rate_window END,
+    concurrency = CASE WHEN %(keep_concurrency)s::boolean THEN q.concurrency
+                       ELSE excluded.concurrency END
+RETURNING q.name, q.rate, q.rate_window, q.concurrency;
+
+-- name: task_limit_list :many
+-- Each task's limits as the workers' code declares them (written when a worker
+-- starts: declared_at), with the due jobs each holds back and the task's jobs
+-- running now. Counted through the partial indexes on queued and running jobs,
+-- as queue_stats is, so finished jobs cost nothing here.
+WITH waiting AS (
+    SELECT task, count(*) AS n FROM {schema}.jobs
+    WHERE state = 'queued' AND run_at <= now()
+      AND task IN (SELECT task FROM {schema}.task_limits)
+    GROUP BY task
+),
+busy AS (
+    SELECT task, count(*) AS n FROM {schema}.jobs
+    WHERE state = 'running' AND task IN (SELECT task FROM {schema}.task_limits)
+    GROUP BY task
+)
+SELECT t.task, t.rate, t.rate_window, t.concurrency, coalesce(w.n, 0), coalesce(b.n, 0),
+       t.updated_at
+FROM {schema}.task_limits t
+LEFT JOIN waiting w ON w.task = t.task
+LEFT JOIN busy b ON b.task = t.task
+ORDER BY t.task;
 
 -- name: jobs_enqueued_total :one
 -- Every job ever enqueued took one value of the id sequence: a counter that

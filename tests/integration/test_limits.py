@@ -8,8 +8,8 @@ import time
 import psycopg
 import pytest
 
-from pgqueue import statements
 from pgqueue.limits import format_rate, parse_rate
+from pgqueue.monitor import Monitor
 from tests.conftest import count, running_worker, wait_for
 
 
@@ -73,14 +73,15 @@ def test_a_rate_limit_holds_across_workers_and_per_key(app, dsn):
 
 def test_queue_limits_are_set_and_cleared_at_run_time(app, dsn):
     add = app.tasks["add"]
-    app.client.execute(statements.set_queue_limits("pgqueue", "default", None, None, 1))
+    monitor = Monitor(app)
+    monitor.set_queue_limits("default", concurrency=1)
     with running_worker(app, concurrency=10) as worker:
-        wait_for(lambda: worker.limits.in_force.queues == ["default"], timeout=5)
+        assert wait_for(lambda: worker.limits.in_force.queues == ["default"], timeout=5)
         rs = [add.delay(i, i) for i in range(5)]
         assert [r.get(timeout=10) for r in rs] == [0, 2, 4, 6, 8]
-        app.client.execute(statements.set_queue_limits("pgqueue", "default", None, None,
-                                                       None))
-        wait_for(lambda: not worker.limits.in_force.any, timeout=5)
+        monitor.set_queue_limits("default", concurrency=None)
+        # The task limits of register_flow's tasks stay in force.
+        assert wait_for(lambda: worker.limits.in_force.queues == [], timeout=5)
     assert count(dsn, "SELECT count(*) FROM pgqueue.limit_status") == 3  # the task limits
 
 

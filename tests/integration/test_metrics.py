@@ -43,3 +43,28 @@ def test_worker_serves_its_counters_and_runtime_histogram(app):
     assert 'pgqueue_worker_jobs_total{outcome="retried",queue="default",task="flaky"} 1.0' in text
     assert 'pgqueue_worker_jobs_total{outcome="failed",queue="default",task="boom"} 1.0' in text
     assert 'pgqueue_worker_job_runtime_seconds_count{queue="default",task="add"} 1.0' in text
+
+
+def test_limit_metrics(app):
+    with running_worker(app):  # declares its tasks' limits
+        pass
+    monitor = Monitor(app)
+    app.tasks["metered"].delay(1)  # 60/m
+    for i in range(3):
+        app.tasks["add"].apply_async((i, i), queue="bulk")
+    monitor.set_queue_limits("bulk", rate="600/m", concurrency=20)
+    text = render(monitor)[0].decode()
+    assert 'pgqueue_limit_waiting{name="bulk",scope="queue"} 3.0' in text
+    assert 'pgqueue_limit_waiting{name="metered",scope="task"} 1.0' in text
+    assert 'pgqueue_limit_waiting{name="one_of_three",scope="task"} 0.0' in text
+    assert 'pgqueue_limit_running{name="bulk",scope="queue"} 0.0' in text
+    assert 'pgqueue_limit_rate_per_second{name="bulk",scope="queue"} 10.0' in text
+    assert 'pgqueue_limit_rate_per_second{name="metered",scope="task"} 1.0' in text
+    assert 'pgqueue_limit_rate_per_second{name="per_tenant",scope="task"} 3.0' in text
+    assert 'pgqueue_limit_concurrency{name="bulk",scope="queue"} 20.0' in text
+    assert 'pgqueue_limit_concurrency{name="one_of_three",scope="task"} 3.0' in text
+    # A limit that is not set has no series; a queue without limits has none at all.
+    assert 'pgqueue_limit_concurrency{name="metered"' not in text
+    assert 'name="default"' not in text
+    monitor.set_queue_limits("bulk", rate=None, concurrency=None)
+    assert 'name="bulk"' not in render(monitor)[0].decode()
