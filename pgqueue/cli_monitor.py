@@ -139,8 +139,25 @@ def queues_list(obj: Ctx, window: str, as_json: bool) -> None:
         task_limits = monitor.task_limits()
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
-    _emit({"queues": rows, "task_limits": task_limits}, as_json,
-          queue_table(rows, task_limits))
+    # --json keeps its shape (a list of queues, each with its limits); the tasks'
+    # limits are `pgq queues task-limits --json`.
+    _emit(rows, as_json, queue_table(rows, task_limits))
+
+
+@queues.command("task-limits")
+@json_option
+@click.pass_obj
+def queues_task_limits(obj: Ctx, as_json: bool) -> None:
+    """Every task's rate and concurrency limit (as its workers' code declares them),
+    with how many of its due jobs are held back and how many run."""
+    try:
+        task_limits = _monitor(obj).task_limits()
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    _emit(task_limits, as_json, table(
+        ["task", "rate", "concurrency", "held back", "running"],
+        [(t.task, t.rate_limit, t.concurrency_limit, t.held_back, t.running)
+         for t in task_limits]) if task_limits else "no task limits")
 
 
 def queue_table(rows: Sequence[QueueStats], task_limits: Sequence[TaskLimit]) -> str:

@@ -50,11 +50,11 @@ def test_jobs_list_and_show(app, dsn, history):
 
 def test_queues_pause_resume_and_workers(app, dsn, history):
     assert "paused" in pgq_run(dsn, "queues", "pause", "default").stdout
-    rows = json.loads(pgq_run(dsn, "queues", "list", "--json").stdout)["queues"]
+    rows = json.loads(pgq_run(dsn, "queues", "list", "--json").stdout)
     assert rows[0]["paused"] is True
     pgq_run(dsn, "queues", "resume", "default")
     listed = json.loads(pgq_run(dsn, "queues", "list", "--json").stdout)
-    assert listed["queues"][0]["paused"] is False
+    assert listed[0]["paused"] is False
     assert "stopped" in pgq_run(dsn, "workers").stdout
 
 
@@ -117,9 +117,12 @@ def test_queues_list_shows_limits_and_what_they_hold_back(app, dsn):
     assert _cells(tasks, "metered") == ["metered", "60/m", "-", "1", "0"]
     assert _cells(tasks, "one_of_three") == ["one_of_three", "-", "3", "0", "0"]
     data = json.loads(pgq_run(dsn, "queues", "list", "--json").stdout)
-    bulk = {q["queue"]: q for q in data["queues"]}["bulk"]
+    bulk = {q["queue"]: q for q in data}["bulk"]
     assert (bulk["rate_limit"], bulk["rate"], bulk["rate_window_seconds"],
             bulk["concurrency_limit"], bulk["held_back"]) == ("1/h", 1, 3600.0, 2, 2)
-    metered = {t["task"]: t for t in data["task_limits"]}["metered"]
+    tasks_text = pgq_run(dsn, "queues", "task-limits").stdout
+    assert _cells(tasks_text, "metered") == ["metered", "60/m", "-", "1", "0"]
+    task_limits = json.loads(pgq_run(dsn, "queues", "task-limits", "--json").stdout)
+    metered = {t["task"]: t for t in task_limits}["metered"]
     assert (metered["rate_limit"], metered["held_back"], metered["running"]) == ("60/m", 1, 0)
     assert metered["declared_at"]
