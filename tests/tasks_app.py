@@ -223,6 +223,27 @@ def register_canvas(app: App) -> None:
                          (key, psycopg.types.json.Jsonb(value)))
         return value
 
+    @app.task(bind=True, atomic=True)
+    def record_result(self: JobContext, value: Any, key: str) -> Any:
+        """A chord callback (the results come first) that records each run it completes in
+        public.runs (the test creates it as record_once does): written in the transaction
+        that records its completion, so a run cut short by a SIGKILL leaves no row, and a
+        second row means the callback was released twice."""
+        assert self.connection is not None
+        self.connection.execute("INSERT INTO public.runs VALUES (%s, %s)",
+                                (key, psycopg.types.json.Jsonb(value)))
+        return value
+
+    @app.task
+    def held(key: str, seconds: float) -> int:
+        """A member to catch mid-run: records that it started (key, its pid) in
+        public.runs, sleeps, and returns its pid, so the stored result says which
+        worker's attempt it is."""
+        _conn(app.dsn()).execute("INSERT INTO public.runs VALUES (%s, %s)",
+                                 (key, psycopg.types.json.Jsonb(os.getpid())))
+        time.sleep(seconds)
+        return os.getpid()
+
 
 register_canvas(app)
 

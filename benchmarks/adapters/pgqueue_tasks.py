@@ -38,3 +38,25 @@ async def io_async(n: int) -> None:
 @app.task
 def latency(n: int) -> None:
     startlog.started(n)
+
+
+# canvas_overhead.py: members that return their argument (so each stores a result, as a
+# group's members do), and a chord callback that counts the results it was given.
+@app.task
+def ident(n: int) -> int:
+    return n
+
+
+@app.task
+async def ident_async(n: int) -> int:
+    return n
+
+
+@app.task
+def count_values(values: list[int]) -> int:
+    return len(values)
+
+
+@app.task
+async def count_async(values: list[int]) -> int:
+    return len(values)

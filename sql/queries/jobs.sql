@@ -228,6 +228,27 @@ WITH outcome AS (
          AS o(id, lease, state, retry_in, value, error_type, error_message, traceback,
               keep_for)
 ),
+-- A workflow's member is counted under its group's row lock, by the
+-- jobs_workflow trigger as each row below is updated, in whatever order the
+-- plan meets the rows. Two batches that each reached two groups, in opposite
+-- orders, would each hold a group the other waits for: a deadlock, detected
+-- only after deadlock_timeout (1 s). So a batch with members of two groups or
+-- more locks them here first, in id order, and such batches queue instead. A
+-- batch within one group never holds a group while waiting for another: it
+-- takes its lock as before, at the end, holding it no longer than it must
+-- (the big group's members, the common case, queue on that one lock). For a
+-- plain job this is one index probe that finds no step.
+member_of AS MATERIALIZED (
+    SELECT DISTINCT s.group_id FROM {schema}.workflow_steps s
+    WHERE s.job_id = ANY(%(ids)b::bigint[]) AND s.group_id IS NOT NULL
+),
+groups AS MATERIALIZED (
+    SELECT g.id FROM {schema}.workflow_groups g
+    WHERE g.id IN (SELECT group_id FROM member_of)
+      AND (SELECT count(*) FROM member_of) > 1
+    ORDER BY g.id
+    FOR NO KEY UPDATE
+),
 finished AS (
     UPDATE {schema}.jobs j
     SET state = o.state,
@@ -242,6 +263,8 @@ finished AS (
                           THEN now() + make_interval(secs => o.keep_for) END
     FROM outcome o
     WHERE j.id = o.id AND j.lease = o.lease AND j.state = 'running'
+      -- Evaluated once, before the first row is updated: the groups locked.
+      AND (SELECT count(*) FROM groups) >= 0
     RETURNING j.id, j.attempts, j.state, j.queue
 ),
 stored_results AS (
