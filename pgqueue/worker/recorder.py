@@ -28,8 +28,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
-
 from pgqueue import statements
 from pgqueue.job import ClaimedJob, JobError, JobState
 from pgqueue.link import Link, connection_lost
@@ -125,17 +123,21 @@ class Recorder:
     async def _reliably(self, stmt: Statement[T]) -> T:
         """Execute until the database answers: a lost connection is waited out (the link
         reconnects with backoff; every statement here is lease-checked, so a repeat is
-        harmless). Any other error is raised for the caller to handle."""
+        harmless), and a transient refusal (a deadlock, a lock or statement timeout) is
+        tried again a few times. Any other error is raised for the caller to handle."""
+        refused = 0
         while True:
             try:
                 return await self.link.execute(stmt)
-            except (psycopg.errors.DeadlockDetected,
-                    psycopg.errors.SerializationFailure) as exc:
-                # Two workers ending members of the same groups in another order (the
-                # workflow trigger locks each group's row): Postgres rolled this one
-                # back whole, so running it again is the fix.
-                log.info("%s: %s; retrying", stmt.query.name, type(exc).__name__)
             except Exception as exc:
+                if transient(exc) and refused < TRANSIENT_TRIES:
+                    # e.g. two workers ending members of the same groups (the workflow
+                    # trigger locks each group's row): Postgres rolled the whole
+                    # statement back, so running it again is the fix.
+                    refused += 1
+                    log.info("%s: %s; trying again", stmt.query.name, type(exc).__name__)
+                    await asyncio.sleep(0.05 * refused)
+                    continue
                 if not connection_lost(exc, self.link):
                     raise
                 log.warning("%s: connection lost (%s); retrying", stmt.query.name, exc)
@@ -176,14 +178,14 @@ class Recorder:
         for record in batch:
             for attempt in (record, _unstorable(record)):
                 try:
-                    done: set[int] = await self.link.execute(
+                    done: set[int] = await self._reliably(
                         statements.finish(self.schema, self.worker_id, [attempt]))
                     accepted.update(done)
                     break
                 except Exception as exc:
                     log.error("job %d: could not record its outcome (%s: %s)",
                               record.job_id, type(exc).__name__, exc)
-                    if connection_lost(exc, self.link):
+                    if connection_lost(exc, self.link) or transient(exc):
                         break  # not this row's fault: the rescuer will retry the job
             else:
                 log.error("job %d: left to the rescuer (its lease will expire)", record.job_id)
@@ -192,6 +194,16 @@ class Recorder:
     async def flushed(self) -> None:
         """Wait until every outcome added so far is written."""
         await self._idle.wait()
+
+
+# Refusals that say nothing about the rows: SQLSTATE class 40 (a deadlock, a
+# serialization failure), 55P03 (lock_timeout) and 57014 (statement_timeout).
+TRANSIENT_TRIES = 5
+
+
+def transient(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and (state.startswith("40") or state in ("55P03", "57014"))
 
 
 def _kept(task: Task[Any, Any], record: Finish) -> Finish:
