@@ -37,6 +37,7 @@ class ClaimedJob:
     args_json: str
     kwargs_json: str
     headers_json: str | None = None
+    in_workflow: bool = False  # a workflow's step: its finish may count it in a group
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,8 +291,10 @@ def _accepted(rows: list[Row]) -> set[int]:
     return set(rows[0][0]) if rows else set()
 
 
-def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[set[int]]:
-    """Record many outcomes in one statement; decodes to the ids whose lease still held."""
+def finish(schema: str, worker_id: int, records: Sequence[Finish],
+           workflow_ids: Sequence[int] = ()) -> Statement[set[int]]:
+    """Record many outcomes in one statement; decodes to the ids whose lease still held.
+    ``workflow_ids``: those of workflow steps (their groups are locked in order first)."""
     # In id order: the workflow trigger then locks group rows in a stable order, so
     # two workers' batches rarely deadlock on them.
     records = sorted(records, key=lambda r: r.job_id)
@@ -308,6 +310,7 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[
             "error_messages": [r.error.message if r.error else None for r in records],
             "tracebacks": [r.error.traceback if r.error else None for r in records],
             "keep_for": [r.keep_for for r in records],
+            "workflow_ids": list(workflow_ids),
             "worker_id": worker_id,
             "done_channel": channels(schema)["done_channel"],
             "jobs_channel": channels(schema)["jobs_channel"],

@@ -141,7 +141,8 @@ class Executor:
             return
         ctx = JobContext(job.id, job.task, job.queue, job.attempt, task.policy.max_retries,
                          lease=job.lease, headers=headers)
-        if self.progress is not None and self.processes is None:  # children: the pipe
+        # Only a bound task has a context to report with; children report on the pipe.
+        if self.progress is not None and self.processes is None and task.bind:
             ctx.progress_sink = self.progress.sink(job.id, job.lease)
         self.contexts[job.id] = ctx
         if self.processes is not None:

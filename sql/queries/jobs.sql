@@ -208,9 +208,10 @@ claimed AS (
     -- a sequential scan of the whole table (finished jobs included).
     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args, j.kwargs,
-              j.headers, j.priority, j.run_at
+              j.headers, j.priority, j.run_at, j.workflow_id
 )
-SELECT id, task, queue, attempts, max_attempts, lease, args::text, kwargs::text, headers::text
+SELECT id, task, queue, attempts, max_attempts, lease, args::text, kwargs::text, headers::text,
+       workflow_id IS NOT NULL
 FROM claimed
 ORDER BY priority DESC, run_at, id;
 
@@ -236,11 +237,12 @@ WITH outcome AS (
 -- more locks them here first, in id order, and such batches queue instead. A
 -- batch within one group never holds a group while waiting for another: it
 -- takes its lock as before, at the end, holding it no longer than it must
--- (the big group's members, the common case, queue on that one lock). For a
--- plain job this is one index probe that finds no step.
+-- (the big group's members, the common case, queue on that one lock). Only
+-- the workflow jobs of the batch are looked up (the claim told the worker which
+-- they are): a batch of plain jobs costs nothing here.
 member_of AS MATERIALIZED (
     SELECT DISTINCT s.group_id FROM {schema}.workflow_steps s
-    WHERE s.job_id = ANY(%(ids)b::bigint[]) AND s.group_id IS NOT NULL
+    WHERE s.job_id = ANY(%(workflow_ids)b::bigint[]) AND s.group_id IS NOT NULL
 ),
 groups AS MATERIALIZED (
     SELECT g.id FROM {schema}.workflow_groups g
@@ -528,7 +530,8 @@ SELECT id FROM expired, (SELECT count(*) FROM told) AS t;
 -- name: claim_limited_jobs :many :unprepared
 -- Jobs under a rate or concurrency limit, claimed only where every limit they
 -- are under has room (claim_limited(), migration 0012, says how it counts).
-SELECT id, task, queue, attempts, max_attempts, lease, args::text, kwargs::text, headers::text
+SELECT id, task, queue, attempts, max_attempts, lease, args::text, kwargs::text, headers::text,
+       workflow_id IS NOT NULL
 FROM {schema}.claim_limited(%(worker_id)s, %(queues)s::text[], %(limit)s, %(lease_seconds)s);
 
 -- name: sync_task_limits :none
