@@ -295,9 +295,6 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish],
            workflow_ids: Sequence[int] = ()) -> Statement[set[int]]:
     """Record many outcomes in one statement; decodes to the ids whose lease still held.
     ``workflow_ids``: those of workflow steps (their groups are locked in order first)."""
-    # In id order: the workflow trigger then locks group rows in a stable order, so
-    # two workers' batches rarely deadlock on them.
-    records = sorted(records, key=lambda r: r.job_id)
     return Statement(
         queries(schema)["finish_jobs"],
         {
@@ -433,7 +430,23 @@ def enqueue_workflow(schema: str, plan: Plan
     """Write a compiled canvas; decodes to ((id, created_at) per step, group ids,
     workflow ids), each in the plan's order."""
     steps = plan.steps
-    opts = [st.request.options for st in steps]
+    params = _batch_params([st.request for st in steps])  # each job's own columns
+    params.update({
+        "workflows_table": f'"{schema}".workflows',
+        "groups_table": f'"{schema}".workflow_groups',
+        "jobs_table": f'"{schema}".jobs',
+        "kinds": plan.kinds,
+        "group_workflows": [wf for wf, _ in plan.groups],
+        "group_sizes": [size for _, size in plan.groups],
+        "workflows": [st.workflow for st in steps],
+        "waiting": [st.waiting for st in steps],
+        "after_jobs": [st.after_job for st in steps],
+        "after_groups": [st.after_group for st in steps],
+        "pass_results": [st.pass_result for st in steps],
+        "member_of": [st.member_of for st in steps],
+        "member_index": [st.member_index for st in steps],
+        "errbacks": [_errbacks_json(st.errbacks) for st in steps],
+    })
 
     def decode(rows: list[Row]) -> tuple[list[tuple[int, dt.datetime]], list[int], list[int]]:
         if not rows:
@@ -442,35 +455,7 @@ def enqueue_workflow(schema: str, plan: Plan
 
     return Statement(
         queries(schema)["enqueue_workflow"],
-        {
-            "workflows_table": f'"{schema}".workflows',
-            "groups_table": f'"{schema}".workflow_groups',
-            "jobs_table": f'"{schema}".jobs',
-            "kinds": plan.kinds,
-            "group_workflows": [wf for wf, _ in plan.groups],
-            "group_sizes": [size for _, size in plan.groups],
-            "queues": [o.queue for o in opts],
-            "tasks": [st.request.task for st in steps],
-            "priorities": [o.priority for o in opts],
-            "etas": [o.eta for o in opts],
-            "countdowns": [o.countdown for o in opts],
-            "max_attempts": [o.max_attempts for o in opts],
-            "args": [st.request.args_json for st in steps],
-            "kwargs": [st.request.kwargs_json for st in steps],
-            "headers": [_headers_json(o) for o in opts],
-            "workflows": [st.workflow for st in steps],
-            "waiting": [st.waiting for st in steps],
-            "after_jobs": [st.after_job for st in steps],
-            "after_groups": [st.after_group for st in steps],
-            "pass_results": [st.pass_result for st in steps],
-            "member_of": [st.member_of for st in steps],
-            "member_index": [st.member_index for st in steps],
-            "errbacks": [_errbacks_json(st.errbacks) for st in steps],
-            "expires_ats": [_expires_at(o) for o in opts],
-            "expires_ins": [_expires_in(o) for o in opts],
-            "rate_keys": [o.rate_key for o in opts],
-            "concurrency_keys": [o.concurrency_key for o in opts],
-        },
+        params,
         decode,
     )
 
