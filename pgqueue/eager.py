@@ -61,8 +61,6 @@ from pgqueue.result import JobResult, settle
 from pgqueue.statements import EnqueueRequest
 
 if TYPE_CHECKING:
-    import psycopg
-
     from pgqueue.app import App
     from pgqueue.group_result import GroupResult
     from pgqueue.plan import Plan
