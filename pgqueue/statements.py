@@ -390,9 +390,12 @@ def retry_jobs(schema: str, ids: Sequence[int] | None = None, queue: str | None 
     )
 
 
-def seconds_until_next_job(schema: str, queues: Sequence[str]) -> Statement[float | None]:
-    return Statement(queries(schema)["seconds_until_next_job"], {"queues": list(queues)},
-                     _scalar)
+def seconds_until_next_job(schema: str, queues: Sequence[str], lookback: float = 0.0
+                           ) -> Statement[float | None]:
+    """Seconds until the next job of these queues is due, counting those that became
+    due in the last ``lookback`` seconds (since the last claim began); None: none."""
+    return Statement(queries(schema)["seconds_until_next_job"],
+                     {"queues": list(queues), "lookback": lookback}, _scalar)
 
 
 def _job_info(rows: list[Row]) -> JobInfo | None:

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -108,6 +109,7 @@ class Worker:
             wanted = min(free, self.settings.batch_size)
             self._notified.clear()
             self._slot_freed.clear()  # set again by any job that ends from here on
+            claimed_at = time.monotonic()
             jobs = await self._claim(wanted)
             for job in jobs:
                 self.held[job.id] = job
@@ -115,7 +117,8 @@ class Worker:
             if len(jobs) < wanted:  # queues drained: sleep until there is work
                 # Under a limit, a job of ours ending may be what makes room.
                 also = self._slot_freed if self.limits.in_force.any else None
-                await self._wait(self._notified, await self._idle_timeout(), also)
+                timeout = await self._idle_timeout(time.monotonic() - claimed_at)
+                await self._wait(self._notified, timeout, also)
 
     def _free_slots(self, parts: Parts) -> int:
         """Jobs we may claim now. Bounded by running jobs, and also by jobs held but not
@@ -226,13 +229,16 @@ class Worker:
         self.jobs_done += recorded
         self._slot_freed.set()
 
-    async def _idle_timeout(self) -> float:
+    async def _idle_timeout(self, since_claim: float) -> float:
+        """How long to sleep: until the next job is due (one that became due while the
+        claim ran counts), a limit may have room, or the poll interval."""
         timeout = self.settings.poll_interval
         try:
             if self.limits.in_force.any:  # room under a limit opens without a notification
                 timeout = min(timeout, await limited.next_room(self.links.claim, self.schema))
             due_in = await self.links.claim.execute(
-                statements.seconds_until_next_job(self.schema, self.settings.queues))
+                statements.seconds_until_next_job(self.schema, self.settings.queues,
+                                                  since_claim))
         except psycopg.Error:
             return min(timeout, 1.0)
         if due_in is not None:

@@ -304,8 +304,9 @@ FROM accepted;
 -- name: seconds_until_next_job :one
 -- How long until the earliest job scheduled in the future becomes due, by the
 -- database's clock, so an idle worker sleeps until then rather than a whole
--- poll interval. NULL when nothing is scheduled. Only future jobs count: due ones
--- still queued are held back (a paused queue, a full limit) and must not make an
+-- poll interval. NULL when nothing is scheduled. Only jobs that became due after
+-- the worker's last claim began (%(lookback)s seconds ago) or later count: due
+-- ones it left are held back (a paused queue, a full limit) and must not make an
 -- idle worker spin. Index probes only, however long the backlog: the distinct
 -- priorities of a queue by a skip scan of jobs_claim_idx, then in each the first
 -- run_at after now. A run_at of 'infinity' (only SQL can write one) is never due.
@@ -323,7 +324,7 @@ FROM levels l
 CROSS JOIN LATERAL (
     SELECT run_at FROM {schema}.jobs
     WHERE state = 'queued' AND queue = l.queue AND priority = l.p
-      AND run_at > now() AND isfinite(run_at)
+      AND run_at > now() - make_interval(secs => %(lookback)s) AND isfinite(run_at)
     ORDER BY run_at
     LIMIT 1
 ) AS j

@@ -86,6 +86,9 @@ def test_cancel_retry_and_missing_rows(run: Run) -> None:
         assert await run(statements.retry_jobs(SCHEMA)) == []  # bulk: failed only
         assert await run(statements.retry_jobs(SCHEMA, ids=[job])) == [job]
         assert await run(statements.get_job(SCHEMA, 10**12)) is None
-        due = await run(statements.seconds_until_next_job(SCHEMA, ["default"]))
+        # due since just now: counted when the last claim began before it
+        due = await run(statements.seconds_until_next_job(SCHEMA, ["default"], 5.0))
         assert due is not None and due <= 0.5
+        # due before the last claim began: left by it (held back), not counted
+        assert await run(statements.seconds_until_next_job(SCHEMA, ["default"])) is None
     go(case())
