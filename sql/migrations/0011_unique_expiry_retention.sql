@@ -8,9 +8,25 @@ ALTER TABLE jobs ADD COLUMN unique_key text;
 -- Not started by then: cancelled without running (the claim skips it at once,
 -- the rescuer's sweep records it).
 ALTER TABLE jobs ADD COLUMN expires_at timestamptz;
--- Set by the worker for tasks with result_expires: pruned then instead of after
--- the retention.
-ALTER TABLE jobs ADD COLUMN keep_until timestamptz;
+
+-- The sweep's list and the pruner's are tables of their own, not partial indexes
+-- on jobs: every claim and finish of every job would evaluate such an index's
+-- predicate (measured: 4% of both statements). A job with an expiry gets a row
+-- here from the statement that inserts it; the sweep deletes it.
+CREATE TABLE job_expiry (
+    job_id     bigint PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX job_expiry_at_idx ON job_expiry (expires_at);
+
+-- Written by the finish of a task with result_expires: its job is pruned then,
+-- instead of after the retention.
+CREATE TABLE job_keep (
+    job_id     bigint PRIMARY KEY,
+    keep_until timestamptz NOT NULL
+);
+CREATE INDEX job_keep_until_idx ON job_keep (keep_until);
+
 
 -- The primary key is the lock: producers racing on one key serialize on it, and
 -- ON CONFLICT sees the winner's row even before their snapshot would.
@@ -22,9 +38,6 @@ CREATE TABLE job_keys (
     released_at timestamptz    -- when its job ended; NULL while it waits or runs
 );
 
-CREATE INDEX jobs_expires_idx ON jobs (expires_at)
-    WHERE expires_at IS NOT NULL AND state = 'queued';
-CREATE INDEX jobs_keep_until_idx ON jobs (keep_until) WHERE keep_until IS NOT NULL;
 
 -- A keyed job that ends releases its key (the window, if any, still holds it);
 -- one put back on its queue (replay) holds it again, if nobody took it since.

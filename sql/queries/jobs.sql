@@ -8,6 +8,7 @@
 -- One statement for one job or ten thousand: arrays in, one row per job out (its
 -- id, and the time the database stored, so no second read is needed for it).
 -- run_at is the database's clock plus the countdown, or the given eta.
+WITH inserted AS (
 INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers,
                            expires_at, rate_key, concurrency_key)
 SELECT i.queue, i.task, i.priority,
@@ -23,7 +24,13 @@ FROM unnest(%(queues)b::text[], %(tasks)b::text[], %(priorities)b::smallint[],
      WITH ORDINALITY AS i(queue, task, priority, eta, countdown, max_attempts, args, kwargs,
                           headers, expires_at, expires_in, rate_key, concurrency_key, n)
 ORDER BY i.n
-RETURNING id, created_at;
+RETURNING id, created_at, expires_at
+),
+expiring AS (  -- the expiry sweep's list (migration 0011)
+    INSERT INTO {schema}.job_expiry (job_id, expires_at)
+    SELECT id, expires_at FROM inserted WHERE expires_at IS NOT NULL
+)
+SELECT id, created_at FROM inserted;
 
 -- name: enqueue_unique :many :unprepared
 -- enqueue_jobs for a batch with unique keys (no key twice in it). Each keyed job
@@ -80,7 +87,11 @@ inserted AS (
     FROM spec s JOIN chosen c ON c.n = s.n
     WHERE c.created
     ORDER BY s.n
-    RETURNING id, created_at
+    RETURNING id, created_at, expires_at
+),
+expiring AS (
+    INSERT INTO {schema}.job_expiry (job_id, expires_at)
+    SELECT id, expires_at FROM inserted WHERE expires_at IS NOT NULL
 )
 SELECT c.id, i.created_at, NOT c.created
 FROM chosen c LEFT JOIN inserted i ON i.id = c.new_id AND c.created
@@ -100,6 +111,7 @@ RETURNING id, created_at;
 -- name: enqueue_job :many
 -- The common case, one job, with plain parameters: no arrays to build and
 -- unnest, about a third cheaper than enqueue_jobs for a single row.
+WITH inserted AS (
 INSERT INTO {schema}.jobs (queue, task, priority, run_at, max_attempts, args, kwargs, headers,
                            expires_at, rate_key, concurrency_key)
 VALUES (%(queue)s, %(task)s, %(priority)s,
@@ -109,7 +121,13 @@ VALUES (%(queue)s, %(task)s, %(priority)s,
         coalesce(%(expires_at)s::timestamptz,
                  now() + make_interval(secs => %(expires_in)s::float8)),
         %(rate_key)s, %(concurrency_key)s)
-RETURNING id, created_at;
+RETURNING id, created_at, expires_at
+),
+expiring AS (
+    INSERT INTO {schema}.job_expiry (job_id, expires_at)
+    SELECT id, expires_at FROM inserted WHERE expires_at IS NOT NULL
+)
+SELECT id, created_at FROM inserted;
 
 -- name: claim_jobs :many
 -- Per queue (paused ones skipped), the best candidates straight off
@@ -259,15 +277,20 @@ finished AS (
                       THEN now() + make_interval(secs => coalesce(o.retry_in, 0))
                       ELSE j.run_at END,
         lease = NULL,
-        lease_expires_at = NULL,
-        -- result_expires: this task's finished jobs are pruned then, not after the retention
-        keep_until = CASE WHEN o.keep_for IS NOT NULL AND o.state <> 'queued'
-                          THEN now() + make_interval(secs => o.keep_for) END
+        lease_expires_at = NULL
     FROM outcome o
     WHERE j.id = o.id AND j.lease = o.lease AND j.state = 'running'
       -- Evaluated once, before the first row is updated: the groups locked.
       AND (SELECT count(*) FROM groups) >= 0
     RETURNING j.id, j.attempts, j.state, j.queue
+),
+-- result_expires: this task's finished jobs are pruned then, not after the retention.
+kept AS (
+    INSERT INTO {schema}.job_keep (job_id, keep_until)
+    SELECT f.id, now() + make_interval(secs => o.keep_for)
+    FROM (SELECT * FROM outcome WHERE keep_for IS NOT NULL) o JOIN finished f ON f.id = o.id
+    WHERE f.state <> 'queued'
+    ON CONFLICT (job_id) DO UPDATE SET keep_until = excluded.keep_until
 ),
 stored_results AS (
     INSERT INTO {schema}.job_results (job_id, value)
@@ -503,16 +526,23 @@ UNLISTEN *;
 -- name: expire_jobs :many
 -- Queued jobs whose expiry passed end cancelled, never having run, with a
 -- JobExpired error saying when; their waiters are told. (The claim already
--- skips them; this records it.)
-WITH expired AS (
+-- skips them; this records it.) Read from job_expiry, whose rows all go once
+-- due: the job expired, or it had started (or ended) in time.
+WITH due AS (
+    SELECT job_id, expires_at FROM {schema}.job_expiry
+    WHERE expires_at <= now()
+    ORDER BY expires_at LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+),
+expired AS (
     UPDATE {schema}.jobs j
     SET state = 'cancelled', finished_at = now()
-    WHERE j.id IN (SELECT id FROM {schema}.jobs
-                   WHERE state = 'queued' AND expires_at <= now()
-                   ORDER BY expires_at LIMIT 1000
-                   FOR UPDATE SKIP LOCKED)
-      AND j.state = 'queued'
+    FROM due
+    WHERE j.id = due.job_id AND j.state = 'queued'
     RETURNING j.id, j.attempts, j.expires_at
+),
+filed AS (
+    DELETE FROM {schema}.job_expiry x USING due WHERE x.job_id = due.job_id
 ),
 noted AS (
     INSERT INTO {schema}.job_errors (job_id, attempt, type, message, traceback)

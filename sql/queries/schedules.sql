@@ -149,7 +149,8 @@ WITH old AS (
     SELECT id FROM {schema}.jobs
     WHERE finished_at < now() - make_interval(secs => %(retention_seconds)s)
       AND workflow_id IS NULL  -- workflows go whole: prune_workflows
-      AND keep_until IS NULL   -- result_expires: prune_kept
+      -- result_expires: prune_kept
+      AND NOT EXISTS (SELECT 1 FROM {schema}.job_keep k WHERE k.job_id = jobs.id)
     ORDER BY finished_at
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -169,14 +170,19 @@ SELECT count(*) FROM gone;
 -- Finished jobs of tasks with result_expires, once that has passed (whatever the
 -- retention). Workflow jobs still go whole.
 WITH old AS (
-    SELECT id FROM {schema}.jobs
-    WHERE keep_until < now() AND workflow_id IS NULL
-    ORDER BY keep_until
+    SELECT k.job_id AS id FROM {schema}.job_keep k
+    WHERE k.keep_until < now()
+    ORDER BY k.keep_until
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ),
+unkept AS (
+    DELETE FROM {schema}.job_keep k USING old WHERE k.job_id = old.id
+),
 gone AS (
-    DELETE FROM {schema}.jobs j USING old WHERE j.id = old.id RETURNING j.id
+    DELETE FROM {schema}.jobs j USING old
+    WHERE j.id = old.id AND j.workflow_id IS NULL AND j.finished_at IS NOT NULL
+    RETURNING j.id
 ),
 results AS (
     DELETE FROM {schema}.job_results r USING gone WHERE r.job_id = gone.id

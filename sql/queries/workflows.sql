@@ -56,7 +56,11 @@ jobs_in AS (
            s.rate_key, s.concurrency_key
     FROM spec s JOIN wf ON wf.n = s.wf
     ORDER BY s.n
-    RETURNING id, created_at
+    RETURNING id, created_at, expires_at
+),
+expiring AS (  -- the expiry sweep's list (migration 0011)
+    INSERT INTO {schema}.job_expiry (job_id, expires_at)
+    SELECT id, expires_at FROM jobs_in WHERE expires_at IS NOT NULL
 ),
 steps_in AS (
     INSERT INTO {schema}.workflow_steps (job_id, workflow_id, after_job, after_group,

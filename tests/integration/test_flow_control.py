@@ -121,7 +121,7 @@ def test_ignore_result_and_result_expires(app, dsn):
         assert f.get(timeout=10) is None and f.state is JobState.SUCCEEDED
         assert s.get(timeout=10) == 6
     assert count(dsn, "SELECT count(*) FROM pgqueue.job_results WHERE job_id = %s", f.id) == 0
-    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE keep_until IS NOT NULL") == 1
+    assert count(dsn, "SELECT count(*) FROM pgqueue.job_keep WHERE job_id = %s", s.id) == 1
     time.sleep(1.2)
 
     async def prune() -> dict[str, int]:
