@@ -220,7 +220,8 @@ def run_until_empty(app: App, queues: Iterable[str] | None = None, *, timeout: f
     with _worker_thread(app, queues=served, pool="threads") as w:
         while True:
             left = _outstanding(app, served, include_scheduled)
-            if not left:
+            # Rows say the jobs ended; the worker counts them once its write returns.
+            if not left and not w.worker.held:
                 return w.worker.jobs_done
             w.check()
             if time.monotonic() > deadline:

@@ -224,9 +224,10 @@ class Worker:
 
     def _freed(self, job_ids: list[int], recorded: int) -> None:
         """The recorder's last step: these jobs are no longer held here."""
+        # Counted first: a thread that sees a job leave `held` sees it counted too.
+        self.jobs_done += recorded
         for job_id in job_ids:
             self.held.pop(job_id, None)
-        self.jobs_done += recorded
         self._slot_freed.set()
 
     async def _idle_timeout(self, since_claim: float) -> float:
