@@ -285,16 +285,16 @@ class Finish:
     error: JobError | None = None
     retry_in: float | None = None
     keep_for: float | None = None  # the task's result_expires: pruned that long after
+    in_workflow: bool = False  # a workflow step (its claim said so): its group is counted
 
 
 def _accepted(rows: list[Row]) -> set[int]:
     return set(rows[0][0]) if rows else set()
 
 
-def finish(schema: str, worker_id: int, records: Sequence[Finish],
-           workflow_ids: Sequence[int] = ()) -> Statement[set[int]]:
+def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[set[int]]:
     """Record many outcomes in one statement; decodes to the ids whose lease still held.
-    ``workflow_ids``: those of workflow steps (their groups are locked in order first)."""
+    Workflow steps' groups are locked in order first (see the query)."""
     return Statement(
         queries(schema)["finish_jobs"],
         {
@@ -307,7 +307,7 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish],
             "error_messages": [r.error.message if r.error else None for r in records],
             "tracebacks": [r.error.traceback if r.error else None for r in records],
             "keep_for": [r.keep_for for r in records],
-            "workflow_ids": list(workflow_ids),
+            "workflow_ids": [r.job_id for r in records if r.in_workflow],
             "worker_id": worker_id,
             "done_channel": channels(schema)["done_channel"],
             "jobs_channel": channels(schema)["jobs_channel"],

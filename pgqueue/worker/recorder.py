@@ -61,7 +61,6 @@ class Recorder:
         self.pending: list[Finish] = []
         self.returns: list[ClaimedJob] = []  # attempts that can't be recorded
         self.deferred: list[tuple[ClaimedJob, Finish]] = []  # unknown tasks, for now
-        self.in_workflow: set[int] = set()  # pending outcomes of workflow steps
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -87,8 +86,6 @@ class Recorder:
             else:
                 task = self.tasks.get(job.task)
                 record = decide(job, outcome, task.policy if task else None)
-                if job.in_workflow:
-                    self.in_workflow.add(job.id)
                 if task is not None and record.state is not JobState.QUEUED:
                     record = _kept(task, record)
                 self.pending.append(record)
@@ -121,7 +118,6 @@ class Recorder:
                     log.warning("lease lost for jobs %s: another attempt owns them now, so "
                                 "these outcomes were not recorded", lost)
                 self.on_freed([r.job_id for r in batch], len(accepted))
-                self.in_workflow.difference_update(r.job_id for r in batch)
             self._idle.set()
 
     async def _reliably(self, stmt: Statement[T]) -> T:
@@ -148,18 +144,11 @@ class Recorder:
 
     async def _write(self, batch: list[Finish]) -> set[int]:
         try:
-            return await self._reliably(statements.finish(
-                self.schema, self.worker_id, batch, self._steps(batch)))
+            return await self._reliably(statements.finish(self.schema, self.worker_id, batch))
         except Exception as exc:
             log.error("recording %d outcomes failed (%s: %s); recording them one by one",
                       len(batch), type(exc).__name__, exc)
             return await self._write_each(batch)
-
-    def _steps(self, batch: list[Finish]) -> list[int]:
-        """The batch's workflow steps (their finish counts them in groups)."""
-        if not self.in_workflow:
-            return []
-        return [r.job_id for r in batch if r.job_id in self.in_workflow]
 
     async def _defer(self) -> None:
         """Jobs of unknown tasks go back while young; the others are recorded failed."""
@@ -190,8 +179,7 @@ class Recorder:
             for attempt in (record, _unstorable(record)):
                 try:
                     done: set[int] = await self._reliably(
-                        statements.finish(self.schema, self.worker_id, [attempt],
-                                          self._steps([attempt])))
+                        statements.finish(self.schema, self.worker_id, [attempt]))
                     accepted.update(done)
                     break
                 except Exception as exc:
@@ -237,4 +225,5 @@ def _unstorable(record: Finish) -> Finish:
                + (f" (it had raised {safe_text(original.type)}: "
                   f"{safe_text(original.message)[:2000]})" if original else ""))
     return Finish(record.job_id, record.lease, JobState.FAILED,
-                  error=JobError("UnstorableOutcome", message, ""))
+                  error=JobError("UnstorableOutcome", message, ""),
+                  in_workflow=record.in_workflow)
