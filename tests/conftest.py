@@ -141,7 +141,9 @@ def running_worker(app: App, app_path: str | None = None, **settings: Any) -> It
     thread.start()
     started.wait(10)
     deadline = time.monotonic() + 10
-    while not worker.worker_id and thread.is_alive() and time.monotonic() < deadline:
+    # Started means listening: a NOTIFY sent before the LISTEN would be lost.
+    while thread.is_alive() and time.monotonic() < deadline and not (
+            worker.parts is not None and worker.parts.listener.listening.is_set()):
         time.sleep(0.01)
     try:
         yield worker
