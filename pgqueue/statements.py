@@ -21,7 +21,7 @@ from pgqueue.job import ClaimedJob, JobError, JobInfo, JobState
 from pgqueue.limits import InForce
 from pgqueue.options import EnqueueOptions
 from pgqueue.schedule import Schedule
-from pgqueue.sql import Query, channels, queries
+from pgqueue.sql import Query, channels, queries, variant
 
 if TYPE_CHECKING:
     from pgqueue.plan import Plan
@@ -232,7 +232,7 @@ def claim(
     """Claim up to ``limit`` jobs of these queues, best effective priority first
     (``aging`` seconds a level, 0: by priority alone), leaving tasks under a limit alone."""
     return Statement(
-        queries(schema)["claim_jobs"],
+        variant(schema, "claim_jobs", *(("aging",) if aging > 0 else ())),
         {
             "queues": list(queues),
             "limit": limit,
@@ -294,9 +294,12 @@ def _accepted(rows: list[Row]) -> set[int]:
 
 def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[set[int]]:
     """Record many outcomes in one statement; decodes to the ids whose lease still held.
-    Workflow steps' groups are locked in order first (see the query)."""
+    Workflow steps' groups are locked in order first (see the query). The query's
+    parts for workflow steps and kept results are there only when the batch has some."""
+    parts = (("workflow",) if any(r.in_workflow for r in records) else ()) + (
+        ("kept",) if any(r.keep_for is not None for r in records) else ())
     return Statement(
-        queries(schema)["finish_jobs"],
+        variant(schema, "finish_jobs", *parts),
         {
             "ids": [r.job_id for r in records],
             "leases": [r.lease for r in records],

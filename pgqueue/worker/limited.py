@@ -55,20 +55,20 @@ class LimitWatch:
 
 
 async def claim(link: Link, schema: str, worker_id: int, settings: Settings, limit: int,
-                in_force: InForce) -> list[ClaimedJob]:
-    """Plain jobs first (one statement, as ever); then, for what is left of ``limit``,
-    the limited ones."""
+                in_force: InForce, aging: float = 0.0) -> list[ClaimedJob]:
+    """Plain jobs first (one statement, as ever, priorities aged by ``aging`` seconds a
+    level); then, for what is left of ``limit``, the limited ones."""
     s, queues = settings, settings.queues
     if not in_force.any:
         return await link.execute(statements.claim(
-            schema, worker_id, queues, limit, s.lease_seconds, (), s.priority_aging,
+            schema, worker_id, queues, limit, s.lease_seconds, (), aging,
             s.priority_aging_cap))
     jobs: list[ClaimedJob] = []
     open_queues = [q for q in queues if q not in in_force.queues]
     if open_queues:
         jobs = await link.execute(statements.claim(
             schema, worker_id, open_queues, limit, s.lease_seconds, in_force.tasks,
-            s.priority_aging, s.priority_aging_cap))
+            aging, s.priority_aging_cap))
     lease_seconds = s.lease_seconds
     if len(jobs) < limit:
         more: list[ClaimedJob] = await link.execute(statements.claim_limited(

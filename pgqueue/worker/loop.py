@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from pgqueue.app import App
 
 log = logging.getLogger("pgqueue.worker")
+# At most one claim in this many seconds applies priority aging (see _aging_now).
+AGED_CLAIM_EVERY = 1.0
 T = TypeVar("T")
 
 
@@ -84,6 +86,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._notified = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._aged_claim_due = 0.0  # monotonic time of the next claim that ages priorities
         self._signals = 0
         self.links = Links(app.dsn)
         self.limits = limited.LimitWatch(self.links.beat, self.schema, self.settings.queues)
@@ -213,10 +216,23 @@ class Worker:
         processes.start()
         return processes
 
+    def _aging_now(self) -> float:
+        """Seconds a priority level for this claim (0: by priority alone). Aging makes
+        the claim costlier for Postgres to plan, which it does on every claim, so at
+        most one claim a second (or one a level, if levels are shorter) ages: a
+        starved job may wait that much more."""
+        aging = self.settings.priority_aging
+        now = time.monotonic()
+        if aging <= 0 or now < self._aged_claim_due:
+            return 0.0
+        self._aged_claim_due = now + min(AGED_CLAIM_EVERY, aging)
+        return aging
+
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
             return await limited.claim(self.links.claim, self.schema, self.worker_id,
-                                       self.settings, limit, self.limits.in_force)
+                                       self.settings, limit, self.limits.in_force,
+                                       self._aging_now())
         except psycopg.Error as exc:  # a bad row or a lost connection: never the worker's end
             log.warning("claim failed (%s: %s); retrying", type(exc).__name__, exc)
             await asyncio.sleep(0.5)

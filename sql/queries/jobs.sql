@@ -142,7 +142,10 @@ SELECT id, created_at FROM inserted;
 -- from each level below the top only jobs old enough to have caught up with the
 -- top level are read (the oldest of a level is its first in the index). Ties go
 -- to the older job, so a job enqueued before a stream of jobs (top - p) levels
--- above it starts within (top - p) * aging seconds of being due.
+-- above it starts within (top - p) * aging seconds of being due. That part
+-- ("aging") doubles the time Postgres spends planning the claim, which it does
+-- on every call, so a worker includes it in at most one claim a second
+-- (pgqueue.worker.limited): the bound grows by that second.
 --
 -- The claim commits without waiting for its WAL to reach disk
 -- (synchronous_commit off for this transaction only): if Postgres crashes
@@ -153,17 +156,14 @@ SELECT id, created_at FROM inserted;
 WITH RECURSIVE async_commit AS MATERIALIZED (
     SELECT set_config('synchronous_commit', 'off', true)
 ),
-open_queues AS MATERIALIZED (
-    SELECT q.name FROM unnest(%(queues)b::text[]) AS q(name)
-    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
-),
-candidates AS MATERIALIZED (
+candidates AS (
     SELECT c.id, c.priority, c.run_at, c.priority AS effective
-    FROM open_queues AS q
+    FROM unnest(%(queues)b::text[]) AS q(name)
     CROSS JOIN LATERAL (
         SELECT j.id, j.priority, j.run_at
         FROM {schema}.jobs j
-        WHERE EXISTS (SELECT FROM async_commit)
+        WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
+          AND EXISTS (SELECT FROM async_commit)
           AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
           AND (j.expires_at IS NULL OR j.expires_at > now())
           -- Tasks under a limit are claimed by claim_limited (migration 0012).
@@ -172,15 +172,19 @@ candidates AS MATERIALIZED (
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     ) AS c
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT %(limit)s
 ),
+-- with: aging
 levels(queue, top, p) AS (
     SELECT q.name, m.p, m.p
-    FROM open_queues AS q
+    FROM unnest(%(queues)b::text[]) AS q(name)
     CROSS JOIN LATERAL (
         SELECT max(j.priority) AS p FROM {schema}.jobs j
         WHERE j.state = 'queued' AND j.queue = q.name
     ) AS m
-    WHERE %(aging)s > 0 AND m.p IS NOT NULL
+    WHERE m.p IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
     UNION ALL
     SELECT l.queue, l.top, (SELECT max(j.priority) FROM {schema}.jobs j
                             WHERE j.state = 'queued' AND j.queue = l.queue AND j.priority < l.p)
@@ -212,6 +216,10 @@ picked AS (
     ORDER BY effective DESC, run_at, id
     LIMIT %(limit)s
 ),
+-- end: aging
+-- without: aging
+picked AS (SELECT id FROM candidates),
+-- end: aging
 claimed AS (
     UPDATE {schema}.jobs j
     SET state = 'running',
@@ -257,7 +265,8 @@ WITH outcome AS (
 -- takes its lock as before, at the end, holding it no longer than it must
 -- (the big group's members, the common case, queue on that one lock). Only
 -- the workflow jobs of the batch are looked up (the claim told the worker which
--- they are): a batch of plain jobs costs nothing here.
+-- they are), and a batch with none leaves this part out.
+-- with: workflow
 member_of AS MATERIALIZED (
     SELECT DISTINCT s.group_id FROM {schema}.workflow_steps s
     WHERE s.job_id = ANY(%(workflow_ids)b::bigint[]) AND s.group_id IS NOT NULL
@@ -269,6 +278,7 @@ groups AS MATERIALIZED (
     ORDER BY g.id
     FOR NO KEY UPDATE
 ),
+-- end: workflow
 finished AS (
     UPDATE {schema}.jobs j
     SET state = o.state,
@@ -280,10 +290,13 @@ finished AS (
         lease_expires_at = NULL
     FROM outcome o
     WHERE j.id = o.id AND j.lease = o.lease AND j.state = 'running'
+-- with: workflow
       -- Evaluated once, before the first row is updated: the groups locked.
       AND (SELECT count(*) FROM groups) >= 0
+-- end: workflow
     RETURNING j.id, j.attempts, j.state, j.queue
 ),
+-- with: kept
 -- result_expires: this task's finished jobs are pruned then, not after the retention.
 kept AS (
     INSERT INTO {schema}.job_keep (job_id, keep_until)
@@ -292,6 +305,7 @@ kept AS (
     WHERE f.state <> 'queued'
     ON CONFLICT (job_id) DO UPDATE SET keep_until = excluded.keep_until
 ),
+-- end: kept
 stored_results AS (
     INSERT INTO {schema}.job_results (job_id, value)
     SELECT f.id, o.value FROM finished f JOIN outcome o ON o.id = f.id

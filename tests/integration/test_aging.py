@@ -69,7 +69,8 @@ def test_a_low_priority_job_is_not_starved_by_a_stream(app, dsn):
         producer.join()
     info = low.info()
     waited = (info.started_at - info.created_at).total_seconds()
-    assert waited < 2 + 1.5, waited  # the bound, plus a claim and a busy slot
+    # The bound, plus one level (a claim ages at most that often), a claim and a busy slot.
+    assert waited < 2 + 0.5 + 1.5, waited
     with psycopg.connect(dsn) as conn:
         started_before = conn.execute(
             "SELECT count(*) FROM pgqueue.jobs WHERE priority = 4 AND started_at < %s",

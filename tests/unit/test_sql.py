@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from pgqueue import sql
 
 
@@ -40,3 +42,28 @@ def test_migrations_are_numbered_and_contiguous():
     assert versions == list(range(1, len(versions) + 1))
     for m in available():
         assert re.fullmatch(r"\w+", m.name)
+
+
+def test_optional_parts_are_kept_only_when_asked_for() -> None:
+    body = "\n".join(["SELECT 1", "-- with: extra", ", 2", "-- end: extra",
+                      "-- without: extra", ", 3", "-- end: extra", "-- a comment", "FROM t"])
+    assert sql.select_parts(body, frozenset()) == "SELECT 1\n, 3\nFROM t"
+    assert sql.select_parts(body, frozenset({"extra"})) == "SELECT 1\n, 2\nFROM t"
+
+
+def test_an_unbalanced_part_is_an_error() -> None:
+    with pytest.raises(ValueError, match="never ended"):
+        sql.select_parts("SELECT 1\n-- with: extra\n, 2", frozenset())
+    with pytest.raises(ValueError, match="closes no"):
+        sql.select_parts("SELECT 1\n-- end: extra", frozenset())
+
+
+def test_the_hot_queries_leave_their_parts_out_by_default() -> None:
+    plain = sql.queries("pgqueue")["claim_jobs"].text
+    aged = sql.variant("pgqueue", "claim_jobs", "aging").text
+    assert "levels" not in plain and "levels" in aged
+    finish = sql.queries("pgqueue")["finish_jobs"].text
+    assert "workflow_groups" not in finish and "job_keep" not in finish
+    assert "workflow_groups" in sql.variant("pgqueue", "finish_jobs", "workflow").text
+    with pytest.raises(ValueError, match="no part"):
+        sql.variant("pgqueue", "finish_jobs", "nonsense")
