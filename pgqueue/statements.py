@@ -232,7 +232,8 @@ def claim(
     """Claim up to ``limit`` jobs of these queues, best effective priority first
     (``aging`` seconds a level, 0: by priority alone), leaving tasks under a limit alone."""
     return Statement(
-        variant(schema, "claim_jobs", *(("aging",) if aging > 0 else ())),
+        variant(schema, "claim_jobs", *(("aging",) if aging > 0 else ()),
+                *(("skip",) if skip_tasks else ())),
         {
             "queues": list(queues),
             "limit": limit,

@@ -165,9 +165,13 @@ candidates AS (
         WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
           AND EXISTS (SELECT FROM async_commit)
           AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
-          AND (j.expires_at IS NULL OR j.expires_at > now())
+          -- Not IS NULL OR > now(): planning that looks up the column's statistics,
+          -- on every claim.
+          AND coalesce(j.expires_at, 'infinity') > now()
+-- with: skip
           -- Tasks under a limit are claimed by claim_limited (migration 0012).
           AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
+-- end: skip
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -202,8 +206,10 @@ aged AS (
         FROM {schema}.jobs j
         WHERE j.state = 'queued' AND j.queue = l.queue AND j.priority = l.p
           AND j.run_at <= now() - make_interval(secs => (l.top - l.p) * %(aging)s)
-          AND (j.expires_at IS NULL OR j.expires_at > now())
+          AND coalesce(j.expires_at, 'infinity') > now()
+-- with: skip
           AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
+-- end: skip
           AND j.id <> ALL(ARRAY(SELECT id FROM candidates))
         ORDER BY j.run_at, j.id
         LIMIT %(limit)s
@@ -256,7 +262,7 @@ WITH outcome AS (
               keep_for)
 ),
 -- A workflow's member is counted under its group's row lock, by the
--- jobs_workflow trigger as each row below is updated, in whatever order the
+-- jobs_state_followed trigger as each row below is updated, in whatever order the
 -- plan meets the rows. Two batches that each reached two groups, in opposite
 -- orders, would each hold a group the other waits for: a deadlock, detected
 -- only after deadlock_timeout (1 s). So a batch with members of two groups or

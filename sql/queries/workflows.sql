@@ -1,5 +1,5 @@
 -- Queries on workflows (chain, group, chord, link callbacks). What happens when
--- a step ends is not here: the jobs_workflow trigger (migration 0009) does it,
+-- a step ends is not here: the jobs_state_followed trigger (migration 0013) does it,
 -- inside the statement that ended the step.
 
 -- name: enqueue_workflow :many :unprepared
