@@ -10,8 +10,10 @@ write in the worker.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -85,3 +87,8 @@ def finished(result: Any, timeout: float = 15) -> Any:
     assert wait_for(lambda: (result.refresh(), result.is_finished)[1], timeout, 0.05), \
         f"task {result.id} still {result.status} after {timeout} s"
     return result
+
+
+def raises(kind: type[BaseException], message: str) -> AbstractContextManager[Any]:
+    """``pytest.raises`` that looks for ``message`` as it is (Django's assertRaisesMessage)."""
+    return pytest.raises(kind, match=re.escape(message))

@@ -30,6 +30,7 @@ from tests.conftest import count
 from tests.contrib.django.upstream.conftest import (
     WorkerProcess,
     finished,
+    raises,
     start_worker,
     stop_worker,
 )
@@ -94,7 +95,7 @@ def test_catches_exception(tasks: ModuleType, worker: WorkerProcess, name: str,
     task = getattr(tasks, name)
     result = finished(task.enqueue())
     assert result.status == Status.FAILED
-    with pytest.raises(ValueError, match="Task failed"):
+    with raises(ValueError, "Task failed"):
         result.return_value  # noqa: B018 (Django raises for a failed task)
     ran_in_order(result)
     assert result.errors[0].exception_class is exception
@@ -121,7 +122,7 @@ def test_keyboard_interrupt_fails_the_task_not_the_worker(
 def test_complex_exception(tasks: ModuleType, worker: WorkerProcess) -> None:
     result = finished(tasks.complex_exception.enqueue())
     assert result.status == Status.FAILED
-    with pytest.raises(ValueError, match="Task failed"):
+    with raises(ValueError, "Task failed"):
         result.return_value  # noqa: B018
     ran_in_order(result)
     assert result._return_value is None
@@ -224,7 +225,7 @@ def test_task_error_invalid_exception_and_unknown_module(tasks: ModuleType,
     result = finished(tasks.failing_task_value_error.enqueue())
     (error,) = result.errors
     object.__setattr__(error, "exception_class_path", "subprocess.run")
-    with pytest.raises(ValueError, match=r"'subprocess\.run' does not reference a valid"):
+    with raises(ValueError, "'subprocess.run' does not reference a valid"):
         error.exception_class  # noqa: B018
     object.__setattr__(error, "exception_class_path", "does.not.exist")
     with pytest.raises(ImportError):
