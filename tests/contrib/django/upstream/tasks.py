@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.tasks import TaskContext, task
+from tests.contrib.django.upstream.api import TaskContext, task
 
 
 @task()

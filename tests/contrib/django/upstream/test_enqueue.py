@@ -19,13 +19,23 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("django.tasks", reason="needs Django 6's built-in django.tasks "
-                    "(CI runs these in its Python 3.12 / Django 6.1 virtualenv)")
-from django.tasks import TaskResultStatus, default_task_backend
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist, TaskResultMismatch
+pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+from tests.contrib.django.djproject.config import tasks_api
+
+if tasks_api() is None:
+    pytest.skip("needs Django 6 (django.tasks) or the django-tasks backport",
+                allow_module_level=True)
 from django.test import override_settings
 
 from tests.conftest import count
+from tests.contrib.django.upstream.api import (
+    LOGGER,
+    InvalidTask,
+    TaskResultDoesNotExist,
+    TaskResultMismatch,
+    TaskResultStatus,
+    default_task_backend,
+)
 from tests.contrib.django.upstream.conftest import raises
 
 Status = TaskResultStatus
@@ -118,9 +128,9 @@ def test_get_incorrect_result(tasks: ModuleType, db: str) -> None:
 
 
 def test_enqueue_logs(tasks: ModuleType, db: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="django.tasks"):
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
         result = tasks.noop_task.enqueue()
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert "enqueued" in line and result.id in line
 
 
@@ -135,7 +145,7 @@ def test_takes_context(tasks: ModuleType, db: str) -> None:
 def test_validate_disallowed_async_task(tasks: ModuleType, db: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(default_task_backend, "supports_async_task", False)
-    with raises(InvalidTask, "Backend does not support async Tasks."):
+    with raises(InvalidTask, "Backend does not support async"):
         default_task_backend.validate_task(tasks.noop_task_async)
 
 

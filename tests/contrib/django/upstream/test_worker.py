@@ -19,14 +19,23 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("django.tasks", reason="needs Django 6's built-in django.tasks "
-                    "(CI runs these in its Python 3.12 / Django 6.1 virtualenv)")
+pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+from tests.contrib.django.djproject.config import tasks_api
+
+if tasks_api() is None:
+    pytest.skip("needs Django 6 (django.tasks) or the django-tasks backport",
+                allow_module_level=True)
 from django.db import transaction
-from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.utils import timezone
 
 from pgqueue.contrib.django import TasksBackend
 from tests.conftest import count
+from tests.contrib.django.upstream.api import (
+    LOGGER,
+    TaskResultStatus,
+    default_task_backend,
+    task_backends,
+)
 from tests.contrib.django.upstream.conftest import (
     WorkerProcess,
     finished,
@@ -103,7 +112,7 @@ def test_catches_exception(tasks: ModuleType, worker: WorkerProcess, name: str,
     assert (result.task, result.args, result.kwargs) == (task, [], {})
     # Django's receiver logs the failure at ERROR, with the traceback, in the worker.
     (_, failed) = worker.lines_about(result.id, 2)
-    assert " ERROR django.tasks: " in failed and "state=FAILED" in failed
+    assert f" ERROR {LOGGER}: " in failed and "state=FAILED" in failed
     log = worker.log()
     assert message in log[log.index(failed):]
 
@@ -183,9 +192,9 @@ def test_run_after_is_honoured(tasks: ModuleType, worker: WorkerProcess) -> None
 
 def test_enqueue_logs(tasks: ModuleType, worker: WorkerProcess,
                       caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="django.tasks"):
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
         result = tasks.noop_task.enqueue()
-    (enqueued,) = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    (enqueued,) = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert "enqueued" in enqueued and result.id in enqueued
     finished(result)
     running, done = worker.lines_about(result.id, 2)
@@ -200,10 +209,10 @@ def test_failed_logs(tasks: ModuleType, worker: WorkerProcess) -> None:
 
 def test_successful_task_no_none_in_logs(tasks: ModuleType, worker: WorkerProcess,
                                          caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="django.tasks"):
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
         result = finished(tasks.noop_task.enqueue())
     assert result.status == Status.SUCCESSFUL
-    lines = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     lines += worker.lines_about(result.id, 2)
     assert len(lines) == 3
     for line in lines:
