@@ -1,0 +1,456 @@
+"""``celery.Task`` for pgqueue: Celery's task class over pgqueue's native :class:`Task`.
+
+``@app.task`` / ``@shared_task`` on a :class:`pgqueue.celery.Celery` app call
+:func:`make_task`, which makes a subclass of ``base`` (this class by default)
+whose class attributes are the decorator's options, as Celery does.
+
+What each Celery attribute means here:
+
+- ``max_retries`` (3), ``default_retry_delay`` (180 s): ``self.retry()`` and
+  ``autoretry_for`` schedule the job again within them; ``None`` retries forever.
+- ``autoretry_for``, ``dont_autoretry_for``, ``retry_kwargs``, ``retry_backoff``
+  (True: a factor of 1; or a number), ``retry_backoff_max`` (600),
+  ``retry_jitter`` (True): Celery's rules, applied in the worker around the
+  task's function; the countdown each retry gets is Celery's
+  ``factor * 2**retries`` capped at ``retry_backoff_max``, jittered over
+  ``[0, countdown]``.
+- ``time_limit``, ``soft_time_limit``: pgqueue's own (a soft limit raises
+  ``SoftTimeLimitExceeded`` in the task). A job stopped at a limit is retried
+  within ``max_retries`` after ``default_retry_delay`` (Celery doesn't retry it).
+- ``rate_limit`` (``"10/m"``): global, across every worker (Celery: per worker).
+- ``ignore_result``: no result row is stored.
+- ``acks_late``, ``reject_on_worker_lost``: accepted; pgqueue always behaves
+  as ``acks_late=True``: a job whose worker dies runs again (lease expiry).
+- ``serializer``: ``"json"`` only; anything else raises at declaration.
+- ``track_started``: a running job reads ``STARTED`` (else ``PENDING``).
+- ``typing``, ``send_events``, ``store_errors_even_if_ignored``, ``trail``,
+  ``throws``: accepted, no effect.
+
+In the worker, each attempt builds ``self.request`` (:mod:`pgqueue.celery.request`),
+sends ``task_prerun``, runs the function (``self`` first with ``bind=True``),
+then calls ``on_success`` / ``on_retry`` / ``on_failure`` and ``after_return``
+and sends ``task_success`` / ``task_retry`` / ``task_failure`` and
+``task_postrun``, in the thread or process that ran it. Handlers and
+receivers that raise are logged, never the job's failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pgqueue import eager, errors
+from pgqueue.canvas import Signature
+from pgqueue.celery import calling, signals, states
+from pgqueue.celery import request as requests
+from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, Retry
+from pgqueue.celery.request import ExceptionInfo, Request
+from pgqueue.celery.result import AsyncResult, EagerResult, wrap
+from pgqueue.context import JobContext
+from pgqueue.options import EnqueueOptions, TaskOptions
+from pgqueue.result import JobResult
+from pgqueue.retry import FOREVER, RetryPolicy
+from pgqueue.task import Task as NativeTask
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgqueue.app import App
+
+log = logging.getLogger("pgqueue.celery")
+
+CUSTOM_STATE, CUSTOM_META = calling.CUSTOM_STATE, calling.CUSTOM_META
+_NATIVE_EXTRAS = ("concurrency_limit", "unique", "unique_for", "redact", "result_expires")
+_RETRY_FOREVER = FOREVER - 1
+
+
+def backoff(factor: float, retries: int, maximum: float, jitter: bool,
+            rng: random.Random | None = None) -> float:
+    """Celery's exponential backoff: ``factor * 2**retries``, capped, jittered to [0, it]."""
+    countdown = min(float(maximum), float(factor) * 2 ** retries)
+    if jitter:
+        countdown = (rng or random).uniform(0, countdown)
+    return max(0.0, float(countdown))
+
+
+class Task(NativeTask[Any, Any]):
+    """Celery's task base class. Subclass it for ``base=`` with your own handlers."""
+
+    max_retries: int | None = 3
+    default_retry_delay: float = 180
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: Mapping[str, Any] = {}
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600
+    retry_jitter: bool = True
+    ignore_result: bool = False
+    rate_limit: str | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    acks_late: bool = False
+    reject_on_worker_lost: bool | None = None
+    serializer: str = "json"
+    track_started: bool = False
+    typing: bool = True
+    expires: Any = None
+    abstract = True
+
+    def __init__(self, app: App, fn: Callable[..., Any], options: Mapping[str, Any],
+                 bind: bool = False) -> None:
+        calling.check_serializer(self.serializer, f"task {options.get('name')!r}: serializer")
+        # What the task itself declared, in Celery's terms (apply_async merges them).
+        # (``queue``/``priority`` are class attributes only when declared.)
+        self.celery_queue: str | None = getattr(self, "queue", None)
+        self.celery_priority: int | None = getattr(self, "priority", None)
+        self.celery_bind = bind
+        default_queue = getattr(getattr(app, "conf", None), "get", lambda k, d: d)(
+            "task_default_queue", "celery")
+        mapper = getattr(app, "celery_priority", None)
+        priority = mapper(self.celery_priority) if mapper and \
+            self.celery_priority is not None else self.celery_priority
+        max_retries = self.max_retries
+        native = TaskOptions(
+            name=options["name"], queue=self.celery_queue or default_queue or "celery",
+            priority=priority or 0,
+            # Retries are asked for by the function's wrapper (self.retry(), autoretry)
+            # with Celery's countdowns; the policy holds the budget and the delay of a
+            # timed-out attempt.
+            policy=RetryPolicy(max_retries=max_retries, autoretry_for=(),
+                               default_retry_delay=float(self.default_retry_delay),
+                               retry_jitter=False),
+            bind=True,  # the worker passes its context; the wrapper passes self or not
+            time_limit=self.time_limit, soft_time_limit=self.soft_time_limit,
+            ignore_result=bool(self.ignore_result), rate_limit=self.rate_limit,
+            **{k: options[k] for k in _NATIVE_EXTRAS if options.get(k) is not None})
+        super().__init__(app, fn, native)
+        self.run = fn
+        self.fn = self._run_async if self.is_async else self._run_sync
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name} of {getattr(self.app, 'main', None) or 'pgqueue'}>"
+
+    # -- the request ----------------------------------------------------------------
+    @property
+    def request(self) -> Request:
+        """The running attempt's request (``called_directly`` outside a worker)."""
+        current = requests.current()
+        if current is not None and current.task == self.name:
+            return current
+        return Request(task=self.name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function here and now, as Celery does (``request.called_directly``)."""
+        token = requests.push(Request(task=self.name, args=args, kwargs=kwargs))
+        try:
+            return self.run(self, *args, **kwargs) if self.celery_bind else \
+                self.run(*args, **kwargs)
+        finally:
+            requests.pop(token)
+
+    # -- in the worker --------------------------------------------------------------
+    def _begin(self, ctx: JobContext, args: tuple[Any, ...], kwargs: dict[str, Any]
+               ) -> Request:
+        task_id = ctx.headers.get(calling.TASK_ID_HEADER) or str(ctx.job_id)
+        req = requests.from_context(ctx, self, args, kwargs, task_id)
+        signals.task_prerun.send(sender=self, task_id=req.id, task=self, args=args,
+                                 kwargs=kwargs)
+        return req
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self.run(self, *args, **kwargs) if self.celery_bind else \
+            self.run(*args, **kwargs)
+
+    def _run_sync(self, ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
+        req = self._begin(ctx, args, kwargs)
+        token = requests.push(req)
+        try:
+            try:
+                value = self._call(args, kwargs)
+                if req.pending_retry is not None:
+                    raise req.pending_retry
+            except BaseException as exc:
+                raised = self._failed(req, exc)
+                if raised is None:
+                    return None
+                raise raised from (None if raised is exc else exc)
+            return self._succeeded(req, value)
+        finally:
+            requests.pop(token)
+
+    async def _run_async(self, ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
+        req = self._begin(ctx, args, kwargs)
+        token = requests.push(req)
+        try:
+            try:
+                value = await self._call(args, kwargs)
+                if req.pending_retry is not None:
+                    raise req.pending_retry
+            except BaseException as exc:
+                raised = self._failed(req, exc)
+                if raised is None:
+                    return None
+                raise raised from (None if raised is exc else exc)
+            return self._succeeded(req, value)
+        finally:
+            requests.pop(token)
+
+    def _guard(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("task %s: %s raised (ignored)", self.name, what)
+
+    def _succeeded(self, req: Request, value: Any) -> Any:
+        self._guard("on_success", self.on_success, value, req.id, req.args, req.kwargs)
+        signals.task_success.send(sender=self, result=value)
+        self._finish(req, states.SUCCESS, value, None)
+        return value
+
+    def _finish(self, req: Request, state: str, retval: Any,
+                einfo: ExceptionInfo | None) -> None:
+        self._guard("after_return", self.after_return, state, retval, req.id, req.args,
+                    req.kwargs, einfo)
+        signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
+                                  kwargs=req.kwargs, retval=retval, state=state)
+
+    def _retrying(self, req: Request, retry: errors.Retry) -> errors.Retry:
+        cause = retry.exc if retry.exc is not None else retry
+        einfo = ExceptionInfo(cause)
+        self._guard("on_retry", self.on_retry, cause, req.id, req.args, req.kwargs, einfo)
+        signals.task_retry.send(sender=self, request=req, reason=cause, einfo=einfo)
+        self._finish(req, states.RETRY, retry, einfo)
+        return retry
+
+    def _failed(self, req: Request, exc: BaseException) -> BaseException | None:
+        """What to raise for what the function raised (None: end with no result)."""
+        if isinstance(exc, Ignore):
+            signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
+                                      kwargs=req.kwargs, retval=None, state=states.IGNORED)
+            return None
+        if isinstance(exc, Reject) and exc.requeue:
+            return self._retrying(req, Retry(exc=exc, when=0, max_retries=_RETRY_FOREVER))
+        if isinstance(exc, errors.Retry):
+            return self._retrying(req, exc)
+        if self._autoretries(exc):
+            try:
+                self._autoretry(req, exc)
+            except errors.Retry as retry:
+                return self._retrying(req, retry)
+            except BaseException as spent:  # retries spent: the exception itself
+                exc = spent
+        einfo = ExceptionInfo(exc)
+        self._guard("on_failure", self.on_failure, exc, req.id, req.args, req.kwargs, einfo)
+        signals.task_failure.send(sender=self, task_id=req.id, exception=exc, args=req.args,
+                                  kwargs=req.kwargs, traceback=exc.__traceback__, einfo=einfo)
+        self._finish(req, states.FAILURE, exc, einfo)
+        return exc
+
+    def _autoretries(self, exc: BaseException) -> bool:
+        return bool(self.autoretry_for) and isinstance(exc, tuple(self.autoretry_for)) and \
+            not isinstance(exc, tuple(self.dont_autoretry_for or ()))
+
+    def _autoretry(self, req: Request, exc: BaseException) -> None:
+        options = dict(self.retry_kwargs or {})
+        if self.retry_backoff:
+            factor = 1 if self.retry_backoff is True else float(self.retry_backoff)
+            options["countdown"] = backoff(factor, req.retries, self.retry_backoff_max,
+                                           bool(self.retry_jitter))
+        self.retry(exc=exc, **options)
+
+    # -- what tasks call -------------------------------------------------------------
+    def retry(self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None,
+              exc: BaseException | None = None, throw: bool = True, eta: Any = None,
+              countdown: float | None = None, max_retries: int | None = None,
+              **options: Any) -> Retry:
+        """Run this job again later; raises :class:`Retry` (Celery's semantics: no
+        ``raise`` needed). With its retries spent it raises ``exc`` if given, else
+        :class:`MaxRetriesExceededError`. ``throw=False`` returns instead, and the
+        retry happens when the task returns. ``args``/``kwargs`` other than the
+        request's can't be changed for the retry here (TypeError)."""
+        req = self.request
+        if (args is not None and tuple(args) != tuple(req.args)) or (
+                kwargs is not None and dict(kwargs) != dict(req.kwargs)):
+            raise TypeError("retry(args=..., kwargs=...): pgqueue runs a retry with the "
+                            "job's own arguments; enqueue a new job to change them")
+        if req.called_directly:
+            raise exc if exc is not None else Retry("task called directly: can't retry")
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and req.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{req.id}] args:{req.args} kwargs:{req.kwargs}",
+                task_args=req.args, task_kwargs=req.kwargs)
+        if eta is not None:
+            when: Any = calling.utc(eta, "eta")
+        else:
+            when = self.default_retry_delay if countdown is None else countdown
+        retry = Retry(exc=exc, when=when,
+                      max_retries=_RETRY_FOREVER if limit is None else limit)
+        if throw:
+            raise retry
+        req.pending_retry = retry
+        return retry
+
+    def update_state(self, task_id: str | None = None, state: str | None = None,
+                     meta: Any = None, **kwargs: Any) -> None:
+        """Set a state (``"PROGRESS"``) and its meta that ``AsyncResult(id).state`` /
+        ``.info`` read while the job runs. Stored as the job's progress, so it is
+        written within half a second (and before the job's outcome); the attempt's
+        outcome then replaces it. Only the running task's own state can be set."""
+        req = self.request
+        if task_id is not None and task_id != req.id:
+            raise NotImplementedError("update_state() sets the running task's own state "
+                                      "only (pgqueue has no separate result backend)")
+        if req.context is None:  # called directly: there is no job to report on
+            return
+        if not isinstance(state, str) or not state:
+            raise ValueError(f"update_state() needs a state name, not {state!r}")
+        done: float = 0
+        total: float | None = None
+        if isinstance(meta, Mapping):  # Celery's {"current": n, "total": m}, for monitoring
+            cur, tot = meta.get("current", meta.get("done")), meta.get("total")
+            if isinstance(cur, (int, float)) and not isinstance(cur, bool) and cur >= 0:
+                done = cur
+                if isinstance(tot, (int, float)) and not isinstance(tot, bool) and tot > 0:
+                    total = tot
+        req.context.update_progress(done, total, {CUSTOM_STATE: state, CUSTOM_META: meta})
+
+    # -- handlers (override in a base class) --------------------------------------------
+    def on_success(self, retval: Any, task_id: str | None, args: Any, kwargs: Any) -> None:
+        """The task returned ``retval`` (in the worker)."""
+
+    def on_failure(self, exc: BaseException, task_id: str | None, args: Any, kwargs: Any,
+                   einfo: ExceptionInfo) -> None:
+        """The task raised ``exc`` and will not run again."""
+
+    def on_retry(self, exc: BaseException, task_id: str | None, args: Any, kwargs: Any,
+                 einfo: ExceptionInfo) -> None:
+        """The task will run again (``self.retry()``, ``autoretry_for``)."""
+
+    def after_return(self, status: str, retval: Any, task_id: str | None, args: Any,
+                     kwargs: Any, einfo: ExceptionInfo | None) -> None:
+        """After each attempt: ``status`` is SUCCESS, FAILURE or RETRY."""
+
+    # -- calling ---------------------------------------------------------------------
+    def _call_defaults(self) -> dict[str, Any]:
+        """The task's own options, under a call's (Celery's merge)."""
+        own = {"queue": self.celery_queue, "priority": self.celery_priority,
+               "expires": self.expires}
+        return {k: v for k, v in own.items() if v is not None}
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:  # type: ignore[override]
+        return self.apply_async(args, kwargs)
+
+    def apply_async(self, args: Sequence[Any] | None = None,  # type: ignore[override]
+                    kwargs: Mapping[str, Any] | None = None, task_id: str | None = None,
+                    producer: Any = None, link: Any = None, link_error: Any = None,
+                    shadow: str | None = None, *,
+                    connection: psycopg.Connection[Any] | None = None,
+                    **options: Any) -> AsyncResult:
+        """Celery's ``apply_async`` (options: :mod:`pgqueue.celery.calling`). With
+        ``connection=`` the job (and its task id) joins that transaction."""
+        merged = {**self._call_defaults(), **options}
+        if task_id is not None:
+            merged["task_id"] = task_id
+        if link is not None:
+            merged["link"] = link
+        if link_error is not None:
+            merged["link_error"] = link_error
+        return send(self.app, self.name, args, kwargs, merged, connection=connection)
+
+    def apply(self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None,
+              link: Any = None, link_error: Any = None, task_id: str | None = None,
+              retries: int | None = None, throw: bool | None = None,
+              headers: Mapping[str, Any] | None = None, **options: Any) -> EagerResult:
+        """Run the task here and now, as a worker would (retries at once), and return an
+        :class:`EagerResult`. ``throw=True`` (or ``task_eager_propagates``) raises
+        the task's exception instead."""
+        if link is not None or link_error is not None:
+            raise TypeError("apply() runs no link callbacks here; use "
+                            "task_always_eager=True with apply_async() for those")
+        native = calling.enqueue_options(self.app, {"headers": headers}, task_id)
+        request = self._request(tuple(args or ()), dict(kwargs or {}), native)
+        ran = eager.run(self.app, [request])[0]
+        assert isinstance(ran, eager.EagerResult)
+        result = EagerResult(self.app, ran, task_id)
+        conf = getattr(self.app, "conf", None)
+        propagate = throw if throw is not None else bool(
+            conf.get("task_eager_propagates", False) if conf is not None else False)
+        if propagate:
+            result.maybe_throw()
+        return result
+
+    def AsyncResult(self, task_id: Any, **kwargs: Any) -> AsyncResult:
+        return AsyncResult(task_id, app=self.app, task_name=self.name)
+
+
+def make_task(app: App, fn: Callable[..., Any], options: Mapping[str, Any]) -> Task:
+    """What ``@app.task(**options)`` makes of ``fn`` (``options["name"]`` is its full
+    name): an instance of a subclass of ``base`` with the options as class
+    attributes, registered in ``app.tasks``."""
+    options = dict(options)
+    base = options.pop("base", None) or Task
+    if not (isinstance(base, type) and issubclass(base, Task)):
+        raise TypeError(f"base={base!r}: a task's base must be a subclass of "
+                        "pgqueue.celery.Task")
+    bind = bool(options.pop("bind", False))
+    name = options.get("name") or f"{fn.__module__}.{fn.__name__}"
+    options["name"] = name
+    for key in ("autoretry_for", "dont_autoretry_for"):
+        if key in options and options[key] is not None:
+            options[key] = tuple(options[key])
+    attrs = {k: v for k, v in options.items() if not k.startswith("__")}
+    cls = type(fn.__name__, (base,), {"__module__": fn.__module__,
+                                      "__qualname__": getattr(fn, "__qualname__", fn.__name__),
+                                      "__doc__": fn.__doc__, "abstract": False, **attrs})
+    task: Task = cls(app, fn, options, bind)
+    existing = app.tasks.get(name)
+    if existing is not None and getattr(existing, "run", existing.fn) is not fn and (
+            existing.__wrapped__.__module__, existing.__wrapped__.__qualname__
+    ) != (fn.__module__, getattr(fn, "__qualname__", None)):
+        raise ValueError(f"a task named {name!r} is already registered "
+                         f"({existing.__wrapped__.__module__}."
+                         f"{existing.__wrapped__.__qualname__}); give one of them another "
+                         "name with @app.task(name=...)")
+    app.tasks[name] = task
+    signals.install(app)
+    return task
+
+
+def _enqueue(app: App, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None,
+             native: dict[str, Any], link: Any, link_error: Any,
+             connection: psycopg.Connection[Any] | None) -> JobResult:
+    if link is not None or link_error is not None:
+        result: JobResult = Signature(name, args, kwargs, native, app=app).apply_async(
+            connection=connection, link=link, link_error=link_error)
+        return result
+    request = app._request_by_name(name, args, kwargs, EnqueueOptions.from_kwargs(native))
+    return app.enqueue(request, connection=connection)
+
+
+def send(app: App, name: str, args: Sequence[Any] | None = None,
+         kwargs: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
+         *, connection: psycopg.Connection[Any] | None = None) -> AsyncResult:
+    """Enqueue task ``name`` with Celery's ``apply_async`` options; its AsyncResult."""
+    options = dict(options or {})
+    args = tuple(args or ())
+    kwargs = dict(kwargs or {})
+    route = getattr(app, "route", None)
+    if route is not None:
+        options = dict(route(name, args, kwargs, options))
+    task_id = options.pop("task_id", None)
+    link, link_error = options.pop("link", None), options.pop("link_error", None)
+    native = calling.enqueue_options(app, options, task_id)
+    if task_id is None or app.settings.eager:
+        made = _enqueue(app, name, args, kwargs, native, link, link_error, connection)
+        result: AsyncResult = wrap(app, made, task_id)
+        return result
+    with calling._transaction(app, connection) as conn:
+        made = _enqueue(app, name, args, kwargs, native, link, link_error, conn)
+        calling.remember(app, task_id, made.id, conn)
+    result = wrap(app, made, task_id)
+    return result

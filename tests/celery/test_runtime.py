@@ -1,0 +1,398 @@
+"""The runtime half of pgqueue.celery with real workers: Celery tasks, requests,
+retries, handlers, signals, states and results, as a Celery project uses them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from pgqueue.celery import Celery
+from pgqueue.celery import signals as celery_signals
+from pgqueue.celery import states
+from pgqueue.celery.exceptions import MaxRetriesExceededError, TaskRevokedError
+from pgqueue.celery.result import AsyncResult, EagerResult
+from pgqueue.celery.task import Task
+from pgqueue.errors import TaskError
+from tests.conftest import running_worker
+
+
+class PaymentDeclined(Exception):
+    """Module level: a producer can import it by the name the worker recorded."""
+
+
+def url(dsn: str) -> str:
+    """The test DSN (key=value) as the postgresql:// URL a Celery config holds."""
+    params = conninfo_to_dict(dsn)
+    dbname = params.pop("dbname")
+    return f"postgresql:///{dbname}?{urllib.parse.urlencode(params)}"
+
+
+@pytest.fixture
+def capp(dsn: str) -> Iterator[Celery]:
+    app = Celery("proj", broker=url(dsn))
+    app.configure(heartbeat_interval=0.5, lease_seconds=5)
+    yield app
+    app.close()
+
+
+def worker(app: Celery, **settings: Any) -> Any:
+    return running_worker(app, queues=("celery",), concurrency=settings.pop("concurrency", 4),
+                          **settings)
+
+
+def until(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout}s: {check}")
+
+
+def test_results_read_in_celery_states_and_ids_are_strings(capp):
+    @capp.task
+    def add(x, y):
+        return x + y
+
+    r = add.delay(2, 3)
+    assert isinstance(r, AsyncResult) and isinstance(r.id, str)
+    assert r.state == states.PENDING and not r.ready()
+    with worker(capp):
+        assert r.get(timeout=10) == 5
+    assert r.state == r.status == "SUCCESS" and r.successful() and r.ready()
+    assert r.result == r.info == 5
+    for kept in (r.id, int(r.id)):  # the id as a web session keeps it
+        again = capp.AsyncResult(kept)
+        assert again.state == "SUCCESS" and again.get(timeout=1) == 5 and again.id == r.id
+    for unknown in ("not-a-job", "99999999", "", str(uuid.uuid4())):
+        assert AsyncResult(unknown, app=capp).state == "PENDING"
+        assert AsyncResult(unknown, app=capp).result is None
+
+
+def test_get_raises_the_tasks_own_exception(capp):
+    class LocalOnly(Exception):  # not importable: the fallback keeps what was recorded
+        pass
+
+    @capp.task
+    def divide(x, y):
+        return x / y
+
+    @capp.task
+    def charge(card):
+        raise PaymentDeclined("card declined", card)
+
+    @capp.task
+    def local():
+        raise LocalOnly("nowhere to import me from")
+
+    with worker(capp):
+        r1, r2, r3 = divide.delay(1, 0), charge.delay(42), local.delay()
+        with pytest.raises(ZeroDivisionError, match="division by zero"):
+            r1.get(timeout=10)
+        with pytest.raises(PaymentDeclined) as declined:
+            r2.get(timeout=10)
+        assert declined.value.args == ("card declined", 42)
+        with pytest.raises(TaskError) as fallback:
+            r3.get(timeout=10)
+    assert fallback.value.type.endswith("LocalOnly")
+    assert fallback.value.message == "nowhere to import me from"
+    assert "LocalOnly" in fallback.value.traceback
+    assert r1.state == "FAILURE" and r1.failed() and not r1.successful()
+    assert isinstance(r1.result, ZeroDivisionError) and isinstance(r1.info, ZeroDivisionError)
+    assert isinstance(r1.get(propagate=False), ZeroDivisionError)
+    assert "ZeroDivisionError" in (r1.traceback or "")
+
+
+def test_bound_task_retries_without_raise_and_sees_its_request(capp):
+    seen: list[tuple[Any, ...]] = []
+
+    @capp.task(bind=True, default_retry_delay=0)
+    def flaky(self, n):
+        r = self.request
+        seen.append((r.id, r.retries, r.args, r.kwargs, r.delivery_info.get("routing_key"),
+                     r.called_directly, r.is_eager))
+        if r.retries < 2:
+            self.retry(exc=ConnectionError("try again"), countdown=0)  # raises by itself
+            raise AssertionError("retry() returned")
+        return n * 10
+
+    with pytest.raises(ConnectionError):  # called directly, retry() raises exc
+        flaky(1)
+    assert seen == [(None, 0, (1,), {}, None, True, False)]
+    seen.clear()
+    with worker(capp):
+        r = flaky.delay(4)
+        assert r.get(timeout=20) == 40
+    assert [s[1] for s in seen] == [0, 1, 2]
+    assert {s[0] for s in seen} == {r.id}
+    assert seen[0][2:] == ((4,), {}, "celery", False, False)
+
+
+def test_retries_spent_raise_the_exception_or_max_retries_exceeded(capp):
+    @capp.task(bind=True, max_retries=1)
+    def with_exc(self):
+        self.retry(exc=KeyError("gone"), countdown=0)
+
+    @capp.task(bind=True, max_retries=1)
+    def without_exc(self):
+        self.retry(countdown=0)
+
+    assert with_exc.max_retries == 1
+    with worker(capp):
+        a, b = with_exc.delay(), without_exc.delay()
+        with pytest.raises(KeyError):
+            a.get(timeout=20)
+        with pytest.raises(MaxRetriesExceededError):
+            b.get(timeout=20)
+    assert a.retries == 1 and b.retries == 1
+
+
+def test_autoretry_for_uses_celerys_defaults_and_budget(capp):
+    calls: list[int] = []
+
+    @capp.task(bind=True, autoretry_for=(ConnectionError,), retry_backoff=False,
+               default_retry_delay=0)
+    def fetch(self):
+        calls.append(self.request.retries)
+        raise ConnectionError("down")
+
+    @capp.task(bind=True, autoretry_for=(ConnectionError,), retry_kwargs={"max_retries": 1},
+               retry_backoff=True, retry_jitter=False, retry_backoff_max=0.01)
+    def fetch_once(self):
+        calls.append(100 + self.request.retries)
+        raise ConnectionError("down")
+
+    @capp.task
+    def not_listed():
+        raise ValueError("no autoretry for this")
+
+    assert fetch.max_retries == 3 and fetch.default_retry_delay == 0
+    with worker(capp):
+        with pytest.raises(ConnectionError):
+            fetch.delay().get(timeout=20)
+        with pytest.raises(ConnectionError):
+            fetch_once.delay().get(timeout=20)
+        r = not_listed.delay()
+        with pytest.raises(ValueError):
+            r.get(timeout=10)
+    assert sorted(c for c in calls if c < 100) == [0, 1, 2, 3]  # max_retries=3 by default
+    assert sorted(c for c in calls if c >= 100) == [100, 101]
+    assert r.retries == 0
+
+
+class Recording(Task):
+    events: list[tuple[Any, ...]] = []
+
+    def on_success(self, retval, task_id, args, kwargs):
+        self.events.append(("success", retval, task_id, tuple(args)))
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        self.events.append(("failure", type(exc).__name__, task_id, einfo.type.__name__))
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        self.events.append(("retry", type(exc).__name__, task_id))
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        self.events.append(("after", status, task_id))
+
+
+def test_a_base_class_handlers_run_in_the_worker(capp):
+    Recording.events = []
+
+    @capp.task(base=Recording)
+    def ok(x):
+        return x + 1
+
+    @capp.task(base=Recording, bind=True, max_retries=1)
+    def bad(self):
+        if self.request.retries == 0:
+            raise self.retry(exc=OSError("once"), countdown=0)
+        raise ValueError("twice")
+
+    assert isinstance(ok, Recording)
+    with worker(capp):
+        r1, r2 = ok.delay(1), bad.delay()
+        assert r1.get(timeout=10) == 2
+        with pytest.raises(ValueError):
+            r2.get(timeout=20)
+    ev = Recording.events
+    assert ("success", 2, r1.id, (1,)) in ev and ("after", "SUCCESS", r1.id) in ev
+    assert ("retry", "OSError", r2.id) in ev and ("after", "RETRY", r2.id) in ev
+    assert ("failure", "ValueError", r2.id, "ValueError") in ev
+    assert ("after", "FAILURE", r2.id) in ev
+
+
+def test_signals_are_sent_with_celerys_arguments(capp):
+    got: list[tuple[Any, ...]] = []
+
+    @capp.task
+    def mul(x, y):
+        return x * y
+
+    @capp.task
+    def fails():
+        raise RuntimeError("no")
+
+    def prerun(sender=None, task_id=None, task=None, args=None, kwargs=None, **kw):
+        got.append(("prerun", sender.name, task_id, tuple(args)))
+
+    def postrun(sender=None, task_id=None, retval=None, state=None, **kw):
+        got.append(("postrun", task_id, retval if state == "SUCCESS" else None, state))
+
+    def success(sender=None, result=None, **kw):
+        got.append(("success", sender.name, result))
+
+    def failure(sender=None, task_id=None, exception=None, einfo=None, **kw):
+        got.append(("failure", task_id, type(exception).__name__, einfo is not None))
+
+    def only_mul(sender=None, **kw):
+        got.append(("only", sender.name))
+
+    def ready(sender=None, **kw):
+        got.append(("ready",))
+
+    def shutdown(sender=None, **kw):
+        got.append(("shutdown",))
+
+    pairs = [(celery_signals.task_prerun, prerun), (celery_signals.task_postrun, postrun),
+             (celery_signals.task_success, success), (celery_signals.task_failure, failure),
+             (celery_signals.worker_ready, ready), (celery_signals.worker_shutdown, shutdown)]
+    for sig, fn in pairs:
+        sig.connect(fn)
+    celery_signals.task_prerun.connect(sender=mul)(only_mul)
+    try:
+        with worker(capp):
+            r1, r2 = mul.delay(6, 7), fails.delay()
+            assert r1.get(timeout=10) == 42
+            with pytest.raises(RuntimeError):
+                r2.get(timeout=10)
+    finally:
+        for sig, fn in pairs:
+            sig.disconnect(fn)
+        celery_signals.task_prerun.disconnect(only_mul, sender=mul)
+    assert ("prerun", mul.name, r1.id, (6, 7)) in got
+    assert ("success", mul.name, 42) in got and ("postrun", r1.id, 42, "SUCCESS") in got
+    assert ("failure", r2.id, "RuntimeError", True) in got
+    assert ("postrun", r2.id, None, "FAILURE") in got
+    assert got.count(("only", mul.name)) == 1  # the sender filter
+    assert got[0] == ("ready",) and got[-1] == ("shutdown",)
+
+
+def test_update_state_and_track_started_are_visible_while_the_task_runs(capp):
+    release = threading.Event()
+
+    @capp.task(bind=True)
+    def report(self):
+        self.update_state(state="PROGRESS", meta={"current": 3, "total": 10})
+        release.wait(20)
+        return "done"
+
+    @capp.task(track_started=True)
+    def tracked():
+        release.wait(20)
+
+    @capp.task
+    def untracked():
+        release.wait(20)
+
+    with worker(capp):
+        r1, r2, r3 = report.delay(), tracked.delay(), untracked.delay()
+        until(lambda: AsyncResult(r1.id, app=capp).state == "PROGRESS")
+        assert r1.info == {"current": 3, "total": 10}
+        until(lambda: r2.state == "STARTED")
+        assert r3.state == "PENDING"
+        release.set()
+        assert r1.get(timeout=10) == "done"
+        r2.get(timeout=10)
+        r3.get(timeout=10)
+    assert r1.state == "SUCCESS" and r1.info == "done"
+
+
+def test_a_chosen_task_id_names_the_job_and_joins_the_transaction(capp, dsn):
+    seen: list[str] = []
+
+    @capp.task(bind=True)
+    def add(self, x, y):
+        seen.append(self.request.id)
+        return x + y
+
+    chosen = str(uuid.uuid4())
+    r = add.apply_async((1, 2), task_id=chosen)
+    assert r.id == chosen
+    rolled_back = str(uuid.uuid4())
+    with psycopg.connect(dsn) as conn:
+        add.apply_async((5, 5), task_id=rolled_back, connection=conn)
+        conn.rollback()
+    with worker(capp):
+        assert AsyncResult(chosen, app=capp).get(timeout=10) == 3
+    assert seen == [chosen]
+    assert AsyncResult(rolled_back, app=capp).state == "PENDING"
+    with pytest.raises(TimeoutError):
+        AsyncResult(rolled_back, app=capp).get(timeout=0.6)
+
+
+def test_eta_naive_is_utc_and_other_celery_options_are_accepted(capp):
+    @capp.task
+    def ping():
+        return "pong"
+
+    eta = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=1)
+    r1 = ping.apply_async(eta=eta, routing_key="x", exchange="y", serializer="json",
+                          retry=True, headers={"n": 1, "s": "t"})
+    r2 = ping.apply_async(countdown=0.5, expires=60, priority=5, queue="celery")
+    with pytest.raises(ValueError, match="JSON only"):
+        ping.apply_async(serializer="pickle")
+    started = time.monotonic()
+    with worker(capp):
+        assert r1.get(timeout=10) == "pong" and r2.get(timeout=10) == "pong"
+    assert time.monotonic() - started >= 0.4
+
+
+def test_revoke_forget_and_pickle_refused(capp):
+    @capp.task
+    def later():
+        return 1
+
+    r = later.apply_async(countdown=60)
+    r.revoke(terminate=True)
+    assert r.state == "REVOKED" and r.ready()
+    with pytest.raises(TaskRevokedError):
+        r.get(timeout=1)
+    r.forget()
+    assert r.state == "PENDING"
+    with pytest.raises(ValueError, match="JSON"):
+        @capp.task(serializer="pickle")
+        def pickled():
+            pass
+
+
+def test_apply_runs_eagerly_and_returns_an_eager_result(capp):
+    @capp.task(bind=True, default_retry_delay=0)
+    def once_more(self, x):
+        if self.request.retries == 0:
+            self.retry()
+        return (x, self.request.is_eager)
+
+    @capp.task
+    def divide(x, y):
+        return x / y
+
+    r = once_more.apply((7,))
+    assert isinstance(r, EagerResult) and r.state == "SUCCESS" and r.get() == [7, True]
+    failed = divide.apply((1, 0))
+    assert failed.state == "FAILURE" and isinstance(failed.result, ZeroDivisionError)
+    with pytest.raises(ZeroDivisionError):
+        failed.get()
+    with pytest.raises(ZeroDivisionError):
+        divide.apply((1, 0), throw=True)
+    assert divide(6, 3) == 2  # calling the task runs it here
