@@ -1,172 +1,498 @@
 """``celery.Celery`` for pgqueue: the app a Celery project builds, on a :class:`pgqueue.App`.
 
-Skeleton: configuration, task decoration and results; routing, beat and
-discovery are filled in next.
+``Celery("proj", broker="postgresql://...")`` is a pgqueue App whose settings
+are Celery's (:mod:`pgqueue.celery.conf`), whose tasks are named and built as
+Celery's (``proj.tasks.add``; :func:`pgqueue.celery.task.make_task`), and whose
+jobs are routed by ``task_routes`` to ``task_default_queue`` (``celery``) by
+default. Tasks modules (``include=``, ``imports``, ``autodiscover_tasks()``) and
+``beat_schedule`` are read when the app is finalized: when a worker or beat
+starts (``pgq -A proj worker`` does it), at ``send_task``, or by ``app.finalize()``.
 """
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
+import difflib
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgqueue import current
 from pgqueue.app import App
-from pgqueue.errors import ConfigurationError
+from pgqueue.celery import discovery
+from pgqueue.celery import routes as routing
+from pgqueue.celery.conf import Config, import_object, settings_of
+from pgqueue.celery.exceptions import ImproperlyConfigured, NotRegistered
+from pgqueue.celery.signals import Signal
+
+if TYPE_CHECKING:
+    from pgqueue.celery.control import Control
+    from pgqueue.celery.result import AsyncResult
+    from pgqueue.schedule import Schedule
 
 log = logging.getLogger("pgqueue.celery")
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _BACKEND_PREFIXES = ("sqla+", "db+")
+PRIORITY_CONVENTIONS = ("amqp", "redis")
 
 
-def dsn_from_url(url: str | None, what: str) -> str | None:
-    """The Postgres DSN in a Celery broker/backend URL; any other kind of URL is an error."""
-    if url is None or url == "":
-        return None
+def postgres_dsn(url: object) -> str | None:
+    """The DSN in a Celery URL if it names Postgres (``sqla+``/``db+``/driver forms too)."""
     if not isinstance(url, str):
-        raise ConfigurationError(f"{what} must be a URL string, not {type(url).__name__}")
+        return None
     bare = url
     for prefix in _BACKEND_PREFIXES:
         if bare.startswith(prefix):
             bare = bare[len(prefix):]
             break
-    if bare.startswith("postgresql+"):  # SQLAlchemy's driver form: postgresql+psycopg://
-        bare = "postgresql://" + bare.split("://", 1)[1]
-    if bare.startswith(_POSTGRES_SCHEMES):
-        return bare
-    scheme = url.split("://", 1)[0] if "://" in url else url
-    raise ConfigurationError(
-        f"{what} {scheme}:// is not supported: pgqueue keeps its queue and results in "
-        "PostgreSQL, so give a postgresql:// URL (e.g. postgresql://user@host/db)")
+    if bare.startswith(("postgresql+", "postgres+")) and "://" in bare:
+        bare = "postgresql://" + bare.split("://", 1)[1]  # SQLAlchemy's postgresql+psycopg://
+    return bare if bare.startswith(_POSTGRES_SCHEMES) else None
 
 
-class Config(dict[str, Any]):
-    """``app.conf``: a dict that also reads and writes its keys as attributes."""
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
-def _fallback_make_task(app: App, fn: Callable[..., Any], options: dict[str, Any]) -> Any:
-    # Stand-in until pgqueue.celery.task.make_task exists.
-    native = {k: v for k, v in options.items() if k in ("name", "queue", "priority", "bind")}
-    return App.task(app, **native)(fn)
+def broker_dsn(url: object) -> str | None:
+    """A broker URL's DSN; anything but Postgres is an error (pgqueue is the broker)."""
+    if url is None or url == "":
+        return None
+    dsn = postgres_dsn(url)
+    if dsn is None:
+        scheme = str(url).split("://", 1)[0] if "://" in str(url) else str(url)
+        raise ImproperlyConfigured(
+            f"broker {scheme}:// is not supported: pgqueue keeps its queue in PostgreSQL, "
+            "so the broker URL must be postgresql://user@host/db (the database pgqueue "
+            "uses), or leave it out and set PGQ_DSN")
+    return dsn
 
 
-def _make_task(app: Celery, fn: Callable[..., Any], options: dict[str, Any]) -> Any:
-    try:
-        from pgqueue.celery.task import make_task
-    except ImportError:
-        return _fallback_make_task(app, fn, options)
-    return make_task(app, fn, options)
+def backend_dsn(url: object) -> str | None:
+    """A result backend URL's DSN; another backend is ignored (results live with the jobs)."""
+    if url is None or url == "":
+        return None
+    dsn = postgres_dsn(url)
+    if dsn is None:
+        log.warning("result backend %r ignored: pgqueue keeps results in PostgreSQL, with "
+                    "the jobs", str(url).split("://", 1)[0])
+    return dsn
 
 
 def task_name(fn: Callable[..., Any], main: str | None) -> str:
-    """Celery's rule: ``module.function``; a script's ``__main__`` is the app's main name."""
-    module = fn.__module__
+    """Celery's rule: ``module.function``; in a script (``__main__``), the app's main name."""
+    module = getattr(fn, "__module__", None) or "__main__"
     if module == "__main__" and main:
         module = main
     return f"{module}.{fn.__name__}"
 
 
 class Celery(App):
-    def __init__(self, main: str | None = None, broker: str | None = None,
-                 backend: str | None = None, *, include: Iterable[str] | None = None,
-                 **kwargs: Any) -> None:
-        dsn = dsn_from_url(broker, "broker") or dsn_from_url(backend, "backend")
-        super().__init__(dsn)
+    """``Celery("proj", broker="postgresql://...", include=["proj.tasks"])``, as in Celery.
+
+    ``broker`` (or ``backend``) is the Postgres DSN; without either, the
+    ``broker_url`` setting or ``PGQ_DSN`` is. Other keyword arguments are Celery
+    settings (``task_default_queue="q"``). ``schema=`` picks pgqueue's schema.
+    """
+
+    def __init__(self, main: str | None = None, loader: Any = None, backend: str | None = None,
+                 amqp: Any = None, events: Any = None, log: Any = None, control: Any = None,
+                 set_as_current: bool = True, tasks: Any = None, broker: str | None = None,
+                 include: Iterable[str] | None = None, changes: Mapping[str, Any] | None = None,
+                 config_source: Any = None, fixups: Any = None, task_cls: Any = None,
+                 autofinalize: bool = True, namespace: str | None = None,
+                 strict_typing: bool = True, *, schema: str | None = None,
+                 **settings: Any) -> None:
+        dsn = broker_dsn(broker) or backend_dsn(backend)
+        super().__init__(dsn, schema=schema)
         self.main = main
-        self.conf = Config()
-        self._include = list(include or ())
+        self.namespace = namespace
+        self.task_cls = task_cls
+        self.on_configure = Signal("on_configure")
+        self.on_after_configure = Signal("on_after_configure")
+        self.on_after_finalize = Signal("on_after_finalize")
+        self.on_after_fork = Signal("on_after_fork")
         self._lock = threading.RLock()
+        self._finalized = False
+        self._routers: list[Callable[..., Any]] | None = None
+        self._discover: list[tuple[Any, str]] = []
+        self._periodic: dict[str, dict[str, Any]] = {}
+        self._explicit_dsn = dsn is not None
+        # The worker serves task_default_queue (and task_queues) unless told otherwise.
+        self._auto_queues: tuple[str, ...] | None = None
+        if not os.environ.get("PGQ_QUEUES"):
+            self._set_queues(("celery",))
+        self.conf = Config(self._changed)
+        given = {**(changes or {}), **settings}
+        if include:
+            given["include"] = list(include)
+        if given:
+            self.conf.update(given)
+        if config_source is not None:
+            self.config_from_object(config_source)
         with _shared_lock:
             _apps.add(self)
             pending = list(_shared)
         for fn, opts in pending:
             self.task(**opts)(fn)
 
+    def __repr__(self) -> str:
+        return f"<Celery {self.main or '__main__'} tasks={len(self.tasks)}>"
+
+    # -- configuration ------------------------------------------------------------
+    def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
+                           namespace: str | None = None) -> None:
+        """Read settings from a module, an object, or their import path, as Celery does.
+
+        ``"django.conf:settings"`` with ``namespace="CELERY"`` reads
+        ``CELERY_BROKER_URL`` as ``broker_url``. Read when a setting is first
+        needed (``force=True``: now), so Django's settings may still be loading.
+        """
+        namespace = namespace if namespace is not None else self.namespace
+
+        def source() -> Mapping[str, Any]:
+            self.on_configure.send(sender=self)
+            try:
+                found = settings_of(obj, namespace)
+            except ImportError:
+                if silent:
+                    return {}
+                raise
+            return found
+
+        self.conf.defer(source)
+        if force:
+            self.conf.load()
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False,
+                           force: bool = False) -> None:
+        """``config_from_object`` of the module named by an environment variable."""
+        module = os.environ.get(variable_name)
+        if not module:
+            if silent:
+                return
+            raise ImproperlyConfigured(f"environment variable {variable_name} is not set: "
+                                       "it should name a configuration module")
+        self.config_from_object(module, silent=silent, force=force)
+
+    def _changed(self, keys: set[str]) -> None:
+        """Apply the settings that change what pgqueue does (conf.APPLIED)."""
+        conf = self.conf
+        changes: dict[str, Any] = {}
+        if "broker_url" in keys or "result_backend" in keys:
+            dsn = broker_dsn(conf.get("broker_url")) or backend_dsn(conf.get("result_backend"))
+            if dsn is not None and not self._explicit_dsn:
+                changes["dsn"] = dsn
+        if "task_always_eager" in keys:
+            changes["eager"] = bool(conf.task_always_eager)
+        if "worker_concurrency" in keys and conf.worker_concurrency:
+            changes["concurrency"] = int(conf.worker_concurrency)
+        if "worker_max_tasks_per_child" in keys and conf.worker_max_tasks_per_child:
+            changes["max_tasks_per_child"] = int(conf.worker_max_tasks_per_child)
+        if "result_expires" in keys:
+            changes["retention_days"] = _days(conf.result_expires)
+        if "task_routes" in keys:
+            self._routers = None
+        if "task_priority_convention" in keys or "broker_transport_options" in keys:
+            self._priority_convention()  # a bad value raises where it was set
+        if keys & {"task_default_queue", "task_queues"}:
+            self._set_queues(self._served_queues())
+        if changes:
+            self.configure(**changes)
+
+    def _served_queues(self) -> tuple[str, ...]:
+        queues = self.conf.get("task_queues")
+        if queues:
+            names = list(queues) if isinstance(queues, Mapping) else [
+                q if isinstance(q, str) else getattr(q, "name", q) for q in queues]
+            return tuple(str(n) for n in names)
+        return (str(self.conf.task_default_queue),)
+
+    def _set_queues(self, queues: tuple[str, ...]) -> None:
+        # Only while the queues are still ours to choose: -Q / PGQ_QUEUES / configure win.
+        if self._auto_queues is None or self.settings.queues == self._auto_queues:
+            self._auto_queues = queues
+            if self.settings.queues != queues:
+                self.configure(queues=queues)
+
+    def dsn(self) -> str:
+        self.conf.load()  # broker_url may be in a config source not read yet
+        return super().dsn()
+
+    # -- tasks ------------------------------------------------------------------
+    @property
+    def Task(self) -> type[Any]:  # Celery's name
+        """The app's base task class (``class MyTask(app.Task)``, ``base=MyTask``)."""
+        if self.task_cls is not None:
+            return self.task_cls if isinstance(self.task_cls, type) else import_object(
+                self.task_cls)
+        from pgqueue.celery.task import Task
+
+        return Task
+
     def task(self, *args: Any, **options: Any) -> Any:
+        """``@app.task``, ``@app.task(bind=True, ...)``: Celery's task decorator.
+
+        The task is named ``module.function`` (``name=`` overrides) and built by
+        :func:`pgqueue.celery.task.make_task` with Celery's options.
+        """
+        options.pop("shared", None)  # every task is this app's; shared_task is for others
+        options.pop("lazy", None)
+
         def decorate(fn: Callable[..., Any]) -> Any:
+            from pgqueue.celery.task import make_task
+
             opts = dict(options)
             opts["name"] = opts.get("name") or task_name(fn, self.main)
-            return _make_task(self, fn, opts)
+            if opts.get("base") is None and self.task_cls is not None:
+                opts["base"] = self.Task
+            return make_task(self, fn, opts)
 
         if len(args) == 1 and callable(args[0]) and not options:
             return decorate(args[0])
+        if args:
+            raise TypeError("use @app.task or @app.task(**options): positional arguments "
+                            "other than the function are not taken")
         return decorate
 
-    def AsyncResult(self, task_id: Any) -> Any:
-        try:
-            from pgqueue.celery.result import AsyncResult
-        except ImportError:
-            return App.AsyncResult(self, task_id)
-        return AsyncResult(task_id, app=self)
+    def register_task(self, task: Any) -> Any:
+        """Celery's ``app.register_task(task)``: an already built task into the registry."""
+        self.tasks[task.name] = task
+        return task
 
-    def send_task(self, name: str, args: Sequence[Any] = (),
-                  kwargs: Mapping[str, Any] | None = None, **options: Any) -> Any:
-        r = App.send_task(self, name, args, kwargs,
-                          **{k: v for k, v in options.items() if k in ("queue", "countdown")})
-        return self.AsyncResult(r.id)
+    # -- routing and priorities ---------------------------------------------------
+    def route(self, name: str, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None,
+              options: Mapping[str, Any], task: Any = None) -> dict[str, Any]:
+        """A call's options with its queue and priority decided as Celery decides them.
+
+        ``options`` are the call's over the task's own (``queue=`` of the
+        decorator); they win over ``task_routes``, which wins over
+        ``task_default_queue``. The priority stays on Celery's scale.
+        """
+        if self._routers is None:
+            self._routers = routing.routers(self.conf.task_routes)
+        route = routing.lookup(self._routers, name, tuple(args or ()), dict(kwargs or {}),
+                               options, task) if self._routers else None
+        return routing.merge(route, options, str(self.conf.task_default_queue),
+                             self.conf.task_default_priority)
+
+    def _priority_convention(self) -> str:
+        chosen = self.conf.get("task_priority_convention")
+        if chosen is not None:
+            if chosen not in PRIORITY_CONVENTIONS:
+                raise ImproperlyConfigured(
+                    f"task_priority_convention={chosen!r}: choose 'amqp' (higher runs first, "
+                    "the default) or 'redis' (0 runs first)")
+            return str(chosen)
+        options = self.conf.broker_transport_options or {}
+        if "priority_steps" in options or options.get("queue_order_strategy") == "priority":
+            return "redis"
+        return "amqp"
 
     def celery_priority(self, priority: int | None) -> int | None:
-        """A Celery priority as pgqueue's (higher runs first)."""
-        return priority
+        """A Celery priority as pgqueue's (higher runs first).
+
+        AMQP's convention (the default): higher is higher, capped at
+        ``task_queue_max_priority`` when set, as RabbitMQ caps it. Redis'
+        (``task_priority_convention="redis"`` or ``priority_steps`` in
+        ``broker_transport_options``): 0 runs first, so the sign is turned;
+        with ``priority_steps``, a priority counts as the step at or below it.
+        """
+        if priority is None:
+            return None
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+        if self._priority_convention() == "redis":
+            steps = sorted((self.conf.broker_transport_options or {}).get("priority_steps")
+                           or ())
+            if steps:
+                priority = steps[max(bisect.bisect_right(steps, priority) - 1, 0)]
+            return -priority
+        cap = self.conf.task_queue_max_priority
+        return min(priority, cap) if cap is not None else priority
+
+    # -- calling ------------------------------------------------------------------
+    def send_task(self, name: str, args: Sequence[Any] | None = None,  # type: ignore[override]
+                  kwargs: Mapping[str, Any] | None = None, countdown: float | None = None,
+                  eta: Any = None, task_id: str | None = None, producer: Any = None,
+                  connection: Any = None, router: Any = None, result_cls: Any = None,
+                  expires: Any = None, link: Any = None, link_error: Any = None,
+                  **options: Any) -> AsyncResult:
+        """Send a task by name (Celery's options). An unknown name raises
+        :class:`NotRegistered` at once when this app knows its tasks (it has
+        some registered); a producer with no tasks sends anything, as in Celery."""
+        import psycopg
+
+        from pgqueue.celery.task import send
+
+        self.finalize()
+        known = self.tasks.get(name)
+        if known is None and self.tasks and self.conf.get("send_task_check_registry", True):
+            close = difflib.get_close_matches(name, list(self.tasks), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NotRegistered(
+                f"no task named {name!r} in {self!r}{hint} (task names are module-qualified, "
+                "as in Celery: 'proj.tasks.add'; set send_task_check_registry=False to send "
+                "to tasks only other services know)")
+        given = {k: v for k, v in (("countdown", countdown), ("eta", eta), ("task_id", task_id),
+                                   ("expires", expires), ("link", link),
+                                   ("link_error", link_error)) if v is not None}
+        merged = {**routing.task_defaults(known), **options, **given}
+        conn = connection if isinstance(connection, psycopg.Connection) else None
+        return send(self, name, args, kwargs, merged, connection=conn)
+
+    def AsyncResult(self, task_id: Any, **kwargs: Any) -> AsyncResult:  # type: ignore[override]
+        """A result handle by id: a Celery task id (text) or a job id; never raises."""
+        from pgqueue.celery.result import AsyncResult
+
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def signature(self, name: str, args: Sequence[Any] | None = None,
+                  kwargs: Mapping[str, Any] | None = None, **options: Any) -> Any:
+        """``app.signature("proj.tasks.add", args=(2, 2))``: a by-name signature of this app."""
+        from pgqueue.canvas import Signature
+
+        return Signature(name, tuple(args or ()), dict(kwargs or {}), options, app=self)
+
+    @property
+    def control(self) -> Control:
+        """``app.control``: revoke, inspect and rate_limit, answered from Postgres."""
+        from pgqueue.celery.control import Control
+
+        return Control(self)
+
+    # -- finalize: task modules, autodiscovery, periodic tasks ---------------------
+    def autodiscover_tasks(self, packages: Iterable[str] | Callable[[], Iterable[str]]
+                           | None = None, related_name: str = "tasks",
+                           force: bool = False) -> None:
+        """Import each package's ``tasks`` module when the app is finalized.
+
+        With no packages, Django's ``INSTALLED_APPS`` (Django is set up first if
+        needed). A package without that module is skipped; an error inside one
+        is raised. ``force=True`` imports now.
+        """
+        with self._lock:
+            self._discover.append((packages, related_name))
+            now = force or self._finalized
+        if now:
+            discovery.discover(packages, related_name)
+
+    def finalize(self, auto: bool = False) -> None:
+        """Import ``include``/``imports``, autodiscover, and declare ``beat_schedule``: once."""
+        with self._lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            self.conf.load()
+            self.on_after_configure.send(sender=self, source=self.conf)
+            for module in [*self.conf.imports, *self.conf.include]:
+                discovery.import_module(module)
+            for packages, related_name in self._discover:
+                discovery.discover(packages, related_name)
+            self.on_after_finalize.send(sender=self)
+            self._declare_schedules()
+
+    @property
+    def finalized(self) -> bool:
+        return self._finalized
+
+    def add_periodic_task(self, schedule: Any, sig: Any, args: Sequence[Any] = (),
+                          kwargs: Mapping[str, Any] | None = None, name: str | None = None,
+                          **options: Any) -> str:
+        """Celery's ``add_periodic_task(10.0, add.s(2, 2), name="add every 10")``."""
+        task = getattr(sig, "task", sig)
+        task = getattr(task, "name", task)
+        entry = {"task": task, "schedule": schedule,
+                 "args": tuple(getattr(sig, "args", ()) or args),
+                 "kwargs": dict(getattr(sig, "kwargs", {}) or kwargs or {}),
+                 "options": {**(getattr(sig, "options", {}) or {}), **options}}
+        key = name or f"{task}{entry['args']!r}{entry['kwargs']!r}"
+        with self._lock:
+            self._periodic[key] = entry
+            if self._finalized:
+                self._declare(key, entry)
+        return key
+
+    def _declare_schedules(self) -> None:
+        entries = {**dict(self.conf.beat_schedule or {}), **self._periodic}
+        for key, entry in entries.items():
+            self._declare(key, entry)
+
+    def _declare(self, key: str, entry: Mapping[str, Any]) -> Schedule:
+        from pgqueue.celery.beat import declare
+
+        return declare(self, key, entry)
 
 
+def _days(value: object) -> float:
+    if value is None:
+        return 0.0  # never expire: keep finished jobs
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds() / 86400
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) / 86400
+    raise ImproperlyConfigured(f"result_expires must be seconds or a timedelta, not {value!r}")
+
+
+# -- shared_task and current_app ------------------------------------------------------
 _shared_lock = threading.Lock()
 _shared: list[tuple[Callable[..., Any], dict[str, Any]]] = []
 _apps: weakref.WeakSet[Celery] = weakref.WeakSet()
+_default: list[Celery] = []
 
 
-def _current_celery() -> Celery:
+def current_celery() -> Celery:
     """The current app if it is a Celery one; else a default one, as Celery makes."""
     try:
         app = current.current()
     except RuntimeError:
         app = None
-    return app if isinstance(app, Celery) else Celery()
+    if isinstance(app, Celery):
+        return app
+    if not _default:  # a race makes two; one is kept, as harmless as Celery's default app
+        _default.append(Celery())
+    return _default[0]
 
 
 class SharedTask:
     """What ``@shared_task`` returns: the task of that name in the current app.
 
-    Celery's reusable-app decorator: the function is registered with every
-    Celery app, those made later included, and the object forwards to the
+    Celery's decorator for reusable apps (Django apps): the function is a task of
+    every Celery app, those made later included, and this object forwards to the
     current app's task (``delay``, ``s``, ``name``...).
     """
 
     def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
         self.__wrapped__ = fn
         self.__name__ = fn.__name__
+        self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__
         self._options = options
 
     def _task(self) -> Any:
-        app = _current_celery()
+        app = current_celery()
         fn = self.__wrapped__
         task = app.tasks.get(self._options.get("name") or task_name(fn, app.main))
-        if task is None:  # the app was made in a way that skipped registration: do it now
+        if task is None:  # the app skipped registration (made through App.__new__): now
             task = app.task(**self._options)(fn)
         return task
 
     def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
         return getattr(self._task(), attr)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._task()(*args, **kwargs)
 
+    def __or__(self, other: Any) -> Any:
+        return self._task() | other
+
     def __repr__(self) -> str:
-        return f"<@shared_task {self.__module__}.{self.__name__}>"
+        name = self._options.get("name") or f"{self.__module__}.{self.__name__}"
+        return f"<@shared_task {name}>"
 
 
 def shared_task(*args: Any, **options: Any) -> Any:
@@ -183,3 +509,16 @@ def shared_task(*args: Any, **options: Any) -> Any:
     if len(args) == 1 and callable(args[0]) and not options:
         return decorate(args[0])
     return decorate
+
+
+class _CurrentApp:
+    """``current_app``: the app in use, looked up on each access (Celery's proxy)."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(current_celery(), attr)
+
+    def __repr__(self) -> str:
+        return repr(current_celery())
+
+
+current_app: Any = _CurrentApp()
