@@ -115,8 +115,9 @@ def settle(app: App, info: JobInfo, propagate: bool) -> Any:
     """The value of a finished job, or its exception raised (Celery's way)."""
     if info.state is JobState.SUCCEEDED:
         return info.result
+    own = info.error
     err, job_id = _cause(app, info)
-    if info.state is JobState.CANCELLED and (err is None or err.cause_job is None):
+    if info.state is JobState.CANCELLED and (own is None or own.cause_job is None):
         exc: BaseException = TaskRevokedError(
             f"task {info.task} [{info.id}] was revoked"
             + (f": {err.message}" if err is not None and err.type == "JobExpired" else ""))

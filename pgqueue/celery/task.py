@@ -42,15 +42,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import eager, errors
-from pgqueue.canvas import Signature
 from pgqueue.celery import calling, signals, states
 from pgqueue.celery import request as requests
+from pgqueue.celery.canvas import Signature
 from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, Retry
 from pgqueue.celery.request import ExceptionInfo, Request
-from pgqueue.celery.result import AsyncResult, EagerResult, wrap
+from pgqueue.celery.result import AsyncResult, EagerResult
+from pgqueue.celery.sending import send
 from pgqueue.context import JobContext
-from pgqueue.options import EnqueueOptions, TaskOptions
-from pgqueue.result import JobResult
+from pgqueue.options import TaskOptions
 from pgqueue.retry import FOREVER, RetryPolicy
 from pgqueue.task import Task as NativeTask
 
@@ -336,6 +336,23 @@ class Task(NativeTask[Any, Any]):
         """After each attempt: ``status`` is SUCCESS, FAILURE or RETRY."""
 
     # -- calling ---------------------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature (Celery's: its results are AsyncResults)."""
+        return Signature(self.name, args, kwargs, task_object=self)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: in a chain it ignores the previous result."""
+        return Signature(self.name, args, kwargs, immutable=True, task_object=self)
+
+    def signature(self, args: Sequence[Any] | None = None,
+                  kwargs: Mapping[str, Any] | None = None, *, immutable: bool = False,
+                  **options: Any) -> Signature:
+        """``task.signature((2, 2), countdown=10)``: with Celery's options."""
+        return Signature(self.name, tuple(args or ()), kwargs, options, immutable=immutable,
+                         task_object=self)
+
+    subtask = signature
+
     def _call_defaults(self) -> dict[str, Any]:
         """The task's own options, under a call's (Celery's merge)."""
         own = {"queue": self.celery_queue, "priority": self.celery_priority,
@@ -421,36 +438,4 @@ def make_task(app: App, fn: Callable[..., Any], options: Mapping[str, Any]) -> T
     return task
 
 
-def _enqueue(app: App, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None,
-             native: dict[str, Any], link: Any, link_error: Any,
-             connection: psycopg.Connection[Any] | None) -> JobResult:
-    if link is not None or link_error is not None:
-        result: JobResult = Signature(name, args, kwargs, native, app=app).apply_async(
-            connection=connection, link=link, link_error=link_error)
-        return result
-    request = app._request_by_name(name, args, kwargs, EnqueueOptions.from_kwargs(native))
-    return app.enqueue(request, connection=connection)
-
-
-def send(app: App, name: str, args: Sequence[Any] | None = None,
-         kwargs: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
-         *, connection: psycopg.Connection[Any] | None = None) -> AsyncResult:
-    """Enqueue task ``name`` with Celery's ``apply_async`` options; its AsyncResult."""
-    options = dict(options or {})
-    args = tuple(args or ())
-    kwargs = dict(kwargs or {})
-    route = getattr(app, "route", None)
-    if route is not None:
-        options = dict(route(name, args, kwargs, options))
-    task_id = options.pop("task_id", None)
-    link, link_error = options.pop("link", None), options.pop("link_error", None)
-    native = calling.enqueue_options(app, options, task_id)
-    if task_id is None or app.settings.eager:
-        made = _enqueue(app, name, args, kwargs, native, link, link_error, connection)
-        result: AsyncResult = wrap(app, made, task_id)
-        return result
-    with calling._transaction(app, connection) as conn:
-        made = _enqueue(app, name, args, kwargs, native, link, link_error, conn)
-        calling.remember(app, task_id, made.id, conn)
-    result = wrap(app, made, task_id)
-    return result
+__all__ = ["Task", "backoff", "make_task", "send"]

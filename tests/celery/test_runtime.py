@@ -19,7 +19,8 @@ from pgqueue.celery import Celery
 from pgqueue.celery import signals as celery_signals
 from pgqueue.celery import states
 from pgqueue.celery.exceptions import MaxRetriesExceededError, TaskRevokedError
-from pgqueue.celery.result import AsyncResult, EagerResult
+from pgqueue.celery.canvas import chord, group, signature
+from pgqueue.celery.result import AsyncResult, EagerResult, GroupResult
 from pgqueue.celery.task import Task
 from pgqueue.errors import TaskError
 from tests.conftest import running_worker
@@ -396,3 +397,42 @@ def test_apply_runs_eagerly_and_returns_an_eager_result(capp):
     with pytest.raises(ZeroDivisionError):
         divide.apply((1, 0), throw=True)
     assert divide(6, 3) == 2  # calling the task runs it here
+
+
+def test_signatures_and_canvases_give_celery_results(capp):
+    @capp.task
+    def add(x, y):
+        return x + y
+
+    @capp.task
+    def tsum(values):
+        return sum(values)
+
+    @capp.task
+    def divide(x, y):
+        return x / y
+
+    with worker(capp):
+        one = add.s(2, 2).delay()
+        assert isinstance(one, AsyncResult) and one.get(timeout=10) == 4
+        chained = (add.s(2, 2) | add.s(4) | add.si(1, 1)).apply_async(countdown=0,
+                                                                       routing_key="ignored")
+        assert isinstance(chained, AsyncResult) and chained.get(timeout=10) == 2
+        assert isinstance(chained.parent, AsyncResult) and chained.parent.get(timeout=1) == 8
+        g = group(add.s(i, i) for i in range(4)).apply_async()
+        assert isinstance(g, GroupResult) and g.get(timeout=10) == [0, 2, 4, 6]
+        assert all(isinstance(r, AsyncResult) for r in g.results) and g.successful()
+        assert GroupResult.restore(g.id, app=capp).get(timeout=1) == [0, 2, 4, 6]
+        c = chord([add.s(1, 1), add.s(2, 2)])(tsum.s())
+        assert isinstance(c, AsyncResult) and c.get(timeout=10) == 6
+        c2 = (group(add.s(1, 1), add.s(3, 3)) | tsum.s()).delay()
+        assert c2.get(timeout=10) == 8
+        bad = group(add.s(1, 1), divide.s(1, 0)).apply_async()
+        with pytest.raises(ZeroDivisionError):
+            bad.get(timeout=10)
+        failed_chain = (divide.s(1, 0) | add.s(1)).apply_async()
+        with pytest.raises(ZeroDivisionError):
+            failed_chain.get(timeout=10)
+        assert failed_chain.state == "FAILURE"
+        by_name = signature(add.name, args=(5, 5), countdown=0).apply_async()
+        assert by_name.get(timeout=10) == 10

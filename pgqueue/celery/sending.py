@@ -1,0 +1,58 @@
+"""The one by-name send path of the Celery layer: ``Task.apply_async``, ``delay``,
+``Celery.send_task`` and a plain signature's ``apply_async`` all come here.
+
+Routing (``app.route``: ``task_routes`` and the default queue), then Celery's
+options as pgqueue's (:mod:`pgqueue.celery.calling`), then one enqueue; with
+``task_id=`` the id is stored in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pgqueue.canvas import Signature
+from pgqueue.celery import calling
+from pgqueue.celery.result import AsyncResult, wrap
+from pgqueue.options import EnqueueOptions
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgqueue.app import App
+    from pgqueue.result import JobResult
+
+
+def _enqueue(app: App, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None,
+             native: dict[str, Any], link: Any, link_error: Any,
+             connection: psycopg.Connection[Any] | None) -> JobResult:
+    if link is not None or link_error is not None:
+        result: JobResult = Signature(name, args, kwargs, native, app=app).apply_async(
+            connection=connection, link=link, link_error=link_error)
+        return result
+    request = app._request_by_name(name, args, kwargs, EnqueueOptions.from_kwargs(native))
+    return app.enqueue(request, connection=connection)
+
+
+def send(app: App, name: str, args: Sequence[Any] | None = None,
+         kwargs: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
+         *, connection: psycopg.Connection[Any] | None = None) -> AsyncResult:
+    """Enqueue task ``name`` with Celery's ``apply_async`` options; its AsyncResult."""
+    options = dict(options or {})
+    args = tuple(args or ())
+    kwargs = dict(kwargs or {})
+    route = getattr(app, "route", None)
+    if route is not None:
+        options = dict(route(name, args, kwargs, options))
+    task_id = options.pop("task_id", None)
+    link, link_error = options.pop("link", None), options.pop("link_error", None)
+    native = calling.enqueue_options(app, options, task_id)
+    if task_id is None or app.settings.eager:
+        made = _enqueue(app, name, args, kwargs, native, link, link_error, connection)
+        result: AsyncResult = wrap(app, made, task_id)
+        return result
+    with calling._transaction(app, connection) as conn:
+        made = _enqueue(app, name, args, kwargs, native, link, link_error, conn)
+        calling.remember(app, task_id, made.id, conn)
+    result = wrap(app, made, task_id)
+    return result
