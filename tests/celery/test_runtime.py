@@ -9,17 +9,16 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from pgqueue.celery import Celery
+from pgqueue.celery import Celery, states
 from pgqueue.celery import signals as celery_signals
-from pgqueue.celery import states
-from pgqueue.celery.exceptions import MaxRetriesExceededError, TaskRevokedError
 from pgqueue.celery.canvas import chord, group, signature
+from pgqueue.celery.exceptions import MaxRetriesExceededError, TaskRevokedError
 from pgqueue.celery.result import AsyncResult, EagerResult, GroupResult
 from pgqueue.celery.task import Task
 from pgqueue.errors import TaskError
@@ -192,7 +191,7 @@ def test_autoretry_for_uses_celerys_defaults_and_budget(capp):
 
 
 class Recording(Task):
-    events: list[tuple[Any, ...]] = []
+    events: ClassVar[list[tuple[Any, ...]]] = []
 
     def on_success(self, retval, task_id, args, kwargs):
         self.events.append(("success", retval, task_id, tuple(args)))
