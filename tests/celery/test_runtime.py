@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pgqueue.celery import Celery, states
 from pgqueue.celery import signals as celery_signals
 from pgqueue.celery.canvas import chord, group, signature
-from pgqueue.celery.exceptions import MaxRetriesExceededError, TaskRevokedError
+from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, TaskRevokedError
 from pgqueue.celery.result import AsyncResult, EagerResult, GroupResult
 from pgqueue.celery.task import Task
 from pgqueue.errors import TaskError
@@ -435,3 +435,72 @@ def test_signatures_and_canvases_give_celery_results(capp):
         assert failed_chain.state == "FAILURE"
         by_name = signature(add.name, args=(5, 5), countdown=0).apply_async()
         assert by_name.get(timeout=10) == 10
+
+
+def test_retry_state_ignore_reject_and_async_tasks(capp):
+    @capp.task(bind=True)
+    def later(self):
+        raise self.retry(exc=ConnectionError("broker down"), countdown=60)
+
+    @capp.task
+    def ignored():
+        raise Ignore()
+
+    @capp.task(bind=True)
+    def rejected_once(self):
+        if self.request.retries == 0:
+            raise Reject("not yet", requeue=True)
+        return "second time"
+
+    @capp.task(bind=True)
+    async def async_add(self, x, y):
+        return [x + y, self.request.id]
+
+    with worker(capp):
+        r = later.delay()
+        until(lambda: r.state == "RETRY")
+        assert isinstance(r.info, ConnectionError) and "broker down" in (r.traceback or "")
+        assert not r.ready()
+        assert ignored.delay().get(timeout=10) is None
+        assert rejected_once.delay().get(timeout=10) == "second time"
+        a = async_add.delay(1, 2)
+        assert a.get(timeout=10) == [3, a.id]
+        r.revoke()
+    assert r.state == "REVOKED"
+
+
+def test_task_always_eager_runs_inline_with_celery_results(capp):
+    @capp.task(bind=True)
+    def add(self, x, y):
+        return [x + y, self.request.is_eager]
+
+    capp.conf.update(task_always_eager=True)
+    r = add.delay(1, 2)
+    assert isinstance(r, EagerResult) and r.get() == [3, True] and r.state == "SUCCESS"
+    chosen = str(uuid.uuid4())
+    r2 = add.apply_async((2, 2), task_id=chosen)
+    assert r2.id == chosen and AsyncResult(chosen, app=capp).get() == [4, True]
+
+
+def test_in_a_processes_pool_the_child_runs_the_celery_machinery(capp, tmp_path):
+    from tests.celery.runtime_app import APP_PATH, Declined, register
+
+    register(capp)
+    notes, gate = str(tmp_path / "notes"), tmp_path / "gate"
+    retry_then_report = capp.tasks["tests.celery.runtime_app.retry_then_report"]
+    declined = capp.tasks["tests.celery.runtime_app.declined"]
+    chosen = str(uuid.uuid4())
+    with worker(capp, app_path=APP_PATH, pool="processes", concurrency=2):
+        r = retry_then_report.apply_async((notes, str(gate)), task_id=chosen)
+        until(lambda: r.state == "PROGRESS", timeout=30)
+        assert r.info["pid"] != __import__("os").getpid()
+        gate.touch()
+        assert r.get(timeout=30) == [chosen, 1]
+        d = declined.delay(notes)
+        with pytest.raises(Declined) as raised:
+            d.get(timeout=30)
+    assert raised.value.args == ("card declined", 7)
+    lines = (tmp_path / "notes").read_text().splitlines()
+    assert f"retry {chosen} ConnectionError" in lines
+    assert any(line.startswith(f"success {chosen} ") for line in lines)
+    assert f"failure {d.id} Declined" in lines
