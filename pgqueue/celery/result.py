@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import encoding, errors
+from pgqueue.app import App as NativeApp
 from pgqueue.celery import calling, states
 from pgqueue.celery.exceptions import TaskRevokedError
 from pgqueue.eager import EagerResult as NativeEagerResult
@@ -93,7 +94,8 @@ def exception_of(err: JobError | None, job_id: int) -> BaseException:
         exc = cls(*args)
     except Exception:
         return fallback
-    exc.traceback = err.traceback  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception):  # a class may not take new attributes
+        exc.traceback = err.traceback  # type: ignore[attr-defined]
     return exc
 
 
@@ -397,7 +399,10 @@ class EagerResult(AsyncResult):
         super().__init__(task_id if task_id is not None else native.id, app=app)
         self._set_job(native)
         self._native = native
-        _eager_ids[(id(app), self.id)] = native
+        if task_id is not None:  # a numeric id is pgqueue's eager lookup's already
+            _eager_ids[(id(app), self.id)] = native
+            if len(_eager_ids) > _EAGER_KEEP:
+                del _eager_ids[next(iter(_eager_ids))]  # the oldest
 
     def _info(self) -> JobInfo | None:
         return self._native.job.info
@@ -418,8 +423,10 @@ class EagerResult(AsyncResult):
         return None
 
 
-# Eager results by (app, text id), so AsyncResult(task_id) finds them in eager mode.
+# Eager results by (app, chosen task id), so AsyncResult(task_id) finds them in eager
+# mode; bounded like pgqueue's own eager results (an app left eager, a dev server).
 _eager_ids: dict[tuple[int, str], JobResult] = {}
+_EAGER_KEEP = 10_000
 
 
 # -- groups -------------------------------------------------------------------------
@@ -433,8 +440,8 @@ class GroupResult:
                  parent: Any = None, app: App | None = None, *,
                  native: NativeGroupResult | None = None) -> None:
         self.app = _app(app)
-        if native is None:
-            native = self.app.GroupResult(int(id))
+        if native is None:  # pgqueue's own lookup (an app may override GroupResult)
+            native = NativeApp.GroupResult(self.app, int(id))
         self._native = native
         self.id = str(native.id)
         self.parent = parent
@@ -445,9 +452,11 @@ class GroupResult:
     def restore(cls, id: Any, backend: Any = None, app: App | None = None
                 ) -> GroupResult | None:
         try:
-            return cls(id, app=app)
-        except (TypeError, ValueError):
+            group = cls(id, app=app)
+            group._native.completed_count()  # an unknown group: None, as in Celery
+        except (TypeError, ValueError, errors.JobNotFound):
             return None
+        return group
 
     def save(self, backend: Any = None) -> GroupResult:
         return self

@@ -38,6 +38,10 @@ def send(app: App, name: str, args: Sequence[Any] | None = None,
          kwargs: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
          *, connection: psycopg.Connection[Any] | None = None) -> AsyncResult:
     """Enqueue task ``name`` with Celery's ``apply_async`` options; its AsyncResult."""
+    if args is not None and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+        raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
     options = dict(options or {})
     args = tuple(args or ())
     kwargs = dict(kwargs or {})

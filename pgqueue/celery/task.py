@@ -36,6 +36,7 @@ receivers that raise are logged, never the job's failure.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -353,6 +354,32 @@ class Task(NativeTask[Any, Any]):
 
     subtask = signature
 
+    def _signature(self) -> inspect.Signature | None:
+        """The function's signature, read once (None: it has none Python can read)."""
+        if not hasattr(self, "_run_signature"):
+            try:
+                self._run_signature: inspect.Signature | None = inspect.signature(self.run)
+            except (TypeError, ValueError):
+                self._run_signature = None
+        return self._run_signature
+
+    def _check_arguments(self, args: Sequence[Any] | None,
+                         kwargs: Mapping[str, Any] | None) -> None:
+        """With ``typing`` (Celery's default), arguments that don't fit the function's
+        signature raise TypeError at the call, not in the worker."""
+        if not self.typing or isinstance(args, (str, bytes)) or (
+                args is not None and not isinstance(args, Sequence)) or (
+                kwargs is not None and not isinstance(kwargs, Mapping)):
+            return  # left to the send path's own checks
+        sig = self._signature()
+        if sig is None:
+            return
+        bound = (None,) if self.celery_bind else ()
+        try:
+            sig.bind(*bound, *(args or ()), **(kwargs or {}))
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+
     def _call_defaults(self) -> dict[str, Any]:
         """The task's own options, under a call's (Celery's merge)."""
         own = {"queue": self.celery_queue, "priority": self.celery_priority,
@@ -370,6 +397,7 @@ class Task(NativeTask[Any, Any]):
                     **options: Any) -> AsyncResult:
         """Celery's ``apply_async`` (options: :mod:`pgqueue.celery.calling`). With
         ``connection=`` the job (and its task id) joins that transaction."""
+        self._check_arguments(args, kwargs)
         merged = {**self._call_defaults(), **options}
         if task_id is not None:
             merged["task_id"] = task_id
@@ -389,6 +417,7 @@ class Task(NativeTask[Any, Any]):
         if link is not None or link_error is not None:
             raise TypeError("apply() runs no link callbacks here; use "
                             "task_always_eager=True with apply_async() for those")
+        self._check_arguments(args, kwargs)
         native = calling.enqueue_options(self.app, {"headers": headers}, task_id)
         request = self._request(tuple(args or ()), dict(kwargs or {}), native)
         ran = eager.run(self.app, [request])[0]

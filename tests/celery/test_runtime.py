@@ -398,6 +398,33 @@ def test_apply_runs_eagerly_and_returns_an_eager_result(capp):
     assert divide(6, 3) == 2  # calling the task runs it here
 
 
+def test_arguments_are_checked_at_the_call_as_celery_does(capp):
+    @capp.task
+    def add(x, y):
+        return x + y
+
+    @capp.task(bind=True)
+    def bound(self, x):
+        return x
+
+    @capp.task(typing=False)
+    def unchecked(x):
+        return x
+
+    with pytest.raises(TypeError, match="add"):
+        add.delay(1)
+    with pytest.raises(TypeError):
+        add.apply_async((1, 2), {"z": 3})
+    with pytest.raises(TypeError):
+        bound.delay(1, 2)
+    with pytest.raises(TypeError, match="list or tuple"):
+        add.apply_async("12")
+    bound.delay(1)
+    unchecked.delay(1, 2, 3)  # typing=False: the worker finds out
+    assert GroupResult.restore("123456", app=capp) is None
+    assert GroupResult.restore("not-a-group", app=capp) is None
+
+
 def test_signatures_and_canvases_give_celery_results(capp):
     @capp.task
     def add(x, y):
