@@ -36,6 +36,7 @@ receivers that raise are logged, never the job's failure.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import random
@@ -48,10 +49,12 @@ from pgqueue.celery import request as requests
 from pgqueue.celery.canvas import Signature
 from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, Retry
 from pgqueue.celery.request import ExceptionInfo, Request
-from pgqueue.celery.result import AsyncResult, EagerResult
+from pgqueue.celery.result import AsyncResult, EagerResult, exception_of
 from pgqueue.celery.sending import send
 from pgqueue.context import JobContext
+from pgqueue.job import JobError
 from pgqueue.options import TaskOptions
+from pgqueue.result import JobResult
 from pgqueue.retry import FOREVER, RetryPolicy
 from pgqueue.task import Task as NativeTask
 
@@ -152,6 +155,37 @@ class Task(NativeTask[Any, Any]):
             requests.pop(token)
 
     # -- in the worker --------------------------------------------------------------
+    def _errback_arguments(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A ``link_error`` callback gets pgqueue's ``(job_id, {type, message, traceback},
+        *own)``; a Celery errback takes ``(request, exc, traceback, *own)`` (or, old
+        style, ``(task_id, *own)``): given those when its signature asks for them."""
+        if len(args) < 2 or not isinstance(args[0], int) or not isinstance(args[1], dict) \
+                or not {"type", "message", "traceback"} <= args[1].keys():
+            return args
+        sig = self._signature()
+        if sig is None:
+            return args
+        params = list(sig.parameters)[1 if self.celery_bind else 0:]
+        if params[:1] == ["request"]:
+            job_id, err = args[0], args[1]
+            error = JobError(str(err["type"]), str(err["message"]), str(err["traceback"]))
+            name = None
+            with contextlib.suppress(Exception):  # the failed job's own record, if kept
+                info = JobResult(self.app, job_id).info()
+                error, name = info.error or error, info.task
+            request = Request(id=str(job_id), task=name, called_directly=False)
+            return (request, exception_of(error, job_id), error.traceback, *args[2:])
+        bound = (None,) if self.celery_bind else ()
+        try:
+            sig.bind(*bound, *args)
+        except TypeError:
+            try:
+                sig.bind(*bound, str(args[0]), *args[2:])
+            except TypeError:
+                return args
+            return (str(args[0]), *args[2:])
+        return args
+
     def _begin(self, ctx: JobContext, args: tuple[Any, ...], kwargs: dict[str, Any]
                ) -> Request:
         task_id = ctx.headers.get(calling.TASK_ID_HEADER) or str(ctx.job_id)
@@ -165,6 +199,7 @@ class Task(NativeTask[Any, Any]):
             self.run(*args, **kwargs)
 
     def _run_sync(self, ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
+        args = self._errback_arguments(args)
         req = self._begin(ctx, args, kwargs)
         token = requests.push(req)
         try:
@@ -182,6 +217,7 @@ class Task(NativeTask[Any, Any]):
             requests.pop(token)
 
     async def _run_async(self, ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
+        args = self._errback_arguments(args)
         req = self._begin(ctx, args, kwargs)
         token = requests.push(req)
         try:

@@ -531,3 +531,40 @@ def test_in_a_processes_pool_the_child_runs_the_celery_machinery(capp, tmp_path)
     assert f"retry {chosen} ConnectionError" in lines
     assert any(line.startswith(f"success {chosen} ") for line in lines)
     assert f"failure {d.id} Declined" in lines
+
+
+def test_link_and_link_error_callbacks_get_what_celery_gives_them(capp):
+    got: list[Any] = []
+
+    @capp.task
+    def add(x, y):
+        return x + y
+
+    @capp.task
+    def divide(x, y):
+        return x / y
+
+    @capp.task
+    def record(value, label):
+        got.append((label, value))
+
+    @capp.task
+    def error_handler(request, exc, traceback):  # Celery's documented errback
+        got.append(("errback", request.id, type(exc).__name__, "ZeroDivisionError" in traceback))
+
+    @capp.task
+    def old_style(task_id):
+        got.append(("old", task_id))
+
+    with worker(capp):
+        r = add.apply_async((2, 2), link=record.s("sum"))
+        assert r.get(timeout=10) == 4
+        assert [type(c) for c in r.children] == [AsyncResult]
+        r.children[0].get(timeout=10)
+        bad = divide.apply_async((1, 0), link_error=[error_handler.s(), old_style.s()])
+        with pytest.raises(ZeroDivisionError):
+            bad.get(timeout=10)
+        until(lambda: len(got) == 3)
+    assert ("sum", 4) in got
+    assert ("errback", bad.id, "ZeroDivisionError", True) in got
+    assert ("old", bad.id) in got
