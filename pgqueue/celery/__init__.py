@@ -2,14 +2,14 @@
 
 Migrating is ``s/from celery/from pgqueue.celery/`` plus the app line
 (``Celery("proj", broker="postgresql://...")``); see docs/migrating-from-celery.md.
-The canvas (``signature``, ``chain``, ``group``, ``chord``) is pgqueue's own,
-which already takes Celery's forms.
+The canvas (``signature``, ``chain``, ``group``, ``chord``) takes Celery's options
+and hands back Celery's result handles (:mod:`pgqueue.celery.canvas`).
 """
 
-from pgqueue.canvas import chain, chord, group, signature
 from pgqueue.celery import states
 from pgqueue.celery.app import Celery, current_app, shared_task
+from pgqueue.celery.canvas import Signature, chain, chord, group, signature, subtask
 from pgqueue.celery.task import Task
 
-__all__ = ["Celery", "Task", "chain", "chord", "current_app", "group", "shared_task",
-           "signature", "states"]
+__all__ = ["Celery", "Signature", "Task", "chain", "chord", "current_app", "group",
+           "shared_task", "signature", "states", "subtask"]

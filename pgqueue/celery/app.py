@@ -45,6 +45,8 @@ def postgres_dsn(url: object) -> str | None:
     """The DSN in a Celery URL if it names Postgres (``sqla+``/``db+``/driver forms too)."""
     if not isinstance(url, str):
         return None
+    if "://" not in url and "=" in url:
+        return url  # a libpq key=value DSN ("host=db dbname=app"): Postgres already
     bare = url
     for prefix in _BACKEND_PREFIXES:
         if bare.startswith(prefix):
@@ -351,9 +353,10 @@ class Celery(App):
     def signature(self, name: str, args: Sequence[Any] | None = None,
                   kwargs: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """``app.signature("proj.tasks.add", args=(2, 2))``: a by-name signature of this app."""
-        from pgqueue.canvas import Signature
+        from pgqueue.celery.canvas import signature
 
-        return Signature(name, tuple(args or ()), dict(kwargs or {}), options, app=self)
+        return signature(name, args=tuple(args or ()), kwargs=dict(kwargs or {}), app=self,
+                         **options)
 
     @property
     def control(self) -> Control:
@@ -386,6 +389,7 @@ class Celery(App):
             self._finalized = True
             self.conf.load()
             self.on_after_configure.send(sender=self, source=self.conf)
+            discovery.setup_django()
             for module in [*self.conf.imports, *self.conf.include]:
                 discovery.import_module(module)
             for packages, related_name in self._discover:

@@ -22,6 +22,20 @@ def import_module(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def setup_django() -> None:
+    """Set Django up if this is a Django process that hasn't yet (a worker, beat): what
+    Celery's Django fixup does, so that task modules may import models."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return
+    try:
+        import django
+        from django.apps import apps
+    except ImportError:
+        return
+    if not apps.ready and not apps.loading:
+        django.setup()
+
+
 def django_packages() -> list[str]:
     """The installed Django apps' packages; none when the project isn't a Django one."""
     try:
