@@ -43,6 +43,10 @@ class _Celery(native.Canvas):
                                    link_error=link_error, **_native_options(app, options))
         return wrap(app, made)
 
+    def __invert__(self) -> Any:
+        """``~sig``: apply and wait for the result, as in Celery."""
+        return self.apply_async().get()
+
     def __or__(self, other: native.Canvas) -> native.Canvas:
         if not isinstance(other, native.Canvas):
             return NotImplemented
@@ -107,11 +111,18 @@ class Signature(_Celery, native.Signature):
 
 
 class Chain(_Celery, native.Chain):
-    """``chain(a, b, c)`` / ``a | b | c``."""
+    """``chain(a, b, c)`` / ``a | b | c``; ``chain(...)()`` applies it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
 
 
 class Group(_Celery, native.Group):
-    """``group(a, b)`` / ``group(sig for ...)``: the result is a GroupResult."""
+    """``group(a, b)`` / ``group(sig for ...)``: the result is a GroupResult;
+    ``group(...)()`` applies it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
 
 
 class Chord(_Celery, native.Chord):

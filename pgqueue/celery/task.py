@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from pgqueue import eager, errors
 from pgqueue.celery import calling, signals, states
 from pgqueue.celery import request as requests
-from pgqueue.celery.canvas import Signature
+from pgqueue.celery.canvas import Group, Signature
 from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, Retry
 from pgqueue.celery.request import ExceptionInfo, Request
 from pgqueue.celery.result import AsyncResult, EagerResult, exception_of
@@ -101,9 +101,17 @@ class Task(NativeTask[Any, Any]):
     typing: bool = True
     expires: Any = None
     abstract = True
+    name: str
 
-    def __init__(self, app: App, fn: Callable[..., Any], options: Mapping[str, Any],
-                 bind: bool = False) -> None:
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The task's body: a class-based task defines it (a decorated function is it)."""
+        raise NotImplementedError
+
+    def __init__(self, app: App | None = None, fn: Callable[..., Any] | None = None,
+                 options: Mapping[str, Any] | None = None, bind: bool = False) -> None:
+        if app is None or fn is None:  # a class-based task: bound by bind_task(app, task)
+            return
+        options = options or {"name": f"{fn.__module__}.{fn.__name__}"}
         calling.check_serializer(self.serializer, f"task {options.get('name')!r}: serializer")
         # What the task itself declared, in Celery's terms (apply_async merges them).
         # (``queue``/``priority`` are class attributes only when declared.)
@@ -130,7 +138,7 @@ class Task(NativeTask[Any, Any]):
             ignore_result=bool(self.ignore_result), rate_limit=self.rate_limit,
             **{k: options[k] for k in _NATIVE_EXTRAS if options.get(k) is not None})
         super().__init__(app, fn, native)
-        self.run = fn
+        self.run = fn  # type: ignore[method-assign]
         self.fn = self._run_async if self.is_async else self._run_sync
 
     def __repr__(self) -> str:
@@ -390,6 +398,27 @@ class Task(NativeTask[Any, Any]):
 
     subtask = signature
 
+    # Celery's map/starmap/chunks: one job runs the function over many arguments.
+    def map(self, it: Any, **options: Any) -> Signature:  # type: ignore[override]
+        """A signature of one job that returns ``[task(x) for x in it]``."""
+        return Signature(MAP, (self.name, list(it)), app=self.app, **options)
+
+    def starmap(self, it: Any, **options: Any) -> Signature:
+        """A signature of one job that returns ``[task(*args) for args in it]``."""
+        return Signature(STARMAP, (self.name, [list(a) for a in it]), app=self.app,
+                         **options)
+
+    def chunks(self, it: Any, n: int) -> Group:
+        """A group of jobs, each running ``n`` argument tuples (``starmap``)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"chunks(): n must be a positive int, not {n!r}")
+        items = [list(a) for a in it]
+        return Group(*[self.starmap(items[i:i + n]) for i in range(0, len(items), n)])
+
+    def replace(self, sig: Any) -> None:
+        raise NotImplementedError("Task.replace(): pgqueue can't swap a running job for a "
+                                  "signature; return sig.delay().id, or chain the work")
+
     def _signature(self) -> inspect.Signature | None:
         """The function's signature, read once (None: it has none Python can read)."""
         if not hasattr(self, "_run_signature"):
@@ -500,6 +529,44 @@ def make_task(app: App, fn: Callable[..., Any], options: Mapping[str, Any]) -> T
                          "name with @app.task(name=...)")
     app.tasks[name] = task
     signals.install(app)
+    _install_builtins(app)
+    return task
+
+
+MAP, STARMAP = "celery.map", "celery.starmap"
+
+
+def _install_builtins(app: App) -> None:
+    """The tasks Celery's ``task.map``/``starmap``/``chunks`` send (once per app, so a
+    worker with any Celery task runs them)."""
+    if getattr(app, "_celery_builtins", False):
+        return
+    app._celery_builtins = True  # type: ignore[attr-defined]
+
+    def xmap(task: str, it: list[Any]) -> list[Any]:
+        run = app.tasks[task]
+        return [run(item) for item in it]
+
+    def xstarmap(task: str, it: list[list[Any]]) -> list[Any]:
+        run = app.tasks[task]
+        return [run(*args) for args in it]
+
+    make_task(app, xmap, {"name": MAP, "typing": False})
+    make_task(app, xstarmap, {"name": STARMAP, "typing": False})
+
+
+def bind_task(app: App, task: Task) -> Task:
+    """A class-based task (``class Add(Task): def run(self, x, y): ...``; Celery's
+    ``app.register_task(Add())``): made a task of ``app`` and registered."""
+    cls = type(task)
+    run = cls.__dict__.get("run") or getattr(cls, "run", None)
+    if not callable(run) or run is Task.run:
+        raise TypeError(f"{cls.__qualname__} needs a run(self, ...) method to be a task")
+    name = getattr(cls, "name", None) or f"{cls.__module__}.{cls.__name__}"
+    Task.__init__(task, app, run, {"name": name}, bind=True)
+    app.tasks[name] = task
+    signals.install(app)
+    _install_builtins(app)
     return task
 
 

@@ -568,3 +568,42 @@ def test_link_and_link_error_callbacks_get_what_celery_gives_them(capp):
     assert ("sum", 4) in got
     assert ("errback", bad.id, "ZeroDivisionError", True) in got
     assert ("old", bad.id) in got
+
+
+class Multiply(Task):
+    """A class-based task, as Celery's app.register_task(Multiply()) takes."""
+
+    name = "proj.tasks.multiply"
+
+    def run(self, x, y):
+        return [x * y, self.request.retries]
+
+
+def test_canvas_calls_map_starmap_chunks_and_class_based_tasks(capp):
+    from pgqueue.celery.canvas import chain
+    from pgqueue.celery.task import bind_task
+
+    @capp.task
+    def add(x, y):
+        return x + y
+
+    @capp.task
+    def double(x):
+        return 2 * x
+
+    @capp.task
+    def tsum(values):
+        return sum(values)
+
+    multiply = bind_task(capp, Multiply())
+    assert capp.tasks["proj.tasks.multiply"] is multiply and multiply(3, 4) == [12, 0]
+    with worker(capp):
+        assert chain(add.s(2, 2), add.s(4), add.s(8))().get(timeout=10) == 16
+        assert group(add.s(i, i) for i in range(4))().get(timeout=10) == [0, 2, 4, 6]
+        assert (group(add.s(i, i) for i in range(4)) | tsum.s())().get(timeout=10) == 12
+        assert ~add.s(1, 1) == 2
+        assert ~double.map([1, 2, 3]) == [2, 4, 6]
+        assert ~add.starmap(zip(range(3), range(3), strict=True)) == [0, 2, 4]
+        pairs = [(i, i) for i in range(5)]
+        assert add.chunks(pairs, 2)().get(timeout=10) == [[0, 2], [4, 6], [8]]
+        assert multiply.delay(6, 7).get(timeout=10) == [42, 0]
