@@ -140,7 +140,7 @@ def _custom(info: JobInfo) -> tuple[str, Any] | None:
 
 def _tracks_started(app: App, task: str) -> bool:
     t = app.tasks.get(task)
-    if t is not None and hasattr(t, "track_started"):
+    if t is not None and hasattr(t, "track_started"):  # a Celery task: its own, or conf's
         return bool(t.track_started)
     conf = getattr(app, "conf", None)
     return bool(conf.get("task_track_started", False)) if conf is not None else False

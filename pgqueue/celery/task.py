@@ -37,6 +37,7 @@ receivers that raise are logged, never the job's failure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import random
@@ -66,6 +67,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("pgqueue.celery")
 
 CUSTOM_STATE, CUSTOM_META = calling.CUSTOM_STATE, calling.CUSTOM_META
+# Task attributes a Celery app's settings give a default for (Celery's from_config).
+_FROM_CONFIG = (("serializer", "task_serializer"), ("rate_limit", "task_default_rate_limit"),
+                ("track_started", "task_track_started"), ("acks_late", "task_acks_late"),
+                ("reject_on_worker_lost", "task_reject_on_worker_lost"),
+                ("ignore_result", "task_ignore_result"), ("time_limit", "task_time_limit"),
+                ("soft_time_limit", "task_soft_time_limit"))
 _NATIVE_EXTRAS = ("concurrency_limit", "unique", "unique_for", "redact", "result_expires")
 _RETRY_FOREVER = FOREVER - 1
 
@@ -140,6 +147,34 @@ class Task(NativeTask[Any, Any]):
         super().__init__(app, fn, native)
         self.run = fn  # type: ignore[method-assign]
         self.fn = self._run_async if self.is_async else self._run_sync
+        self.from_config()
+
+    def _explicit(self, attr: str) -> bool:
+        """Whether the task (its decorator's options, or a base class) set ``attr``."""
+        for klass in type(self).__mro__:
+            if klass is Task:
+                return False
+            if attr in klass.__dict__:
+                return True
+        return False
+
+    def from_config(self) -> None:
+        """Take the app's ``task_*`` settings for what the task didn't set itself, as
+        Celery binds a task to its app's config (``task_track_started``,
+        ``task_time_limit``, ``task_ignore_result``...). Called when the task is made and
+        again when the app is finalized (its configuration complete)."""
+        conf = getattr(self.app, "conf", None)
+        if conf is None:
+            return
+        for attr, key in _FROM_CONFIG:
+            if not self._explicit(attr) and conf.get(key) is not None:
+                setattr(self, attr, conf.get(key))
+        calling.check_serializer(self.serializer, f"task {self.name!r}: serializer")
+        native = dataclasses.replace(self.options, time_limit=self.time_limit,
+                                     soft_time_limit=self.soft_time_limit,
+                                     ignore_result=bool(self.ignore_result),
+                                     rate_limit=self.rate_limit)
+        self.options = native
 
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {getattr(self.app, 'main', None) or 'pgqueue'}>"

@@ -607,3 +607,22 @@ def test_canvas_calls_map_starmap_chunks_and_class_based_tasks(capp):
         pairs = [(i, i) for i in range(5)]
         assert add.chunks(pairs, 2)().get(timeout=10) == [[0, 2], [4, 6], [8]]
         assert multiply.delay(6, 7).get(timeout=10) == [42, 0]
+
+
+def test_task_settings_default_from_the_apps_configuration(capp):
+    capp.conf.update(task_track_started=True, task_soft_time_limit=30, task_time_limit=60)
+
+    @capp.task
+    def configured():
+        return 1
+
+    @capp.task(track_started=False, time_limit=90)
+    def own():
+        return 1
+
+    assert configured.track_started is True and own.track_started is False
+    assert (configured.soft_time_limit, configured.time_limit) == (30, 60)
+    assert (own.soft_time_limit, own.time_limit) == (30, 90)
+    capp.conf.update(task_ignore_result=True)
+    configured.from_config()  # what the app's finalize does for every task
+    assert configured.options.ignore_result and configured.ignore_result
