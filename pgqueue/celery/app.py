@@ -19,7 +19,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from pgqueue import current
 from pgqueue.app import App
@@ -233,6 +233,11 @@ class Celery(App):
 
         return Task
 
+    @overload
+    def task(self, fn: Callable[..., Any], /) -> Any: ...
+    @overload
+    def task(self, **options: Any) -> Callable[[Callable[..., Any]], Any]: ...
+
     def task(self, *args: Any, **options: Any) -> Any:
         """``@app.task``, ``@app.task(bind=True, ...)``: Celery's task decorator.
 
@@ -321,17 +326,25 @@ class Celery(App):
                   connection: Any = None, router: Any = None, result_cls: Any = None,
                   expires: Any = None, link: Any = None, link_error: Any = None,
                   **options: Any) -> AsyncResult:
-        """Send a task by name (Celery's options). An unknown name raises
-        :class:`NotRegistered` at once when this app knows its tasks (it has
-        some registered); a producer with no tasks sends anything, as in Celery."""
+        """Send a task by name (Celery's options), as Celery does.
+
+        A name this app doesn't know raises :class:`NotRegistered` at once when the
+        app declares where all its tasks are (``include``, ``imports`` or
+        ``autodiscover_tasks()``, the layout of a Celery project): it is a typo, not
+        a task of another service. An app without that declaration sends any name,
+        which is what Celery's docs use ``send_task`` for. ``send_task_check_registry``
+        True checks whenever the app has tasks, False never.
+        """
         import psycopg
 
         from pgqueue.celery.task import send
 
         self.finalize()
         known = self.tasks.get(name)
-        if known is None and self.tasks and self.conf.get("send_task_check_registry", True):
-            close = difflib.get_close_matches(name, list(self.tasks), n=1)
+        if known is None and self._checks_registry():
+            short = name.rpartition(".")[2]
+            close = [t for t in self.tasks if t.rpartition(".")[2] == short] or \
+                difflib.get_close_matches(name, list(self.tasks), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise NotRegistered(
                 f"no task named {name!r} in {self!r}{hint} (task names are module-qualified, "
@@ -343,6 +356,13 @@ class Celery(App):
         merged = {**routing.task_defaults(known), **options, **given}
         conn = connection if isinstance(connection, psycopg.Connection) else None
         return send(self, name, args, kwargs, merged, connection=conn)
+
+    def _checks_registry(self) -> bool:
+        check = self.conf.get("send_task_check_registry")
+        if check is not None:
+            return bool(check) and bool(self.tasks)
+        return bool(self.tasks) and bool(self._discover or self.conf.include
+                                         or self.conf.imports)
 
     def AsyncResult(self, task_id: Any, **kwargs: Any) -> AsyncResult:  # type: ignore[override]
         """A result handle by id: a Celery task id (text) or a job id; never raises."""
@@ -497,6 +517,12 @@ class SharedTask:
     def __repr__(self) -> str:
         name = self._options.get("name") or f"{self.__module__}.{self.__name__}"
         return f"<@shared_task {name}>"
+
+
+@overload
+def shared_task(fn: Callable[..., Any], /) -> Any: ...
+@overload
+def shared_task(**options: Any) -> Callable[[Callable[..., Any]], Any]: ...
 
 
 def shared_task(*args: Any, **options: Any) -> Any:

@@ -62,8 +62,9 @@ DEFAULTS: dict[str, Any] = {
     # pgqueue's own: which way Celery priorities point ("amqp": higher runs first,
     # "redis": 0 runs first); priority_steps in broker_transport_options also selects redis.
     "task_priority_convention": None,
-    # pgqueue's own: send_task checks names against a non-empty registry (False: never).
-    "send_task_check_registry": True,
+    # pgqueue's own: send_task checks names against the registry (None: when the app
+    # declares its task modules; True: whenever it has tasks; False: never).
+    "send_task_check_registry": None,
 }
 
 # Settings that change what pgqueue does (see docs/migrating-from-celery.md).
