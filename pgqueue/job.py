@@ -72,3 +72,4 @@ class JobInfo:
     result: Any
     error: JobError | None
     progress: Progress | None = None  # the latest its current attempt reported
+    cancel_requested: bool = False  # a cancel was asked for (a running job may still run)

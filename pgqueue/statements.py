@@ -407,7 +407,7 @@ def _job_info(rows: list[Row]) -> JobInfo | None:
 def _job_info_row(row: Row) -> JobInfo:
     (id_, task, queue, state, attempts, max_attempts, priority, run_at, created_at,
      started_at, finished_at, value, etype, emessage, etraceback, cause, progress_text,
-     emodule, eargs) = row
+     emodule, eargs, cancel_requested) = row
     return JobInfo(
         id=id_,
         task=task,
@@ -424,6 +424,7 @@ def _job_info_row(row: Row) -> JobInfo:
         error=JobError(etype, emessage, etraceback, cause, emodule, eargs)
         if etype is not None else None,
         progress=progress.from_json(progress_text),
+        cancel_requested=bool(cancel_requested),
     )
 
 

@@ -420,7 +420,7 @@ RETURNING j.id;
 SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.max_attempts, j.priority,
        j.run_at, j.created_at, j.started_at, j.finished_at,
        r.value::text, e.type, e.message, e.traceback, e.cause_job, j.progress::text,
-       e.module, e.args::text
+       e.module, e.args::text, j.cancel_requested
 FROM {schema}.jobs j
 LEFT JOIN {schema}.job_results r ON r.job_id = j.id
 LEFT JOIN LATERAL (

@@ -90,7 +90,7 @@ SELECT size, succeeded, failed FROM {schema}.workflow_groups WHERE id = %(id)s;
 SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.max_attempts, j.priority,
        j.run_at, j.created_at, j.started_at, j.finished_at,
        r.value::text, e.type, e.message, e.traceback, e.cause_job, j.progress::text,
-       e.module, e.args::text
+       e.module, e.args::text, j.cancel_requested
 FROM {schema}.workflow_steps s
 JOIN {schema}.jobs j ON j.id = s.job_id
 LEFT JOIN {schema}.job_results r ON r.job_id = j.id
