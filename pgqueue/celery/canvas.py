@@ -43,6 +43,11 @@ class _Celery(native.Canvas):
                                    link_error=link_error, **_native_options(app, options))
         return wrap(app, made)
 
+    def on_error(self, errback: native.Canvas) -> Any:
+        """Celery's ``sig.on_error(errback)``: a ``link_error``, and this canvas back."""
+        self.link_error(errback)
+        return self
+
     def __invert__(self) -> Any:
         """``~sig``: apply and wait for the result, as in Celery."""
         return self.apply_async().get()
@@ -111,7 +116,13 @@ class Signature(_Celery, native.Signature):
 
 
 class Chain(_Celery, native.Chain):
-    """``chain(a, b, c)`` / ``a | b | c``; ``chain(...)()`` applies it."""
+    """``chain(a, b, c)`` / ``a | b | c``; ``chain(...)()`` applies it. A group of one
+    task in a chain is that task, as Celery unrolls it."""
+
+    def __init__(self, *tasks: Any) -> None:
+        super().__init__(*tasks)
+        self.tasks = [t.tasks[0] if isinstance(t, native.Group) and len(t.tasks) == 1
+                      and not t.links and not t.errbacks else t for t in self.tasks]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)

@@ -19,6 +19,7 @@ from pgqueue.errors import SoftTimeLimitExceeded, TimeLimitExceeded
 
 __all__ = [
     "CeleryError",
+    "ChordError",
     "Ignore",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
@@ -34,6 +35,7 @@ __all__ = [
 
 TimeoutError = builtins.TimeoutError
 TaskError = errors.TaskError  # a remote failure without an importable type (see result.py)
+ChordError = errors.ChordError  # a chord's callback didn't run: a header member failed
 
 
 class CeleryError(errors.PgQueueError):

@@ -49,6 +49,9 @@ class Request:
     context: JobContext | None = field(default=None, repr=False)
     # A retry asked for with throw=False: raised when the task returns.
     pending_retry: BaseException | None = field(default=None, repr=False)
+    # What update_state(state=SUCCESS, meta=...) stored: the job's value if it then
+    # raises Ignore (Celery's "store the result yourself" idiom).
+    stored_result: Any = field(default=None, repr=False)
 
     @property
     def job_id(self) -> int | None:

@@ -79,6 +79,9 @@ def exception_of(err: JobError | None, job_id: int) -> BaseException:
         return errors.TaskError(job_id, "UnknownError",
                                 "the job failed without a recorded error", "")
     fallback = errors.TaskError(job_id, err.type, err.message, err.traceback)
+    if err.type == "ChordError" and err.module is None:  # a chord's own, recorded by SQL
+        return errors.ChordError(err.cause_job or job_id, err.type, err.message,
+                                 err.traceback)
     cls = _importable(err.module, err.type)
     if cls is None:
         return fallback
@@ -111,6 +114,13 @@ def _cause(app: App, info: JobInfo) -> tuple[JobError | None, int]:
             return err, err.cause_job
         return cause.error or err, err.cause_job
     return err, info.id
+
+
+def _revoked(info: JobInfo, propagate: bool) -> Any:
+    exc = TaskRevokedError(f"task {info.task} [{info.id}] was revoked")
+    if propagate:
+        raise exc
+    return exc
 
 
 def settle(app: App, info: JobInfo, propagate: bool) -> Any:
@@ -158,6 +168,8 @@ def state_of(app: App, info: JobInfo | None) -> str:
         cause = info.error.cause_job if info.error is not None else None
         return states.FAILURE if cause is not None else states.REVOKED
     if s is JobState.RUNNING:
+        if info.cancel_requested:  # revoked; its worker is stopping it (or it can't)
+            return states.REVOKED
         custom = _custom(info)
         if custom is not None:
             return custom[0]
@@ -184,6 +196,7 @@ class AsyncResult:
         self._children: list[Any] | None = None
         self._job: JobResult | None = None
         self._resolved = False
+        self.ignored = False  # sent with ignore_result=True: get() returns None at once
         if isinstance(id, int) and not isinstance(id, bool):
             self._set_job(JobResult(self.app, id))
 
@@ -327,7 +340,12 @@ class AsyncResult:
         """Wait for the task; its value, or its exception raised (``propagate=False``:
         returned). ``TimeoutError`` after ``timeout`` seconds. An id with no job yet
         is waited for too, as in Celery."""
+        if self.ignored:  # sent with ignore_result=True: nothing will be stored
+            return None
         deadline = None if timeout is None else time.monotonic() + timeout
+        if on_message is not None:
+            return self._get_with_messages(deadline, timeout, propagate, interval,
+                                           on_message, callback)
         job = self._resolve()
         while job is None:
             if deadline is not None and time.monotonic() >= deadline:
@@ -336,18 +354,61 @@ class AsyncResult:
             time.sleep(_POLL)
             self._resolved = False
             job = self._resolve()
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        try:
-            job.get(left, propagate=False)
-        except errors.JobNotFound:
-            return None
-        info = job.info()
-        value = settle(self.app, info, propagate)
+        info = self._info()
+        if info is not None and info.state is JobState.RUNNING and info.cancel_requested:
+            value = _revoked(info, propagate)  # revoked: Celery's get() doesn't wait for it
+        else:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                job.get(left, propagate=False)
+            except errors.JobNotFound:
+                return None
+            value = settle(self.app, job.info(), propagate)
         if callback is not None:
             callback(self.id, value)
         return value
 
     wait = get
+
+    def _message(self, info: JobInfo | None) -> dict[str, Any]:
+        """What Celery's result backend would send for this state (``on_message``)."""
+        state = state_of(self.app, info)
+        result = self.result if state != states.PENDING else None
+        return {"task_id": self.id, "status": state, "result": result,
+                "traceback": self.traceback if state in states.EXCEPTION_STATES else None,
+                "children": [], "date_done": info.finished_at if info is not None else None}
+
+    def _get_with_messages(self, deadline: float | None, timeout: float | None,
+                           propagate: bool, interval: float, on_message: Any,
+                           callback: Any) -> Any:
+        """get(on_message=fn): ``fn`` gets each new state as Celery's message dict while
+        the task runs (read every ``interval`` seconds), the final one included."""
+        last: tuple[str, Any] | None = None
+        while True:
+            info = self._info()
+            message = self._message(info)
+            seen = (message["status"], repr(message["result"]))
+            if seen != last:
+                last = seen
+                on_message(message)
+            if message["status"] in states.READY_STATES:
+                assert info is not None
+                value = settle(self.app, info, propagate) if info.state.finished else \
+                    _revoked(info, propagate)
+                if callback is not None:
+                    callback(self.id, value)
+                return value
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"task {self.id} is still {message['status']} after "
+                                   f"{timeout}s")
+            time.sleep(max(0.05, min(interval, 1.0)))
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this task and then its children (link callbacks,
+        a chain's next steps), depth first, waiting for each."""
+        yield self, self.get(**kwargs)
+        for child in self.children:
+            yield from child.collect(intermediate, **kwargs)
 
     # -- acting -------------------------------------------------------------
     def forget(self) -> None:

@@ -49,14 +49,15 @@ def send(app: App, name: str, args: Sequence[Any] | None = None,
     if route is not None:
         options = dict(route(name, args, kwargs, options))
     task_id = options.pop("task_id", None)
+    ignored = bool(options.get("ignore_result"))
     link, link_error = options.pop("link", None), options.pop("link_error", None)
     native = calling.enqueue_options(app, options, task_id)
     if task_id is None or app.settings.eager:
         made = _enqueue(app, name, args, kwargs, native, link, link_error, connection)
-        result: AsyncResult = wrap(app, made, task_id)
-        return result
-    with calling._transaction(app, connection) as conn:
-        made = _enqueue(app, name, args, kwargs, native, link, link_error, conn)
-        calling.remember(app, task_id, made.id, conn)
-    result = wrap(app, made, task_id)
+    else:
+        with calling._transaction(app, connection) as conn:
+            made = _enqueue(app, name, args, kwargs, native, link, link_error, conn)
+            calling.remember(app, task_id, made.id, conn)
+    result: AsyncResult = wrap(app, made, task_id)
+    result.ignored = ignored
     return result

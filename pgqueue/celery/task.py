@@ -235,6 +235,7 @@ class Task(NativeTask[Any, Any]):
         req = requests.from_context(ctx, self, args, kwargs, task_id)
         signals.task_prerun.send(sender=self, task_id=req.id, task=self, args=args,
                                  kwargs=kwargs)
+        self._guard("before_start", self.before_start, req.id, args, kwargs)
         return req
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -253,7 +254,7 @@ class Task(NativeTask[Any, Any]):
             except BaseException as exc:
                 raised = self._failed(req, exc)
                 if raised is None:
-                    return None
+                    return req.stored_result
                 raise raised from (None if raised is exc else exc)
             return self._succeeded(req, value)
         finally:
@@ -271,7 +272,7 @@ class Task(NativeTask[Any, Any]):
             except BaseException as exc:
                 raised = self._failed(req, exc)
                 if raised is None:
-                    return None
+                    return req.stored_result
                 raise raised from (None if raised is exc else exc)
             return self._succeeded(req, value)
         finally:
@@ -309,7 +310,7 @@ class Task(NativeTask[Any, Any]):
         if isinstance(exc, Ignore):
             signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
                                       kwargs=req.kwargs, retval=None, state=states.IGNORED)
-            return None
+            return None  # the job ends succeeded: with the meta of update_state(SUCCESS)
         if isinstance(exc, Reject) and exc.requeue:
             return self._retrying(req, Retry(exc=exc, when=0, max_retries=_RETRY_FOREVER))
         if isinstance(exc, errors.Retry):
@@ -398,8 +399,14 @@ class Task(NativeTask[Any, Any]):
                 if isinstance(tot, (int, float)) and not isinstance(tot, bool) and tot > 0:
                     total = tot
         req.context.update_progress(done, total, {CUSTOM_STATE: state, CUSTOM_META: meta})
+        # Celery's "store the result, then raise Ignore": a SUCCESS set here is the value
+        # the job ends with if the task then raises Ignore.
+        req.stored_result = meta if state == states.SUCCESS else None
 
     # -- handlers (override in a base class) --------------------------------------------
+    def before_start(self, task_id: str | None, args: Any, kwargs: Any) -> None:
+        """The attempt is about to run (in the worker)."""
+
     def on_success(self, retval: Any, task_id: str | None, args: Any, kwargs: Any) -> None:
         """The task returned ``retval`` (in the worker)."""
 

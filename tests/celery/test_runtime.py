@@ -626,3 +626,90 @@ def test_task_settings_default_from_the_apps_configuration(capp):
     capp.conf.update(task_ignore_result=True)
     configured.from_config()  # what the app's finalize does for every task
     assert configured.options.ignore_result and configured.ignore_result
+
+
+class Starting(Task):
+    started: ClassVar[list[str]] = []
+
+    def before_start(self, task_id, args, kwargs):
+        self.started.append(task_id)
+
+
+def test_more_of_celerys_documented_calls(capp):
+    from pgqueue.celery.canvas import chain
+    from pgqueue.celery.exceptions import ChordError
+
+    release = threading.Event()
+    errors: list[Any] = []
+
+    @capp.task
+    def add(x, y):
+        return x + y
+
+    @capp.task
+    def mul(x, y):
+        return x * y
+
+    @capp.task
+    def tsum(values):
+        return sum(values)
+
+    @capp.task
+    def raising():
+        raise ValueError("something something")
+
+    @capp.task
+    def log_error(request, exc, traceback):
+        errors.append((request.id, type(exc).__name__))
+
+    @capp.task(bind=True)
+    def progress(self):
+        self.update_state(state="PROGRESS", meta={"progress": 50})
+        release.wait(20)
+        return "ok"
+
+    @capp.task(bind=True)
+    def get_tweets(self):
+        self.update_state(state=states.SUCCESS, meta=["tweet"])
+        raise Ignore()
+
+    @capp.task(base=Starting)
+    def starts():
+        return 1
+
+    @capp.task
+    def sleeper():
+        release.wait(20)
+
+    Starting.started = []
+    with worker(capp):
+        bad = add.s(2, "2").on_error(log_error.s()).delay()
+        with pytest.raises(TypeError):
+            bad.get(timeout=10)
+        until(lambda: errors == [(bad.id, "TypeError")])
+        assert chain(group(add.s(1, 1)), add.s(2))().get(timeout=10) == 4
+        assert add.apply_async((1, 2), ignore_result=True).get() is None
+        linked = add.apply_async((2, 2), link=mul.s(16))
+        assert [(r.id, v) for r, v in linked.collect(timeout=10)] == [
+            (linked.id, 4), (linked.children[0].id, 64)]
+        with pytest.raises(ChordError):
+            chord([add.s(4, 4), raising.s(), add.s(8, 8)], tsum.s())().get(timeout=10)
+        messages: list[dict[str, Any]] = []
+        p = progress.delay()
+        until(lambda: p.state == "PROGRESS")
+        threading.Timer(0.3, release.set).start()
+        assert p.get(on_message=messages.append, propagate=False, timeout=10) == "ok"
+        assert [m["status"] for m in messages] == ["PROGRESS", "SUCCESS"]
+        assert messages[0]["result"] == {"progress": 50} and messages[1]["result"] == "ok"
+        assert get_tweets.delay().get(timeout=10) == ["tweet"]
+        s = starts.delay()
+        s.get(timeout=10)
+        assert Starting.started == [s.id]
+        release.clear()
+        running = sleeper.delay()
+        until(lambda: running.job_id is not None and running._info().state.value == "running")
+        running.revoke(terminate=True)
+        assert running.state == "REVOKED" and running.ready()
+        with pytest.raises(TaskRevokedError):
+            running.get(timeout=1)
+        release.set()
