@@ -110,6 +110,9 @@ class Celery(App):
         super().__init__(dsn, schema=schema)
         self.main = main
         self.namespace = namespace
+        if task_cls is None and discovery.is_django_process():
+            # Celery's Django fixup: tasks get delay_on_commit / apply_async_on_commit.
+            task_cls = "pgqueue.celery.contrib.django.task:DjangoTask"
         self.task_cls = task_cls
         self.on_configure = Signal("on_configure")
         self.on_after_configure = Signal("on_after_configure")

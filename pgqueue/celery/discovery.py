@@ -10,6 +10,7 @@ importing one is not hidden.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -20,6 +21,13 @@ log = logging.getLogger("pgqueue.celery")
 
 def import_module(name: str) -> ModuleType:
     return importlib.import_module(name)
+
+
+def is_django_process() -> bool:
+    """Django is installed and this process names its settings (Celery's fixup test)."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return False
+    return importlib.util.find_spec("django") is not None
 
 
 def setup_django() -> None:

@@ -194,6 +194,24 @@ def test_task_names_are_module_qualified_as_in_celery(capp: Celery) -> None:
     assert set(capp.tasks) >= {add.name, "custom.name", "proj.script"}
 
 
+def test_in_a_django_process_tasks_are_django_tasks(monkeypatch: pytest.MonkeyPatch,
+                                                    apps: list[Celery], dsn: str) -> None:
+    from pgqueue.celery.contrib.django.task import DjangoTask
+
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "some.settings")  # Celery's fixup test
+    app = Celery("proj", broker=dsn)
+    apps.append(app)
+
+    @app.task
+    def welcome(user_id: int) -> None: ...
+
+    assert isinstance(welcome, DjangoTask) and callable(welcome.delay_on_commit)
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE")
+    plain = Celery("proj", broker=dsn)
+    apps.append(plain)
+    assert not isinstance(plain.task(lambda: None), DjangoTask)
+
+
 # -- routing --------------------------------------------------------------------------------
 def test_task_routes_choose_the_queue_as_celery_does(capp: Celery, dsn: str) -> None:
     def router(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
