@@ -267,9 +267,10 @@ class Celery(App):
         return decorate
 
     def register_task(self, task: Any) -> Any:
-        """Celery's ``app.register_task(task)``: an already built task into the registry."""
-        self.tasks[task.name] = task
-        return task
+        """Celery's ``app.register_task(Add())``: a class-based task made this app's."""
+        from pgqueue.celery.task import bind_task
+
+        return bind_task(self, task)
 
     # -- routing and priorities ---------------------------------------------------
     def route(self, name: str, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None,
@@ -417,6 +418,12 @@ class Celery(App):
                 discovery.import_module(module)
             for packages, related_name in self._discover:
                 discovery.discover(packages, related_name)
+            # Settings read after tasks were declared (shared_task before
+            # config_from_object) reach them now, as Celery binds tasks at finalize.
+            for task in list(self.tasks.values()):
+                from_config = getattr(task, "from_config", None)
+                if callable(from_config):
+                    from_config()
             self.on_after_finalize.send(sender=self)
             self._declare_schedules()
 

@@ -212,6 +212,26 @@ def test_in_a_django_process_tasks_are_django_tasks(monkeypatch: pytest.MonkeyPa
     assert not isinstance(plain.task(lambda: None), DjangoTask)
 
 
+def test_settings_read_late_reach_tasks_and_class_based_tasks_register(capp: Celery) -> None:
+    from pgqueue.celery import Task
+
+    @capp.task
+    def early() -> None: ...
+
+    capp.config_from_object({"task_time_limit": 5, "task_track_started": True})
+    capp.finalize()  # as a worker does at start
+    assert (early.time_limit, early.track_started) == (5, True)
+
+    class Add(Task):
+        name = "proj.add"
+
+        def run(self, x: int, y: int) -> int:
+            return x + y
+
+    add = capp.register_task(Add())
+    assert capp.tasks["proj.add"] is add and add(1, 2) == 3
+
+
 # -- routing --------------------------------------------------------------------------------
 def test_task_routes_choose_the_queue_as_celery_does(capp: Celery, dsn: str) -> None:
     def router(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
