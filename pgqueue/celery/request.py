@@ -52,6 +52,7 @@ class Request:
     # What update_state(state=SUCCESS, meta=...) stored: the job's value if it then
     # raises Ignore (Celery's "store the result yourself" idiom).
     stored_result: Any = field(default=None, repr=False)
+    task_object: Any = field(default=None, repr=False)  # the Task running (current_task)
 
     @property
     def job_id(self) -> int | None:

@@ -190,7 +190,8 @@ class Task(NativeTask[Any, Any]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function here and now, as Celery does (``request.called_directly``)."""
-        token = requests.push(Request(task=self.name, args=args, kwargs=kwargs))
+        token = requests.push(Request(task=self.name, args=args, kwargs=kwargs,
+                                      task_object=self))
         try:
             return self.run(self, *args, **kwargs) if self.celery_bind else \
                 self.run(*args, **kwargs)
@@ -233,6 +234,7 @@ class Task(NativeTask[Any, Any]):
                ) -> Request:
         task_id = ctx.headers.get(calling.TASK_ID_HEADER) or str(ctx.job_id)
         req = requests.from_context(ctx, self, args, kwargs, task_id)
+        req.task_object = self
         signals.task_prerun.send(sender=self, task_id=req.id, task=self, args=args,
                                  kwargs=kwargs)
         self._guard("before_start", self.before_start, req.id, args, kwargs)
@@ -578,6 +580,30 @@ def make_task(app: App, fn: Callable[..., Any], options: Mapping[str, Any]) -> T
 MAP, STARMAP = "celery.map", "celery.starmap"
 
 
+class _CurrentTask:
+    """``current_task``: the task running in this thread or coroutine (None-like outside
+    one): ``current_task.request.id``, ``current_task.update_state(...)``."""
+
+    def _get(self) -> Task | None:
+        req = requests.current()
+        return req.task_object if req is not None else None
+
+    def __getattr__(self, attr: str) -> Any:
+        task = self._get()
+        if task is None:
+            raise AttributeError(f"current_task.{attr}: no task is running here")
+        return getattr(task, attr)
+
+    def __bool__(self) -> bool:
+        return self._get() is not None
+
+    def __repr__(self) -> str:
+        return f"<current_task: {self._get()!r}>"
+
+
+current_task = _CurrentTask()
+
+
 def _install_builtins(app: App) -> None:
     """The tasks Celery's ``task.map``/``starmap``/``chunks`` send (once per app, so a
     worker with any Celery task runs them)."""
@@ -612,4 +638,4 @@ def bind_task(app: App, task: Task) -> Task:
     return task
 
 
-__all__ = ["Task", "backoff", "make_task", "send"]
+__all__ = ["Task", "backoff", "bind_task", "current_task", "make_task", "send"]

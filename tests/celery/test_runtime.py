@@ -713,3 +713,44 @@ def test_more_of_celerys_documented_calls(capp):
         with pytest.raises(TaskRevokedError):
             running.get(timeout=1)
         release.set()
+
+
+def test_current_task_and_the_task_logger_know_the_running_task(capp):
+    import logging
+
+    from pgqueue.celery.task import current_task
+    from pgqueue.celery.utils.log import get_task_logger
+
+    logger = get_task_logger("proj.tasks_log")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    release = threading.Event()
+
+    @capp.task
+    def unbound():
+        logger.info("working")
+        current_task.update_state(state="PROGRESS", meta={"via": "current_task"})
+        release.wait(20)
+        return current_task.request.id
+
+    assert not current_task
+    try:
+        with worker(capp):
+            r = unbound.delay()
+            until(lambda: r.state == "PROGRESS")
+            assert r.info == {"via": "current_task"}
+            release.set()
+            assert r.get(timeout=10) == r.id
+    finally:
+        logger.removeHandler(handler)
+    record = next(rec for rec in records if rec.getMessage() == "working")
+    assert (record.task_id, record.task_name) == (r.id, unbound.name)
+    records.clear()
+    logger.addHandler(handler)
+    logger.info("outside")
+    logger.removeHandler(handler)
+    assert logging.Formatter("%(task_name)s[%(task_id)s]: %(message)s").format(
+        records[0]) == "???[???]: outside"
