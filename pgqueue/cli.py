@@ -63,6 +63,7 @@ def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str 
       pgq -A proj beat -l INFO
       pgq -A proj inspect active           (also scheduled, reserved, stats, registered)
       pgq -A proj control revoke ID        (also rate_limit TASK 10/m)
+      pgq -A proj purge                    cancel every queued job
     """
     if workdir:
         os.chdir(workdir)
@@ -401,6 +402,7 @@ def _app_path(obj: Ctx, given: str | None) -> str:
 cli_monitor.register(main, jobs)
 main.add_command(cli_celery.inspect)
 main.add_command(cli_celery.control)
+main.add_command(cli_celery.purge)
 main.add_command(cli_workflows.workflows)
 main.add_command(dashboard)
 

@@ -305,3 +305,33 @@ def control_rate_limit(obj: Ctx, task_name: str, rate: str) -> None:
     except (PgQueueError, psycopg.Error, ValueError, TypeError) as exc:
         fail(exc)
     click.echo(f"{task_name}: rate limit {rate if rate not in ('0', '') else 'lifted'}")
+
+
+@click.command("purge")
+@click.option("-f", "--force", is_flag=True, help="Don't ask for confirmation.")
+@click.option("-Q", "--queues", metavar="Q1,Q2",
+              help="Purge these queues [default: those the app's workers serve].")
+@click.option("-X", "--exclude-queues", metavar="Q1,Q2", help="Except these queues.")
+@click.pass_obj
+def purge(obj: Ctx, force: bool, queues: str | None, exclude_queues: str | None) -> None:
+    """Cancel every queued job of the queues, as Celery's purge erases their messages.
+
+    Running jobs, and workflow steps still waiting for an earlier step, are left
+    alone. There is no undo (the jobs stay as cancelled rows: pgq jobs retry ID).
+    """
+    try:
+        app = _celery_app(obj)
+        names = [q.strip() for q in (queues.split(",") if queues else app.settings.queues)]
+        drop = {q.strip() for q in (exclude_queues or "").split(",")}
+        names = [q for q in names if q and q not in drop]
+        if not names:
+            raise click.UsageError("no queue left to purge")
+        if not force:
+            click.echo(f"WARNING: This will cancel every queued job of: {', '.join(names)}. "
+                       "There is no undo for this operation!", err=True)
+            click.confirm("Are you sure you want to purge them?", abort=True, err=True)
+        n = app.control.purge(names)
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)
+    click.echo(f"Purged {n} job{'s' if n != 1 else ''} from {len(names)} known task "
+               f"queue{'s' if len(names) != 1 else ''}.")

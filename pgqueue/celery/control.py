@@ -64,8 +64,16 @@ class Inspect:
     def __init__(self, app: Celery, destination: Sequence[str] | str | None = None,
                  timeout: float = 1.0, **kwargs: Any) -> None:
         self.app = app
+        self.single = destination if isinstance(destination, str) else None
         self.destination = [destination] if isinstance(destination, str) else destination
         self.timeout = timeout  # accepted: nothing is broadcast, so nothing is waited for
+
+    def _prepare(self, reply: Reply) -> Any:
+        """Celery's reply: None when no worker answers; for one destination given as a
+        str, that worker's answer alone."""
+        if not reply:
+            return None
+        return reply.get(self.single) if self.single is not None else reply
 
     def _workers(self) -> list[WorkerInfo]:
         workers = [w for w in Monitor(self.app).workers() if w.status == "up"]
@@ -92,7 +100,7 @@ class Inspect:
                                   "redelivered": attempts > 1, "queue": queue},
                 "retries": max(attempts - 1, 0), "job_id": job_id}
 
-    def active(self, safe: bool | None = None) -> Reply:
+    def active(self, safe: bool | None = None) -> Any:
         """Running jobs, by worker: ``{"celery@host": [{"id", "name", "args", ...}]}``."""
         workers = self._workers()
         by_id = {w.id: w for w in workers}
@@ -101,7 +109,7 @@ class Inspect:
             worker = by_id.get(row[9])
             if worker is not None:
                 reply[worker.name].append(self._task(row, worker))
-        return reply
+        return self._prepare(reply)
 
     def _waiting(self, future: bool, per_worker: int | None
                  ) -> dict[str, tuple[WorkerInfo, list[Row]]]:
@@ -119,31 +127,31 @@ class Inspect:
                 rows.append(row)
         return listed
 
-    def scheduled(self, safe: bool | None = None) -> Reply:
+    def scheduled(self, safe: bool | None = None) -> Any:
         """Jobs waiting for their eta: ``{worker: [{"eta", "priority", "request": {...}}]}``."""
         listed = self._waiting(True, None)
-        return {name: [{"eta": _iso(row[10]), "priority": row[6],
-                        "request": self._task(row, worker)} for row in rows]
-                for name, (worker, rows) in listed.items()}
+        return self._prepare({name: [{"eta": _iso(row[10]), "priority": row[6],
+                                      "request": self._task(row, worker)} for row in rows]
+                              for name, (worker, rows) in listed.items()})
 
-    def reserved(self, safe: bool | None = None) -> Reply:
+    def reserved(self, safe: bool | None = None) -> Any:
         """Due jobs each worker would claim next (see the module's note)."""
         prefetch = int(self.app.conf.worker_prefetch_multiplier or 1)
         workers = {w.name: w for w in self._workers()}
         per = max((w.concurrency for w in workers.values()), default=1) * max(prefetch, 1)
         listed = self._waiting(False, per)
-        return {name: [self._task(row, worker) for row in rows]
-                for name, (worker, rows) in listed.items()}
+        return self._prepare({name: [self._task(row, worker) for row in rows]
+                              for name, (worker, rows) in listed.items()})
 
-    def registered(self, *taskinfoitems: str) -> Reply:
+    def registered(self, *taskinfoitems: str) -> Any:
         """The task names this app registers, for each live worker."""
         self.app.finalize()
         names = sorted(self.app.tasks)
-        return {w.name: list(names) for w in self._workers()}
+        return self._prepare({w.name: list(names) for w in self._workers()})
 
     registered_tasks = registered
 
-    def stats(self) -> Reply:
+    def stats(self) -> Any:
         """Per worker: ``total`` jobs finished by task, ``pool``, ``pid``, ``uptime``..."""
         workers = self._workers()
         totals: dict[int, dict[str, int]] = {w.id: {} for w in workers}
@@ -152,26 +160,46 @@ class Inspect:
             for worker_id, task, count in self._rows(
                     "celery_worker_totals", {"since": since, "workers": list(totals)}):
                 totals[worker_id][task] = count
-        return {w.name: {"total": totals[w.id], "pid": w.pid, "uptime": int(w.uptime_seconds),
-                         "pool": {"max-concurrency": w.concurrency, "implementation": w.pool,
-                                  "processes": [w.pid]},
-                         "broker": {"transport": "postgresql", "hostname": w.host},
-                         "prefetch_count": 0, "clock": 0, "rusage": {},
-                         "queues": list(w.queues), "running": w.running,
-                         "jobs_done": w.jobs_done}
-                for w in workers}
+        return self._prepare({
+            w.name: {"total": totals[w.id], "pid": w.pid, "uptime": int(w.uptime_seconds),
+                     "pool": {"max-concurrency": w.concurrency, "implementation": w.pool,
+                              "processes": [w.pid]},
+                     "broker": {"transport": "postgresql", "hostname": w.host},
+                     "prefetch_count": 0, "clock": 0, "rusage": {},
+                     "queues": list(w.queues), "running": w.running, "jobs_done": w.jobs_done}
+            for w in workers})
 
-    def active_queues(self) -> Reply:
-        return {w.name: [{"name": q, "routing_key": q} for q in w.queues]
-                for w in self._workers()}
+    def query_task(self, *ids: str | int) -> Any:
+        """Where these tasks are: ``{worker: {id: ["active"|"reserved"|"scheduled", task]}}``."""
+        wanted = {str(i) for i in (ids[0] if len(ids) == 1 and isinstance(ids[0], (list, tuple))
+                                   else ids)}
+        found: Reply = {w.name: {} for w in self._workers()}
+        kinds = (("active", self.active()), ("reserved", self.reserved()),
+                 ("scheduled", self.scheduled()))
+        for kind, reply in kinds:
+            for name, tasks in (self._by_node(reply) or {}).items():
+                for task in tasks:
+                    request = task.get("request", task)
+                    if request["id"] in wanted:
+                        found.setdefault(name, {})[request["id"]] = [kind, request]
+        return self._prepare(found)
 
-    def ping(self) -> Reply:
-        return {w.name: {"ok": "pong"} for w in self._workers()}
+    def _by_node(self, reply: Any) -> Any:
+        if reply is None or self.single is None:
+            return reply
+        return {self.single: reply}
 
-    def revoked(self) -> Reply:
+    def active_queues(self) -> Any:
+        return self._prepare({w.name: [{"name": q, "routing_key": q} for q in w.queues]
+                              for w in self._workers()})
+
+    def ping(self) -> Any:
+        return self._prepare({w.name: {"ok": "pong"} for w in self._workers()})
+
+    def revoked(self) -> Any:
         """Celery lists ids each worker keeps in memory; pgqueue keeps cancelled jobs as
         rows (``pgq jobs list --state cancelled``), so each reply is empty."""
-        return {w.name: [] for w in self._workers()}
+        return self._prepare({w.name: [] for w in self._workers()})
 
 
 def _ids(task_id: str | int | Iterable[str | int]) -> list[str | int]:
@@ -253,8 +281,19 @@ class Control:
 
     def ping(self, destination: Sequence[str] | None = None, timeout: float = 1.0,
              **kwargs: Any) -> list[Reply]:
-        return [{name: pong} for name, pong in Inspect(self.app, destination).ping().items()]
+        replies = Inspect(self.app, destination).ping() or {}
+        return [{name: pong} for name, pong in replies.items()]
 
-    def purge(self) -> int:
-        raise NotImplementedError("purge(): pgqueue doesn't drop queued jobs in bulk from "
-                                  "the API; cancel them with pgq jobs cancel or revoke()")
+    def purge(self, queues: Sequence[str] | None = None) -> int:
+        """Cancel every queued job of the app's queues (``queues``: these): none of them
+        runs. Returns how many. Jobs already running, and workflow steps still waiting
+        for an earlier one, are left alone."""
+        from pgqueue.sql import channels
+
+        names = list(queues) if queues is not None else list(self.app.settings.queues)
+        schema = self.app.settings.schema
+        purged = self.app.client.execute(Statement(
+            queries(schema)["celery_purge"],
+            {"queues": names, "done_channel": channels(schema)["done_channel"]},
+            lambda rows: rows))
+        return len(purged)

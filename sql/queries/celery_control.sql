@@ -57,3 +57,16 @@ WITH lifted AS (
 DELETE FROM {schema}.task_limits t
 WHERE t.task = %(task)s AND t.concurrency IS NULL
 RETURNING t.task;
+
+-- name: celery_purge :many
+-- app.control.purge(): every queued job of the given queues is cancelled (it never
+-- runs), as cancel_job does for one, and waiters hear it on the done channel. Jobs
+-- waiting on a workflow step aren't queued: like a Celery callback not yet sent,
+-- they are left alone. Through jobs_claim_idx.
+WITH target AS (
+    UPDATE {schema}.jobs
+    SET cancel_requested = true, state = 'cancelled', finished_at = now()
+    WHERE state = 'queued' AND queue = ANY(%(queues)s::text[])
+    RETURNING id
+)
+SELECT t.id, pg_notify(%(done_channel)s, t.id::text) FROM target t;

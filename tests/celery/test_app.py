@@ -470,7 +470,7 @@ def test_inspect_and_revoke_answer_from_postgres(capp: Celery, dsn: str) -> None
         return n
 
     inspect = capp.control.inspect()
-    assert inspect.active() == {}  # no worker up: no replies, as Celery gives None
+    assert inspect.active() is None  # no worker up: no replies, as in Celery
     with running_worker(capp, concurrency=1) as w:
         me = w.name
         running = slow.delay(1)
@@ -503,7 +503,13 @@ def test_inspect_and_revoke_answer_from_postgres(capp: Celery, dsn: str) -> None
         stats = until(lambda: inspect.stats()[me]["total"].get(f"{__name__}.slow") == 2)
         assert stats and inspect.stats()[me]["total"] == {f"{__name__}.slow": 2}
         assert inspect.stats()[me]["pool"]["max-concurrency"] == 1
-        assert capp.control.inspect(destination=["other"]).active() == {}
+        assert capp.control.inspect(destination=["other"]).active() is None
+        assert capp.control.inspect(destination=me).ping() == {"ok": "pong"}
+        queued = [slow.apply_async((n,), countdown=600) for n in range(3)]
+        where = capp.control.inspect().query_task(queued[0].id)
+        assert where[me][queued[0].id][0] == "scheduled"
+        assert capp.control.purge() == 3
+        assert all(r.state == states.REVOKED for r in queued)
 
 
 def test_rate_limit_is_stored_and_obeyed_by_all_workers(capp: Celery, dsn: str) -> None:

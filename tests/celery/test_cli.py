@@ -183,6 +183,21 @@ def test_beat_fires_the_beat_schedule_and_a_prefork_worker_runs_it(dsn: str, pro
     assert "note: -s/--schedule" in err
 
 
+def test_purge_cancels_queued_jobs_after_asking(dsn: str, proj: str, tmp_path: Path,
+                                                producer: Celery) -> None:
+    base = ("--workdir", str(tmp_path), "-A", proj)
+    jobs = [producer.send_task(f"{proj}.orders.tasks.add", (i, i), countdown=600)
+            for i in range(2)]
+    other = producer.send_task(f"{proj}.orders.tasks.add", (9, 9), queue="other", countdown=600)
+    declined = pgq_run(dsn, *base, "purge")  # no "y" on stdin: nothing is purged
+    assert declined.returncode == 1 and "no undo" in declined.stderr
+    assert count(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE state = 'queued'") == 3
+    done = pgq_run(dsn, *base, "purge", "-f")
+    assert done.returncode == 0, done.stderr
+    assert "Purged 2 jobs from 1 known task queue." in done.stdout
+    assert all(r.state == "REVOKED" for r in jobs) and other.state == "PENDING"
+
+
 def test_flags_pgqueue_cannot_honour_are_refused_clearly(dsn: str, proj: str,
                                                          tmp_path: Path) -> None:
     base = ("--workdir", str(tmp_path), "-A", proj)
