@@ -16,6 +16,7 @@ import datetime as dt
 import difflib
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -381,6 +382,33 @@ class Celery(App):
 
         return signature(name, args=tuple(args or ()), kwargs=dict(kwargs or {}), app=self,
                          **options)
+
+    # -- running pgq from code ----------------------------------------------------
+    def import_path(self) -> str:
+        """``module:attribute`` where this app is bound (what ``-A`` would name)."""
+        for module_name, module in list(sys.modules.items()):
+            for attr, value in list(getattr(module, "__dict__", {}).items()):
+                if value is self and not attr.startswith("_"):
+                    return f"{module_name}:{attr}"
+        raise ImproperlyConfigured(f"{self!r} is not bound to a module attribute: assign it "
+                                   "(app = Celery(...)) at module level to start it from code")
+
+    def start(self, argv: Sequence[str] | None = None) -> None:
+        """Celery's ``app.start(["worker", "-l", "INFO"])``: run a ``pgq`` command on this app."""
+        from pgqueue.cli import main
+
+        args = list(sys.argv[1:] if argv is None else argv)
+        if args and args[0] in ("celery", "pgq"):
+            args = args[1:]
+        main(args=["-A", self.import_path(), *args], prog_name="pgq")
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> None:
+        """Celery's ``app.worker_main(argv=["worker", "--loglevel=INFO"])``."""
+        args = list(sys.argv[1:] if argv is None else argv)
+        if "worker" not in args:
+            raise ValueError("worker_main() runs the worker sub-command: put 'worker' in argv "
+                             "(app.start() runs the others)")
+        self.start(args)
 
     @property
     def control(self) -> Control:

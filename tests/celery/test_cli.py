@@ -5,6 +5,7 @@ the way Celery finds it, on a project laid out as Celery's guides lay it out."""
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import textwrap
@@ -210,3 +211,31 @@ def test_flags_pgqueue_cannot_honour_are_refused_clearly(dsn: str, proj: str,
     assert no_app.returncode == 2 and "give -A/--app" in no_app.stderr
     excluded = pgq_run(dsn, *base, "worker", "-Q", "celery", "-X", "celery")
     assert excluded.returncode == 2 and "leaves no queue" in excluded.stderr
+
+
+def test_a_script_starts_its_worker_with_worker_main(dsn: str, tmp_path: Path,
+                                                     producer: Celery) -> None:
+    """Celery's "starting the worker from code": app.worker_main(argv=["worker", ...])."""
+    script = tmp_path / "script_app.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from pgqueue.celery import Celery
+
+        app = Celery("script", broker=sys.argv[1])
+
+        @app.task
+        def add(x, y):
+            return x + y
+
+        if __name__ == "__main__":
+            app.worker_main(argv=["worker", "--loglevel=INFO", "-c", "1",
+                                  "--heartbeat-interval", "0.5", "--lease-seconds", "5"])
+        """))
+    env = {k: v for k, v in os.environ.items() if k != "PGQ_DSN"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    worker = subprocess.Popen([sys.executable, str(script), dsn], env=env, text=True,
+                              cwd=str(tmp_path))
+    try:
+        assert producer.send_task("script.add", (20, 22)).get(timeout=60) == 42
+    finally:
+        stop_process(worker)
