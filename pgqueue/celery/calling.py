@@ -151,3 +151,11 @@ def forget(app: App, job_id: int) -> bool:
     return bool(app.client.execute(statements.Statement(
         queries(schema)["celery_forget"], {"id": job_id},
         lambda rows: rows[0][0] if rows else 0)))
+
+
+def group_of_job(app: App, job_id: int) -> int | None:
+    schema = app.settings.schema
+    found: int | None = app.client.execute(statements.Statement(
+        queries(schema)["celery_group_of_job"], {"id": job_id},
+        lambda rows: rows[0][0] if rows else None))
+    return found

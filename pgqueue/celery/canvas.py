@@ -135,6 +135,22 @@ class Group(_Celery, native.Group):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)
 
+    def group(self) -> Group:
+        """This group (``task.chunks(...).group()`` in Celery)."""
+        return self
+
+    def skew(self, start: float = 1.0, stop: float | None = None,
+             step: float = 1.0) -> Group:
+        """Spread the members' starts: countdowns start, start+step... up to ``stop``
+        (then ``stop`` again), as Celery's ``group.skew``."""
+        countdown = float(start)
+        for member in self.tasks:
+            if isinstance(member, Signature):
+                member.set(countdown=countdown)
+            if stop is None or countdown + step <= stop:
+                countdown += step
+        return self
+
 
 class Chord(_Celery, native.Chord):
     """``chord(header, body)`` / ``chord(header)(body)``."""

@@ -7,6 +7,7 @@ jobs side by side each see their own.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import socket
 import traceback as tb
@@ -37,7 +38,6 @@ class Request:
     timelimit: tuple[float | None, float | None] = (None, None)
     root_id: str | None = None
     parent_id: str | None = None
-    group: str | None = None
     chord: Any = None
     callbacks: Any = None
     errbacks: Any = None
@@ -53,6 +53,28 @@ class Request:
     # raises Ignore (Celery's "store the result yourself" idiom).
     stored_result: Any = field(default=None, repr=False)
     task_object: Any = field(default=None, repr=False)  # the Task running (current_task)
+
+    _group: str | None = field(default=None, repr=False)
+    _group_read: bool = field(default=False, repr=False)
+
+    @property
+    def group(self) -> str | None:
+        """The id of the group this task is a member of (read once, when asked)."""
+        if not self._group_read:
+            self._group_read = True
+            task = self.task_object
+            ctx = self.context
+            if task is not None and ctx is not None and ctx.lease is not None:
+                from pgqueue.celery.calling import group_of_job
+
+                with contextlib.suppress(Exception):  # advisory, like Celery's field
+                    found = group_of_job(task.app, ctx.job_id)
+                    self._group = str(found) if found is not None else None
+        return self._group
+
+    @group.setter
+    def group(self, value: str | None) -> None:
+        self._group, self._group_read = value, True
 
     @property
     def job_id(self) -> int | None:

@@ -109,6 +109,11 @@ class Task(NativeTask[Any, Any]):
     expires: Any = None
     abstract = True
     name: str
+    # revoke(terminate=True) of a job in a thread: the thread gets JobCancelled raised
+    # at its next Python instruction (a blocking call in C returns first), as near as
+    # threads come to Celery terminating the process.
+    interrupt_on_cancel = True
+    OperationalError = errors.DatabaseUnavailable  # Celery's: the broker can't be reached
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The task's body: a class-based task defines it (a decorated function is it)."""
@@ -313,6 +318,13 @@ class Task(NativeTask[Any, Any]):
             signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
                                       kwargs=req.kwargs, retval=None, state=states.IGNORED)
             return None  # the job ends succeeded: with the meta of update_state(SUCCESS)
+        if isinstance(exc, errors.JobCancelled) and req.context is not None and \
+                req.context.is_cancelled():  # revoked with terminate=True
+            signals.task_revoked.send(sender=self, request=req, terminated=True, signum=None,
+                                      expired=False)
+            signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
+                                      kwargs=req.kwargs, retval=exc, state=states.REVOKED)
+            return exc
         if isinstance(exc, Reject) and exc.requeue:
             return self._retrying(req, Retry(exc=exc, when=0, max_retries=_RETRY_FOREVER))
         if isinstance(exc, errors.Retry):
@@ -562,7 +574,14 @@ def make_task(app: App, fn: Callable[..., Any], options: Mapping[str, Any]) -> T
     cls = type(fn.__name__, (base,), {"__module__": fn.__module__,
                                       "__qualname__": getattr(fn, "__qualname__", fn.__name__),
                                       "__doc__": fn.__doc__, "abstract": False, **attrs})
-    task: Task = cls(app, fn, options, bind)
+    made: type[Task] = cls
+    task = object.__new__(made)
+    Task.__init__(task, app, fn, options, bind)
+    own_init = made.__dict__.get("__init__") or next(
+        (k.__dict__["__init__"] for k in made.__mro__[1:]
+         if k is not Task and "__init__" in k.__dict__ and issubclass(k, Task)), None)
+    if own_init is not None:  # a base class's own __init__(self): Celery calls it so
+        own_init(task)
     existing = app.tasks.get(name)
     if existing is not None and getattr(existing, "run", existing.fn) is not fn and (
             existing.__wrapped__.__module__, existing.__wrapped__.__qualname__

@@ -30,3 +30,7 @@ kept AS (
     DELETE FROM {schema}.job_keep k USING gone WHERE k.job_id = gone.id
 )
 SELECT count(*) FROM gone;
+
+-- name: celery_group_of_job :one
+-- self.request.group: the group a workflow step is a member of (no row or NULL: none).
+SELECT group_id FROM {schema}.workflow_steps WHERE job_id = %(id)s;

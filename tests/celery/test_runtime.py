@@ -193,6 +193,10 @@ def test_autoretry_for_uses_celerys_defaults_and_budget(capp):
 class Recording(Task):
     events: ClassVar[list[tuple[Any, ...]]] = []
 
+    def __init__(self) -> None:  # Celery instantiates a task class with no arguments
+        super().__init__()
+        self.made_by_init = True
+
     def on_success(self, retval, task_id, args, kwargs):
         self.events.append(("success", retval, task_id, tuple(args)))
 
@@ -219,7 +223,7 @@ def test_a_base_class_handlers_run_in_the_worker(capp):
             raise self.retry(exc=OSError("once"), countdown=0)
         raise ValueError("twice")
 
-    assert isinstance(ok, Recording)
+    assert isinstance(ok, Recording) and ok.made_by_init and ok.name.endswith(".ok")
     with worker(capp):
         r1, r2 = ok.delay(1), bad.delay()
         assert r1.get(timeout=10) == 2
@@ -754,3 +758,47 @@ def test_current_task_and_the_task_logger_know_the_running_task(capp):
     logger.removeHandler(handler)
     assert logging.Formatter("%(task_name)s[%(task_id)s]: %(message)s").format(
         records[0]) == "???[???]: outside"
+
+
+def test_terminate_interrupts_a_thread_and_members_know_their_group(capp, tmp_path):
+    revoked: list[Any] = []
+
+    @capp.task
+    def slow_then_note(seconds, path):
+        time.sleep(seconds)  # interrupted when it returns: the note is never written
+        with open(path, "w") as f:
+            f.write("ran to its end")
+
+    @capp.task(bind=True)
+    def group_of(self):
+        return self.request.group
+
+    @capp.task
+    def add(x, y):
+        return x + y
+
+    def on_revoked(sender=None, request=None, terminated=None, **kw):
+        revoked.append((request.id, terminated))
+
+    note = tmp_path / "note"
+    celery_signals.task_revoked.connect(on_revoked)
+    try:
+        with worker(capp):
+            r = slow_then_note.delay(1, str(note))
+            until(lambda: r._info() is not None and r._info().state.value == "running")
+            r.revoke(terminate=True)
+            assert r.state == "REVOKED"
+            until(lambda: r._info().state.value == "cancelled", timeout=10)
+            g = group(group_of.s(), group_of.s())()
+            assert g.get(timeout=10) == [g.id, g.id]
+            assert group_of.delay().get(timeout=10) is None
+            skewed = add.chunks([(i, i) for i in range(4)], 2).group().skew(start=0.5, stop=1.5)
+            started = time.monotonic()
+            assert skewed().get(timeout=10) == [[0, 2], [4, 6]]
+            assert time.monotonic() - started >= 1.4
+    finally:
+        celery_signals.task_revoked.disconnect(on_revoked)
+    time.sleep(0.2)
+    assert not note.exists()
+    assert revoked == [(r.id, True)]
+    assert slow_then_note.OperationalError.__name__ == "DatabaseUnavailable"
