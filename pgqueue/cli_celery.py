@@ -301,11 +301,17 @@ def control_revoke(obj: Ctx, task_ids: tuple[str, ...], terminate: bool,
 def control_rate_limit(obj: Ctx, task_name: str, rate: str) -> None:
     """Limit TASK_NAME's starts across all workers, e.g. 10/m; 0 lifts the limit."""
     try:
-        _celery_app(obj).control.rate_limit(task_name, rate)
+        replies = _celery_app(obj).control.rate_limit(task_name, rate, reply=True) or []
     except (PgQueueError, psycopg.Error, ValueError, TypeError) as exc:
         fail(exc)
-    click.echo(f"{task_name}: rate limit {rate if rate not in ('0', '') else 'lifted'}")
-
+    lifted = rate.strip() in ("0", "")
+    message = "rate limit disabled successfully" if lifted else "new rate limit set successfully"
+    for reply in replies:  # Celery's reply format, one per worker up
+        for worker, answer in reply.items():
+            click.echo(f"->  {worker}: OK\n        {answer.get('ok', message)}")
+    if not replies:
+        click.echo(f"{message} (stored in Postgres: workers apply it when they start "
+                   "claiming; none is up now)")
 
 @click.command("purge")
 @click.option("-f", "--force", is_flag=True, help="Don't ask for confirmation.")
