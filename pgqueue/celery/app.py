@@ -108,7 +108,10 @@ class Celery(App):
                  strict_typing: bool = True, *, schema: str | None = None,
                  **settings: Any) -> None:
         dsn = broker_dsn(broker) or backend_dsn(backend)
+        previous = current._current  # App.__init__ makes every app current
         super().__init__(dsn, schema=schema)
+        if not set_as_current:  # Celery's: leave current_app as it was
+            current._current = previous
         self.main = main
         self.namespace = namespace
         if task_cls is None and discovery.is_django_process():

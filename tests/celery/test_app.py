@@ -232,6 +232,18 @@ def test_settings_read_late_reach_tasks_and_class_based_tasks_register(capp: Cel
     assert capp.tasks["proj.add"] is add and add(1, 2) == 3
 
 
+def test_set_as_current_false_leaves_current_app_alone(capp: Celery, dsn: str,
+                                                      apps: list[Celery]) -> None:
+    from pgqueue.celery import current_app
+
+    side = Celery("side", broker=dsn, set_as_current=False)
+    apps.append(side)
+    assert current_app.main == "proj"
+    made = Celery("made", broker=dsn)
+    apps.append(made)
+    assert current_app.main == "made"
+
+
 # -- routing --------------------------------------------------------------------------------
 def test_task_routes_choose_the_queue_as_celery_does(capp: Celery, dsn: str) -> None:
     def router(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
