@@ -244,6 +244,35 @@ def test_set_as_current_false_leaves_current_app_alone(capp: Celery, dsn: str,
     assert current_app.main == "made"
 
 
+def string_router(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
+                  **kw: Any) -> Any:
+    return "by-path" if name.endswith(".routed_by_path") else None
+
+
+class Queue:
+    """What kombu's Queue looks like to the routing code: a name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_routers_by_path_and_queue_objects(capp: Celery, dsn: str) -> None:
+    capp.conf.task_routes = [f"{__name__}.string_router",
+                             {"*.queue_object": {"queue": Queue("objects")}}]
+    capp.conf.task_queues = (Queue("celery"), Queue("objects"), Queue("by-path"))
+    assert capp.settings.queues == ("celery", "objects", "by-path")  # the worker serves them
+
+    @capp.task
+    def routed_by_path() -> None: ...
+
+    @capp.task
+    def queue_object() -> None: ...
+
+    for task, queue in ((routed_by_path, "by-path"), (queue_object, "objects")):
+        assert rows(dsn, "SELECT queue FROM pgqueue.jobs WHERE id = %s",
+                    task.delay().job_id) == [(queue,)]
+
+
 # -- routing --------------------------------------------------------------------------------
 def test_task_routes_choose_the_queue_as_celery_does(capp: Celery, dsn: str) -> None:
     def router(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
