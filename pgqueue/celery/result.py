@@ -382,7 +382,7 @@ class AsyncResult:
                            propagate: bool, interval: float, on_message: Any,
                            callback: Any) -> Any:
         """get(on_message=fn): ``fn`` gets each new state as Celery's message dict while
-        the task runs (read every ``interval`` seconds), the final one included."""
+        the task runs (read every ``interval`` seconds, at most 0.1), the final one too."""
         last: tuple[str, Any] | None = None
         while True:
             info = self._info()
@@ -401,7 +401,7 @@ class AsyncResult:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"task {self.id} is still {message['status']} after "
                                    f"{timeout}s")
-            time.sleep(max(0.05, min(interval, 1.0)))
+            time.sleep(max(0.02, min(interval, 0.1)))  # short states: update_state writes at once
 
     def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
         """``(result, value)`` for this task and then its children (link callbacks,

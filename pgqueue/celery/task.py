@@ -44,7 +44,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pgqueue import eager, errors
+from pgqueue import eager, errors, progress, statements
 from pgqueue.celery import calling, signals, states
 from pgqueue.celery import request as requests
 from pgqueue.celery.canvas import Group, Signature
@@ -393,9 +393,10 @@ class Task(NativeTask[Any, Any]):
     def update_state(self, task_id: str | None = None, state: str | None = None,
                      meta: Any = None, **kwargs: Any) -> None:
         """Set a state (``"PROGRESS"``) and its meta that ``AsyncResult(id).state`` /
-        ``.info`` read while the job runs. Stored as the job's progress, so it is
-        written within half a second (and before the job's outcome); the attempt's
-        outcome then replaces it. Only the running task's own state can be set."""
+        ``.info`` read while the job runs. Stored as the job's progress, written at
+        once (one lease-checked statement, as Celery writes to its backend) and by the
+        worker's progress writer; the attempt's outcome then replaces it. Only the
+        running task's own state can be set."""
         req = self.request
         if task_id is not None and task_id != req.id:
             raise NotImplementedError("update_state() sets the running task's own state "
@@ -412,7 +413,19 @@ class Task(NativeTask[Any, Any]):
                 done = cur
                 if isinstance(tot, (int, float)) and not isinstance(tot, bool) and tot > 0:
                     total = tot
-        req.context.update_progress(done, total, {CUSTOM_STATE: state, CUSTOM_META: meta})
+        ctx = req.context
+        report = progress.check(done, total, {CUSTOM_STATE: state, CUSTOM_META: meta})
+        written = False
+        if ctx.lease is not None:
+            # Written now, as Celery's backend write is: a state may last less than the
+            # worker's half-second progress flush. Lease-checked; a row locked this
+            # instant (or a write that fails) leaves it to the worker's writer.
+            with contextlib.suppress(Exception):
+                written = bool(self.app.client.execute(statements.update_progress(
+                    self.app.settings.schema, {(ctx.job_id, ctx.lease): report}
+                )).get(ctx.job_id))
+        if not written and ctx.progress_sink is not None:
+            ctx.progress_sink(*report)
         # Celery's "store the result, then raise Ignore": a SUCCESS set here is the value
         # the job ends with if the task then raises Ignore.
         req.stored_result = meta if state == states.SUCCESS else None
