@@ -77,7 +77,7 @@ def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str 
     # The embedded server's library narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if broker:
-        from pgqueue.celery.app import broker_dsn
+        from pgqueue.celery.urls import broker_dsn
 
         try:
             dsn = broker_dsn(broker) or dsn

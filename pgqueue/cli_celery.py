@@ -233,10 +233,8 @@ def _print_reply(method: str, reply: Mapping[str, Any], as_json: bool) -> None:
 
 
 def _celery_app(obj: Ctx) -> Any:
-    from pgqueue.celery.app import Celery
-
     app = obj.app()
-    if not isinstance(app, Celery):
+    if not hasattr(app, "control"):  # a pgqueue.celery.Celery app
         raise click.UsageError("inspect and control need a Celery app: pgq -A proj inspect "
                                "active (for a plain App, see pgq workers and pgq jobs list)")
     return app
