@@ -802,3 +802,19 @@ def test_terminate_interrupts_a_thread_and_members_know_their_group(capp, tmp_pa
     assert not note.exists()
     assert revoked == [(r.id, True)]
     assert slow_then_note.OperationalError.__name__ == "DatabaseUnavailable"
+
+
+def test_retry_with_throw_false_retries_once_the_task_returns(capp):
+    ran: list[int] = []
+
+    @capp.task(bind=True)
+    def polite(self):
+        ran.append(self.request.retries)
+        if self.request.retries == 0:
+            returned = self.retry(countdown=0, throw=False)
+            assert returned is not None  # it returned: the task goes on to its end
+        return "done"
+
+    with worker(capp):
+        assert polite.delay().get(timeout=10) == "done"
+    assert ran == [0, 1]
