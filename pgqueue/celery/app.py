@@ -165,6 +165,8 @@ class Celery(App):
             self._priority_convention()  # a bad value raises where it was set
         if keys & {"task_default_queue", "task_queues"}:
             self._set_queues(self._served_queues())
+        if "beat_schedule" in keys and self._finalized:  # set at run time: declared now
+            self._declare_schedules()
         if changes:
             self.configure(**changes)
 

@@ -181,7 +181,12 @@ class Config(MutableMapping[str, Any]):
             if self._pending is None:
                 return
             object.__setattr__(self, "_pending", None)
-            self.update(pending())
+            try:
+                found = pending()
+            except BaseException:
+                object.__setattr__(self, "_pending", pending)  # raise again next time
+                raise
+            self.update(found)
 
     # -- mapping ----------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
