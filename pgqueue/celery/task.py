@@ -49,8 +49,9 @@ from pgqueue.celery import calling, signals, states
 from pgqueue.celery import request as requests
 from pgqueue.celery.canvas import Group, Signature
 from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, Retry
+from pgqueue.celery.reading import exception_of
 from pgqueue.celery.request import ExceptionInfo, Request
-from pgqueue.celery.result import AsyncResult, EagerResult, exception_of
+from pgqueue.celery.result import AsyncResult, EagerResult
 from pgqueue.celery.sending import send
 from pgqueue.context import JobContext
 from pgqueue.job import JobError

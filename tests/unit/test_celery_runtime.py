@@ -9,7 +9,7 @@ import pytest
 
 from pgqueue.celery import calling, states
 from pgqueue.celery.exceptions import Retry, SoftTimeLimitExceeded, TaskRevokedError
-from pgqueue.celery.result import exception_of, state_of
+from pgqueue.celery.reading import exception_of, state_of
 from pgqueue.celery.signals import Signal
 from pgqueue.celery.task import backoff
 from pgqueue.errors import JobCancelled, TaskError
