@@ -26,38 +26,31 @@ What each Celery attribute means here:
 - ``typing``, ``send_events``, ``store_errors_even_if_ignored``, ``trail``,
   ``throws``: accepted, no effect.
 
-In the worker, each attempt builds ``self.request`` (:mod:`pgqueue.celery.request`),
-sends ``task_prerun``, runs the function (``self`` first with ``bind=True``),
-then calls ``on_success`` / ``on_retry`` / ``on_failure`` and ``after_return``
-and sends ``task_success`` / ``task_retry`` / ``task_failure`` and
-``task_postrun``, in the thread or process that ran it. Handlers and
-receivers that raise are logged, never the job's failure.
+In the worker, each attempt runs as :mod:`pgqueue.celery.attempt` says (request,
+signals, handlers, ``autoretry_for``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
-import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import eager, errors, progress, statements
-from pgqueue.celery import calling, signals, states
+from pgqueue.celery import attempt, calling, signals, states
 from pgqueue.celery import request as requests
+from pgqueue.celery.attempt import RETRY_FOREVER, backoff
 from pgqueue.celery.canvas import Group, Signature
-from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, Retry
-from pgqueue.celery.reading import exception_of
+from pgqueue.celery.exceptions import MaxRetriesExceededError, Retry
 from pgqueue.celery.request import ExceptionInfo, Request
 from pgqueue.celery.result import AsyncResult, EagerResult
 from pgqueue.celery.sending import send
-from pgqueue.context import JobContext
-from pgqueue.job import JobError
 from pgqueue.options import TaskOptions
-from pgqueue.result import JobResult
-from pgqueue.retry import FOREVER, RetryPolicy
+from pgqueue.retry import RetryPolicy
 from pgqueue.task import Task as NativeTask
 
 if TYPE_CHECKING:
@@ -75,16 +68,6 @@ _FROM_CONFIG = (("serializer", "task_serializer"), ("rate_limit", "task_default_
                 ("ignore_result", "task_ignore_result"), ("time_limit", "task_time_limit"),
                 ("soft_time_limit", "task_soft_time_limit"))
 _NATIVE_EXTRAS = ("concurrency_limit", "unique", "unique_for", "redact", "result_expires")
-_RETRY_FOREVER = FOREVER - 1
-
-
-def backoff(factor: float, retries: int, maximum: float, jitter: bool,
-            rng: random.Random | None = None) -> float:
-    """Celery's exponential backoff: ``factor * 2**retries``, capped, jittered to [0, it]."""
-    countdown = min(float(maximum), float(factor) * 2 ** retries)
-    if jitter:
-        countdown = (rng or random).uniform(0, countdown)
-    return max(0.0, float(countdown))
 
 
 class Task(NativeTask[Any, Any]):
@@ -152,7 +135,8 @@ class Task(NativeTask[Any, Any]):
             **{k: options[k] for k in _NATIVE_EXTRAS if options.get(k) is not None})
         super().__init__(app, fn, native)
         self.run = fn  # type: ignore[method-assign]
-        self.fn = self._run_async if self.is_async else self._run_sync
+        self.fn = functools.partial(attempt.run_async if self.is_async else attempt.run_sync,
+                                    self)
         self.from_config()
 
     def _explicit(self, attr: str) -> bool:
@@ -204,158 +188,6 @@ class Task(NativeTask[Any, Any]):
         finally:
             requests.pop(token)
 
-    # -- in the worker --------------------------------------------------------------
-    def _errback_arguments(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        """A ``link_error`` callback gets pgqueue's ``(job_id, {type, message, traceback},
-        *own)``; a Celery errback takes ``(request, exc, traceback, *own)`` (or, old
-        style, ``(task_id, *own)``): given those when its signature asks for them."""
-        if len(args) < 2 or not isinstance(args[0], int) or not isinstance(args[1], dict) \
-                or not {"type", "message", "traceback"} <= args[1].keys():
-            return args
-        sig = self._signature()
-        if sig is None:
-            return args
-        params = list(sig.parameters)[1 if self.celery_bind else 0:]
-        if params[:1] == ["request"]:
-            job_id, err = args[0], args[1]
-            error = JobError(str(err["type"]), str(err["message"]), str(err["traceback"]))
-            name = None
-            with contextlib.suppress(Exception):  # the failed job's own record, if kept
-                info = JobResult(self.app, job_id).info()
-                error, name = info.error or error, info.task
-            request = Request(id=str(job_id), task=name, called_directly=False)
-            return (request, exception_of(error, job_id), error.traceback, *args[2:])
-        bound = (None,) if self.celery_bind else ()
-        try:
-            sig.bind(*bound, *args)
-        except TypeError:
-            try:
-                sig.bind(*bound, str(args[0]), *args[2:])
-            except TypeError:
-                return args
-            return (str(args[0]), *args[2:])
-        return args
-
-    def _begin(self, ctx: JobContext, args: tuple[Any, ...], kwargs: dict[str, Any]
-               ) -> Request:
-        task_id = ctx.headers.get(calling.TASK_ID_HEADER) or str(ctx.job_id)
-        req = requests.from_context(ctx, self, args, kwargs, task_id)
-        req.task_object = self
-        signals.task_prerun.send(sender=self, task_id=req.id, task=self, args=args,
-                                 kwargs=kwargs)
-        self._guard("before_start", self.before_start, req.id, args, kwargs)
-        return req
-
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self.run(self, *args, **kwargs) if self.celery_bind else \
-            self.run(*args, **kwargs)
-
-    def _run_sync(self, ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
-        args = self._errback_arguments(args)
-        req = self._begin(ctx, args, kwargs)
-        token = requests.push(req)
-        try:
-            try:
-                value = self._call(args, kwargs)
-                if req.pending_retry is not None:
-                    raise req.pending_retry
-            except BaseException as exc:
-                raised = self._failed(req, exc)
-                if raised is None:
-                    return req.stored_result
-                raise raised from (None if raised is exc else exc)
-            return self._succeeded(req, value)
-        finally:
-            requests.pop(token)
-
-    async def _run_async(self, ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
-        args = self._errback_arguments(args)
-        req = self._begin(ctx, args, kwargs)
-        token = requests.push(req)
-        try:
-            try:
-                value = await self._call(args, kwargs)
-                if req.pending_retry is not None:
-                    raise req.pending_retry
-            except BaseException as exc:
-                raised = self._failed(req, exc)
-                if raised is None:
-                    return req.stored_result
-                raise raised from (None if raised is exc else exc)
-            return self._succeeded(req, value)
-        finally:
-            requests.pop(token)
-
-    def _guard(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("task %s: %s raised (ignored)", self.name, what)
-
-    def _succeeded(self, req: Request, value: Any) -> Any:
-        self._guard("on_success", self.on_success, value, req.id, req.args, req.kwargs)
-        signals.task_success.send(sender=self, result=value)
-        self._finish(req, states.SUCCESS, value, None)
-        return value
-
-    def _finish(self, req: Request, state: str, retval: Any,
-                einfo: ExceptionInfo | None) -> None:
-        self._guard("after_return", self.after_return, state, retval, req.id, req.args,
-                    req.kwargs, einfo)
-        signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
-                                  kwargs=req.kwargs, retval=retval, state=state)
-
-    def _retrying(self, req: Request, retry: errors.Retry) -> errors.Retry:
-        cause = retry.exc if retry.exc is not None else retry
-        einfo = ExceptionInfo(cause)
-        self._guard("on_retry", self.on_retry, cause, req.id, req.args, req.kwargs, einfo)
-        signals.task_retry.send(sender=self, request=req, reason=cause, einfo=einfo)
-        self._finish(req, states.RETRY, retry, einfo)
-        return retry
-
-    def _failed(self, req: Request, exc: BaseException) -> BaseException | None:
-        """What to raise for what the function raised (None: end with no result)."""
-        if isinstance(exc, Ignore):
-            signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
-                                      kwargs=req.kwargs, retval=None, state=states.IGNORED)
-            return None  # the job ends succeeded: with the meta of update_state(SUCCESS)
-        if isinstance(exc, errors.JobCancelled) and req.context is not None and \
-                req.context.is_cancelled():  # revoked with terminate=True
-            signals.task_revoked.send(sender=self, request=req, terminated=True, signum=None,
-                                      expired=False)
-            signals.task_postrun.send(sender=self, task_id=req.id, task=self, args=req.args,
-                                      kwargs=req.kwargs, retval=exc, state=states.REVOKED)
-            return exc
-        if isinstance(exc, Reject) and exc.requeue:
-            return self._retrying(req, Retry(exc=exc, when=0, max_retries=_RETRY_FOREVER))
-        if isinstance(exc, errors.Retry):
-            return self._retrying(req, exc)
-        if self._autoretries(exc):
-            try:
-                self._autoretry(req, exc)
-            except errors.Retry as retry:
-                return self._retrying(req, retry)
-            except BaseException as spent:  # retries spent: the exception itself
-                exc = spent
-        einfo = ExceptionInfo(exc)
-        self._guard("on_failure", self.on_failure, exc, req.id, req.args, req.kwargs, einfo)
-        signals.task_failure.send(sender=self, task_id=req.id, exception=exc, args=req.args,
-                                  kwargs=req.kwargs, traceback=exc.__traceback__, einfo=einfo)
-        self._finish(req, states.FAILURE, exc, einfo)
-        return exc
-
-    def _autoretries(self, exc: BaseException) -> bool:
-        return bool(self.autoretry_for) and isinstance(exc, tuple(self.autoretry_for)) and \
-            not isinstance(exc, tuple(self.dont_autoretry_for or ()))
-
-    def _autoretry(self, req: Request, exc: BaseException) -> None:
-        options = dict(self.retry_kwargs or {})
-        if self.retry_backoff:
-            factor = 1 if self.retry_backoff is True else float(self.retry_backoff)
-            options["countdown"] = backoff(factor, req.retries, self.retry_backoff_max,
-                                           bool(self.retry_jitter))
-        self.retry(exc=exc, **options)
-
     # -- what tasks call -------------------------------------------------------------
     def retry(self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None,
               exc: BaseException | None = None, throw: bool = True, eta: Any = None,
@@ -385,7 +217,7 @@ class Task(NativeTask[Any, Any]):
         else:
             when = self.default_retry_delay if countdown is None else countdown
         retry = Retry(exc=exc, when=when,
-                      max_retries=_RETRY_FOREVER if limit is None else limit)
+                      max_retries=RETRY_FOREVER if limit is None else limit)
         if throw:
             raise retry
         req.pending_retry = retry
@@ -489,7 +321,7 @@ class Task(NativeTask[Any, Any]):
         raise NotImplementedError("Task.replace(): pgqueue can't swap a running job for a "
                                   "signature; return sig.delay().id, or chain the work")
 
-    def _signature(self) -> inspect.Signature | None:
+    def signature_of_run(self) -> inspect.Signature | None:
         """The function's signature, read once (None: it has none Python can read)."""
         if not hasattr(self, "_run_signature"):
             try:
@@ -506,7 +338,7 @@ class Task(NativeTask[Any, Any]):
                 args is not None and not isinstance(args, Sequence)) or (
                 kwargs is not None and not isinstance(kwargs, Mapping)):
             return  # left to the send path's own checks
-        sig = self._signature()
+        sig = self.signature_of_run()
         if sig is None:
             return
         bound = (None,) if self.celery_bind else ()
