@@ -121,9 +121,9 @@ MAX_ARGS = 16 * 1024
 def _args(exc: BaseException) -> str | None:
     """The exception's args as JSON text, if JSON holds them and they are small; else
     None (they are a convenience for raising it again, never worth failing for)."""
-    if not exc.args:
-        return "[]"
-    try:
+    try:  # even .args may be a property that raises: recording must not fail
+        if not exc.args:
+            return "[]"
         text = encoding.dumps(list(exc.args), "exception args")
     except Exception:
         return None

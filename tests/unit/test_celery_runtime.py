@@ -146,3 +146,17 @@ def test_exception_classes_are_shared_with_pgqueue():
     assert r.countdown == 5 and isinstance(r.exc, ValueError)
     later = Retry(when=dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=60))
     assert r.countdown is not None and 50 < (later.countdown or 0) <= 60
+
+
+def test_recording_an_exceptions_class_and_args_never_fails():
+    class BadArgs(Exception):
+        @property
+        def args(self):  # type: ignore[override]
+            raise RuntimeError("no args for you")
+
+    err = error_from(BadArgs("x"))
+    assert err.type.endswith("BadArgs") and err.args is None
+    assert err.module == __name__
+    assert error_from(ValueError(object())).args is None  # not JSON
+    assert error_from(ValueError("x" * 100_000)).args is None  # too big to keep
+    assert error_from(KeyError("k")).args == '["k"]' and error_from(KeyError()).args == "[]"
