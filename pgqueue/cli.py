@@ -64,6 +64,7 @@ def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str 
       pgq -A proj inspect active           (also scheduled, reserved, stats, registered)
       pgq -A proj control revoke ID        (also rate_limit TASK 10/m)
       pgq -A proj purge                    cancel every queued job
+      pgq -A proj call proj.tasks.add --args '[2, 2]'   then: pgq -A proj result ID
     """
     if workdir:
         os.chdir(workdir)
@@ -403,6 +404,8 @@ cli_monitor.register(main, jobs)
 main.add_command(cli_celery.inspect)
 main.add_command(cli_celery.control)
 main.add_command(cli_celery.purge)
+main.add_command(cli_celery.call)
+main.add_command(cli_celery.result)
 main.add_command(cli_workflows.workflows)
 main.add_command(dashboard)
 

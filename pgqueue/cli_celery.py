@@ -209,7 +209,7 @@ def beat_flags(celery: Mapping[str, Any]) -> None:
 
 # -- pgq inspect ----------------------------------------------------------------------
 INSPECT_METHODS = ("active", "scheduled", "reserved", "stats", "registered", "ping",
-                   "active_queues", "revoked")
+                   "active_queues", "revoked", "query_task")
 
 
 def _print_reply(method: str, reply: Mapping[str, Any], as_json: bool) -> None:
@@ -242,13 +242,14 @@ def _celery_app(obj: Ctx) -> Any:
 
 @click.command("inspect")
 @click.argument("method", type=click.Choice(INSPECT_METHODS))
+@click.argument("task_ids", nargs=-1)
 @click.option("-d", "--destination", metavar="W1,W2", help="Only these workers (by name).")
 @click.option("-t", "--timeout", type=float, default=1.0, show_default=True,
               help="Accepted for Celery's sake: the answer is read from Postgres at once.")
 @click.option("-j", "--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
-def inspect(obj: Ctx, method: str, destination: str | None, timeout: float,
-            as_json: bool) -> None:
+def inspect(obj: Ctx, method: str, task_ids: tuple[str, ...], destination: str | None,
+            timeout: float, as_json: bool) -> None:
     """What the workers are doing, as Celery's inspect shows it (read from Postgres).
 
     \b
@@ -257,12 +258,16 @@ def inspect(obj: Ctx, method: str, destination: str | None, timeout: float,
       pgq -A proj inspect reserved     due jobs each worker would claim next
       pgq -A proj inspect stats        per worker: jobs done by task, pool, uptime
       pgq -A proj inspect registered   the app's task names
+      pgq -A proj inspect query_task ID...   where these tasks are
     Exits with status 69 when no worker is up, as Celery does.
     """
     try:
         app = _celery_app(obj)
         targets = [d.strip() for d in destination.split(",")] if destination else None
-        reply = getattr(app.control.inspect(destination=targets, timeout=timeout), method)()
+        if task_ids and method != "query_task":
+            raise click.UsageError(f"inspect {method} takes no task ids")
+        reply = getattr(app.control.inspect(destination=targets, timeout=timeout),
+                        method)(*task_ids)
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
     if not reply:
@@ -339,3 +344,59 @@ def purge(obj: Ctx, force: bool, queues: str | None, exclude_queues: str | None)
         fail(exc)
     click.echo(f"Purged {n} job{'s' if n != 1 else ''} from {len(names)} known task "
                f"queue{'s' if len(names) != 1 else ''}.")
+
+
+@click.command("call")
+@click.argument("name")
+@click.option("-a", "--args", "args_json", default="[]", metavar="JSON",
+              help="Positional arguments as a JSON list, e.g. '[2, 2]'.")
+@click.option("-k", "--kwargs", "kwargs_json", default="{}", metavar="JSON",
+              help="Keyword arguments as a JSON object.")
+@click.option("--countdown", type=float, metavar="SECONDS", help="Run no sooner than this.")
+@click.option("--eta", metavar="ISO8601", help="Run no sooner than this time (naive: UTC).")
+@click.option("--expires", metavar="SECONDS|ISO8601", help="Cancel it if not started by then.")
+@click.option("-Q", "--queue", help="The queue [default: as routed].")
+@click.pass_obj
+def call(obj: Ctx, name: str, args_json: str, kwargs_json: str, countdown: float | None,
+         eta: str | None, expires: str | None, queue: str | None) -> None:
+    """Send task NAME by name and print its id, as Celery's call does.
+
+    \b
+      pgq -A proj call proj.tasks.add --args '[2, 2]'
+    """
+    try:
+        args, kwargs = json.loads(args_json), json.loads(kwargs_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from None
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise click.BadParameter("--args takes a JSON list and --kwargs a JSON object")
+    given: dict[str, Any] = {k: v for k, v in (("countdown", countdown), ("eta", eta),
+                                               ("queue", queue)) if v is not None}
+    if expires is not None:
+        given["expires"] = float(expires) if _is_number(expires) else expires
+    try:
+        result = _celery_app(obj).send_task(name, args, kwargs, **given)
+    except (PgQueueError, psycopg.Error, ValueError, TypeError) as exc:
+        fail(exc)
+    click.echo(result.id)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@click.command("result")
+@click.argument("task_id")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback instead.")
+@click.pass_obj
+def result(obj: Ctx, task_id: str, show_traceback: bool) -> None:
+    """Print a task's result (or its traceback), as Celery's result command does."""
+    try:
+        r = _celery_app(obj).AsyncResult(task_id)
+        click.echo(r.traceback if show_traceback else r.result)
+    except (PgQueueError, psycopg.Error) as exc:
+        fail(exc)

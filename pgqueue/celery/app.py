@@ -82,6 +82,7 @@ class Celery(App):
         self.on_after_fork = Signal("on_after_fork")
         self._lock = threading.RLock()
         self._finalized = False
+        self._declared = False  # beat_schedule turned into schedules (end of finalize)
         self._routers: list[Callable[..., Any]] | None = None
         self._discover: list[tuple[Any, str]] = []
         self._periodic: dict[str, dict[str, Any]] = {}
@@ -165,8 +166,8 @@ class Celery(App):
             self._priority_convention()  # a bad value raises where it was set
         if keys & {"task_default_queue", "task_queues"}:
             self._set_queues(self._served_queues())
-        if "beat_schedule" in keys and self._finalized:  # set at run time: declared now
-            self._declare_schedules()
+        if "beat_schedule" in keys and self._declared:  # set after finalize: declared now
+            self._declare_schedules(replace=True)
         if changes:
             self.configure(**changes)
 
@@ -313,7 +314,7 @@ class Celery(App):
             short = name.rpartition(".")[2]
             close = [t for t in self.tasks if t.rpartition(".")[2] == short] or \
                 difflib.get_close_matches(name, list(self.tasks), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {' or '.join(map(repr, close[:3]))}?" if close else ""
             raise NotRegistered(
                 f"no task named {name!r} in {self!r}{hint} (task names are module-qualified, "
                 "as in Celery: 'proj.tasks.add'; set send_task_check_registry=False to send "
@@ -417,6 +418,7 @@ class Celery(App):
                     from_config()
             self.on_after_finalize.send(sender=self)
             self._declare_schedules()
+            self._declared = True
 
     @property
     def finalized(self) -> bool:
@@ -439,9 +441,11 @@ class Celery(App):
                 self._declare(key, entry)
         return key
 
-    def _declare_schedules(self) -> None:
+    def _declare_schedules(self, replace: bool = False) -> None:
         entries = {**dict(self.conf.beat_schedule or {}), **self._periodic}
         for key, entry in entries.items():
+            if replace:  # a changed entry replaces the one declared before
+                self.schedules.pop(key, None)
             self._declare(key, entry)
 
     def _declare(self, key: str, entry: Mapping[str, Any]) -> Schedule:

@@ -146,8 +146,17 @@ def test_worker_inspect_and_control_with_celerys_flags(dsn: str, proj: str, tmp_
         assert active.returncode == 0, active.stderr
         assert "->  w1@" in active.stdout and f"'id': '{running.id}'" in active.stdout
         assert "1 node online." in active.stdout
+        where = pgq_run(dsn, *base, "inspect", "query_task", running.id, "--json")
+        assert f'"{running.id}": [\n      "active"' in where.stdout, where.stdout
+        called = pgq_run(dsn, *base, "call", f"{proj}.orders.tasks.add", "--args", "[4, 5]")
+        assert called.returncode == 0, called.stderr
+        task_id = called.stdout.strip()
+        assert producer.AsyncResult(task_id).get(timeout=60) == 9
+        assert pgq_run(dsn, *base, "result", task_id).stdout.strip() == "9"
+        typo = pgq_run(dsn, *base, "call", "tasks.add")
+        assert typo.returncode == 1 and "did you mean" in typo.stderr
         stats = pgq_run(dsn, *base, "inspect", "stats", "--json")
-        assert f'"{proj}.orders.tasks.add": 1' in stats.stdout
+        assert f'"{proj}.orders.tasks.add": 2' in stats.stdout
         registered = pgq_run(dsn, *base, "inspect", "registered")
         assert f"{proj}.orders.tasks.tick" in registered.stdout
         revoke = pgq_run(dsn, *base, "control", "revoke", "--terminate", running.id)
