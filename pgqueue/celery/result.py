@@ -14,6 +14,7 @@ can have it (else :class:`pgqueue.errors.TaskError`); a revoked task raises
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from pgqueue.celery.reading import (
     settle,
     state_of,
 )
+from pgqueue.celery.request import current as current_request
 from pgqueue.eager import EagerResult as NativeEagerResult
 from pgqueue.group_result import GroupResult as NativeGroupResult
 from pgqueue.job import JobInfo, JobState
@@ -38,6 +40,30 @@ if TYPE_CHECKING:
     from pgqueue.app import App
 
 _POLL = 0.5  # how often get() looks again for an id that names no job yet
+_joins_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "pgqueue_celery_joins_allowed", default=False)
+
+
+def assert_will_not_block() -> None:
+    """Celery's rule: a task in a worker must not wait for another task's result (a
+    pool of such tasks waiting for each other deadlocks). ``get(disable_sync_subtasks=
+    False)`` or ``with allow_join_result():`` waives it."""
+    req = current_request()
+    if req is not None and not req.called_directly and not req.is_eager \
+            and not _joins_allowed.get():
+        raise RuntimeError("Never call result.get() within a task! See "
+                           "https://docs.celeryq.dev/en/latest/userguide/tasks.html"
+                           "#avoid-launching-synchronous-subtasks")
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Let ``get()`` wait inside a task, as Celery's ``allow_join_result``."""
+    token = _joins_allowed.set(True)
+    try:
+        yield
+    finally:
+        _joins_allowed.reset(token)
 
 
 def _app(app: App | None) -> App:
@@ -212,6 +238,8 @@ class AsyncResult:
         is waited for too, as in Celery."""
         if self.ignored:  # sent with ignore_result=True: nothing will be stored
             return None
+        if disable_sync_subtasks:
+            assert_will_not_block()
         deadline = None if timeout is None else time.monotonic() + timeout
         if on_message is not None:
             return self._get_with_messages(deadline, timeout, propagate, interval,
@@ -434,6 +462,8 @@ class GroupResult:
     def get(self, timeout: float | None = None, propagate: bool = True,
             **kwargs: Any) -> list[Any]:
         """The members' values in order; the first failure raised as its own type."""
+        if kwargs.get("disable_sync_subtasks", True):
+            assert_will_not_block()
         # A failure is read below, and raised as the member's own exception.
         with contextlib.suppress(errors.TaskError, errors.JobCancelled):
             self._native.get(timeout, propagate=propagate)

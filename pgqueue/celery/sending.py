@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pgqueue.canvas import Signature
-from pgqueue.celery import calling
+from pgqueue.celery import calling, signals
 from pgqueue.celery.result import AsyncResult, wrap
 from pgqueue.options import EnqueueOptions
 
@@ -52,6 +52,10 @@ def send(app: App, name: str, args: Sequence[Any] | None = None,
     ignored = bool(options.get("ignore_result"))
     link, link_error = options.pop("link", None), options.pop("link_error", None)
     native = calling.enqueue_options(app, options, task_id)
+    publishing = signals.before_task_publish.has_listeners() or \
+        signals.after_task_publish.has_listeners()
+    if publishing:
+        _published(signals.before_task_publish, name, task_id, args, kwargs, native)
     if task_id is None or app.settings.eager:
         made = _enqueue(app, name, args, kwargs, native, link, link_error, connection)
     else:
@@ -60,4 +64,21 @@ def send(app: App, name: str, args: Sequence[Any] | None = None,
             calling.remember(app, task_id, made.id, conn)
     result: AsyncResult = wrap(app, made, task_id)
     result.ignored = ignored
+    if publishing:
+        _published(signals.after_task_publish, name, result.id, args, kwargs, native)
     return result
+
+
+def _published(signal: signals.Signal, name: str, task_id: str | None,
+               args: tuple[Any, ...], kwargs: dict[str, Any], native: dict[str, Any]) -> None:
+    """Celery's publish signals, with its protocol-2 ``headers`` and ``body`` (the
+    task id is only known after the enqueue unless the producer chose it)."""
+    eta = native.get("eta")
+    headers = {"lang": "py", "task": name, "id": task_id, "root_id": task_id,
+               "parent_id": None, "group": None, "retries": 0,
+               "eta": eta.isoformat() if eta is not None else None,
+               "expires": None, **(native.get("headers") or {})}
+    signal.send(sender=name, body=(args, kwargs, {"callbacks": None, "errbacks": None,
+                                                  "chain": None, "chord": None}),
+                exchange="", routing_key=native.get("queue"), headers=headers,
+                properties={"correlation_id": task_id}, declare=[], retry_policy=None)

@@ -818,3 +818,43 @@ def test_retry_with_throw_false_retries_once_the_task_returns(capp):
     with worker(capp):
         assert polite.delay().get(timeout=10) == "done"
     assert ran == [0, 1]
+
+
+def test_a_task_may_not_wait_for_another_unless_allowed_and_publish_signals(capp):
+    from pgqueue.celery.result import allow_join_result
+
+    published: list[tuple[str, Any]] = []
+
+    @capp.task
+    def fetch(url):
+        return f"<{url}>"
+
+    @capp.task
+    def waits(url):
+        return fetch.delay(url).get(timeout=10)
+
+    @capp.task
+    def waits_anyway(url):
+        with allow_join_result():
+            return fetch.delay(url).get(timeout=10)
+
+    def before(sender=None, headers=None, **kw):
+        published.append(("before", sender))
+
+    def after(sender=None, headers=None, **kw):
+        published.append(("after", headers["id"]))
+
+    celery_signals.before_task_publish.connect(before)
+    celery_signals.after_task_publish.connect(after, sender=fetch.name)
+    try:
+        with worker(capp):
+            with pytest.raises(RuntimeError, match=r"Never call result\.get"):
+                waits.delay("a").get(timeout=10)
+            assert waits_anyway.delay("b").get(timeout=10) == "<b>"
+            r = fetch.delay("c")
+            assert r.get(timeout=10) == "<c>"
+    finally:
+        celery_signals.before_task_publish.disconnect(before)
+        celery_signals.after_task_publish.disconnect(after, sender=fetch.name)
+    assert ("before", waits.name) in published and ("after", r.id) in published
+    assert all(p[1] != waits.name for p in published if p[0] == "after")
