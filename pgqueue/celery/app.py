@@ -41,14 +41,6 @@ log = logging.getLogger("pgqueue.celery")
 PRIORITY_CONVENTIONS = ("amqp", "redis")
 
 
-def task_name(fn: Callable[..., Any], main: str | None) -> str:
-    """Celery's rule: ``module.function``; in a script (``__main__``), the app's main name."""
-    module = getattr(fn, "__module__", None) or "__main__"
-    if module == "__main__" and main:
-        module = main
-    return f"{module}.{fn.__name__}"
-
-
 class Celery(App):
     """``Celery("proj", broker="postgresql://...", include=["proj.tasks"])``, as in Celery.
 
@@ -219,7 +211,8 @@ class Celery(App):
             from pgqueue.celery.task import make_task
 
             opts = dict(options)
-            opts["name"] = opts.get("name") or task_name(fn, self.main)
+            opts["name"] = opts.get("name") or self.gen_task_name(
+                fn.__name__, getattr(fn, "__module__", None) or "__main__")
             if opts.get("base") is None and self.task_cls is not None:
                 opts["base"] = self.Task
             return make_task(self, fn, opts)
@@ -230,6 +223,13 @@ class Celery(App):
             raise TypeError("use @app.task or @app.task(**options): positional arguments "
                             "other than the function are not taken")
         return decorate
+
+    def gen_task_name(self, name: str, module: str) -> str:
+        """Celery's naming rule, overridable as in Celery: ``module.name``; in a script
+        (``__main__``), the app's main name stands for the module."""
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{name}" if module else name
 
     def register_task(self, task: Any) -> Any:
         """Celery's ``app.register_task(Add())``: a class-based task made this app's."""
@@ -503,7 +503,8 @@ class SharedTask:
     def _task(self) -> Any:
         app = current_celery()
         fn = self.__wrapped__
-        task = app.tasks.get(self._options.get("name") or task_name(fn, app.main))
+        task = app.tasks.get(self._options.get("name") or app.gen_task_name(
+            fn.__name__, getattr(fn, "__module__", None) or "__main__"))
         if task is None:  # the app skipped registration (made through App.__new__): now
             task = app.task(**self._options)(fn)
         return task

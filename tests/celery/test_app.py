@@ -198,6 +198,22 @@ def test_task_names_are_module_qualified_as_in_celery(capp: Celery) -> None:
     assert set(capp.tasks) >= {add.name, "custom.name", "proj.script"}
 
 
+def test_gen_task_name_can_be_overridden_as_in_celery(dsn: str, apps: list[Celery]) -> None:
+    class MyCelery(Celery):
+        def gen_task_name(self, name: str, module: str) -> str:
+            if module.endswith(".tasks"):
+                module = module[:-6]
+            return super().gen_task_name(name, module)
+
+    app = MyCelery("main", broker=dsn)
+    apps.append(app)
+
+    def task_a() -> None: ...
+
+    task_a.__module__ = "module_a.tasks"
+    assert app.task(task_a).name == "module_a.task_a"
+
+
 def test_in_a_django_process_tasks_are_django_tasks(monkeypatch: pytest.MonkeyPatch,
                                                     apps: list[Celery], dsn: str) -> None:
     from pgqueue.celery.contrib.django.task import DjangoTask
