@@ -123,8 +123,8 @@ def migrate(obj: Ctx, status: bool) -> None:
               help="Where your App is, e.g. myproj.tasks:app or proj (or pgq -A before "
                    "the command) [env: PGQ_APP].")
 @click.option("-Q", "--queues", metavar="Q1,Q2",
-              help="Queues to serve, comma-separated [env: PGQ_QUEUES; default: default, "
-                   "or a Celery app's task_default_queue, celery].")
+              help="Queues to serve, comma-separated [env: PGQ_QUEUES; default: default; "
+                   "for a Celery app, its task_queues or task_default_queue (celery)].")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), metavar="N",
               help="Jobs run at once [env: PGQ_CONCURRENCY; default: 10].")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), metavar="SECONDS",
