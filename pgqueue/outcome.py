@@ -171,8 +171,8 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
             delay = outcome.countdown
     elif isinstance(outcome, Failed):
         retry = outcome.retryable
-    else:  # TimedOut: retried like any failure when the task has retries
-        retry = policy.retries
+    else:  # TimedOut: retried like any failure when the task has retries (and wants it)
+        retry = policy.retries and policy.retry_timeouts
     if retry and job.attempt < limit:
         return Finish(job.id, job.lease, JobState.QUEUED, error=outcome.error, retry_in=delay,
                       in_workflow=job.in_workflow)

@@ -160,3 +160,17 @@ def test_recording_an_exceptions_class_and_args_never_fails():
     assert error_from(ValueError(object())).args is None  # not JSON
     assert error_from(ValueError("x" * 100_000)).args is None  # too big to keep
     assert error_from(KeyError("k")).args == '["k"]' and error_from(KeyError()).args == "[]"
+
+
+def test_a_timed_out_attempt_is_retried_only_if_the_policy_says_so():
+    import uuid
+
+    from pgqueue.job import ClaimedJob
+    from pgqueue.outcome import TimedOut, decide
+    from pgqueue.retry import RetryPolicy
+
+    job = ClaimedJob(1, "t", "q", 1, 4, uuid.uuid4(), "[]", "{}")
+    timed_out = TimedOut(JobError("TimeLimitExceeded", "hard", ""))
+    assert decide(job, timed_out, RetryPolicy(max_retries=3)).state is JobState.QUEUED
+    celery_like = RetryPolicy(max_retries=3, retry_timeouts=False)
+    assert decide(job, timed_out, celery_like).state is JobState.FAILED
