@@ -54,6 +54,13 @@ def _importable(module: str | None, qualname: str) -> type[BaseException] | None
     return None
 
 
+# Errors pgqueue's worker records by name only (no exception object was raised there).
+_RECORDED_BY_NAME: dict[str, type[Exception]] = {
+    "TimeLimitExceeded": errors.TimeLimitExceeded,
+    "SoftTimeLimitExceeded": errors.SoftTimeLimitExceeded,
+}
+
+
 def exception_of(err: JobError | None, job_id: int) -> BaseException:
     """A failed job's exception, as its own type where possible (see the module doc)."""
     if err is None:
@@ -63,6 +70,9 @@ def exception_of(err: JobError | None, job_id: int) -> BaseException:
     if err.type == "ChordError" and err.module is None:  # a chord's own, recorded by SQL
         return errors.ChordError(err.cause_job or job_id, err.type, err.message,
                                  err.traceback)
+    own = _RECORDED_BY_NAME.get(err.type) if err.module is None else None
+    if own is not None:  # what the worker itself records (a hard time limit)
+        return own(err.message)
     cls = _importable(err.module, err.type)
     if cls is None:
         return fallback

@@ -15,8 +15,8 @@ What each Celery attribute means here:
   ``factor * 2**retries`` capped at ``retry_backoff_max``, jittered over
   ``[0, countdown]``.
 - ``time_limit``, ``soft_time_limit``: pgqueue's own (a soft limit raises
-  ``SoftTimeLimitExceeded`` in the task). A job stopped at a limit is retried
-  within ``max_retries`` after ``default_retry_delay`` (Celery doesn't retry it).
+  ``SoftTimeLimitExceeded`` in the task). A job stopped at a limit fails, as in
+  Celery (it is not retried unless ``autoretry_for`` names the exception).
 - ``rate_limit`` (``"10/m"``): global, across every worker (Celery: per worker).
 - ``ignore_result``: no result row is stored.
 - ``acks_late``, ``reject_on_worker_lost``: accepted; pgqueue always behaves
@@ -124,11 +124,11 @@ class Task(NativeTask[Any, Any]):
             name=options["name"], queue=self.celery_queue or default_queue or "celery",
             priority=priority or 0,
             # Retries are asked for by the function's wrapper (self.retry(), autoretry)
-            # with Celery's countdowns; the policy holds the budget and the delay of a
-            # timed-out attempt.
+            # with Celery's countdowns; the policy holds the budget. A timed-out attempt
+            # fails the job, as in Celery.
             policy=RetryPolicy(max_retries=max_retries, autoretry_for=(),
                                default_retry_delay=float(self.default_retry_delay),
-                               retry_jitter=False),
+                               retry_jitter=False, retry_timeouts=False),
             bind=True,  # the worker passes its context; the wrapper passes self or not
             time_limit=self.time_limit, soft_time_limit=self.soft_time_limit,
             ignore_result=bool(self.ignore_result), rate_limit=self.rate_limit,

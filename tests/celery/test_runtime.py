@@ -858,3 +858,18 @@ def test_a_task_may_not_wait_for_another_unless_allowed_and_publish_signals(capp
         celery_signals.after_task_publish.disconnect(after, sender=fetch.name)
     assert ("before", waits.name) in published and ("after", r.id) in published
     assert all(p[1] != waits.name for p in published if p[0] == "after")
+
+
+def test_a_hard_time_limit_fails_the_task_as_in_celery(capp):
+    from pgqueue.celery.exceptions import TimeLimitExceeded
+
+    @capp.task(time_limit=0.5)
+    def too_slow():
+        for _ in range(30):
+            time.sleep(0.1)
+
+    with worker(capp):
+        r = too_slow.delay()
+        with pytest.raises(TimeLimitExceeded):
+            r.get(timeout=10)
+    assert r.state == "FAILURE" and r.retries == 0
