@@ -288,7 +288,8 @@ class AsyncResult:
             seen = (message["status"], repr(message["result"]))
             if seen != last:
                 last = seen
-                on_message(message)
+                if message["status"] != states.PENDING:  # no backend sends a PENDING one
+                    on_message(message)
             if message["status"] in states.READY_STATES:
                 assert info is not None
                 value = settle(self.app, info, propagate) if info.state.finished else \
