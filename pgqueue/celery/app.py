@@ -413,12 +413,30 @@ class Celery(App):
             # Settings read after tasks were declared (shared_task before
             # config_from_object) reach them now, as Celery binds tasks at finalize.
             for task in list(self.tasks.values()):
+                self._annotate(task)
                 from_config = getattr(task, "from_config", None)
                 if callable(from_config):
                     from_config()
             self.on_after_finalize.send(sender=self)
             self._declare_schedules()
             self._declared = True
+
+    def _annotate(self, task: Any) -> None:
+        """``task_annotations``: attributes set on tasks by name (or ``"*"``), a list of
+        such dicts, or objects with ``annotate(task)`` returning a dict, as in Celery."""
+        annotations = self.conf.task_annotations
+        if not annotations:
+            return
+        for annotation in annotations if isinstance(annotations, (list, tuple)) else [
+                annotations]:
+            if isinstance(annotation, str):
+                annotation = import_object(annotation)
+            if isinstance(annotation, Mapping):
+                found = annotation.get(task.name) or annotation.get("*")
+            else:
+                found = annotation.annotate(task)
+            for key, value in (found or {}).items():
+                setattr(task, key, value)
 
     @property
     def finalized(self) -> bool:

@@ -232,7 +232,8 @@ def test_in_a_django_process_tasks_are_django_tasks(monkeypatch: pytest.MonkeyPa
     assert not isinstance(plain.task(lambda: None), DjangoTask)
 
 
-def test_settings_read_late_reach_tasks_and_class_based_tasks_register(capp: Celery) -> None:
+def test_settings_read_late_reach_tasks_and_class_based_tasks_register(
+        capp: Celery, apps: list[Celery]) -> None:
     from pgqueue.celery import Task
 
     @capp.task
@@ -241,6 +242,17 @@ def test_settings_read_late_reach_tasks_and_class_based_tasks_register(capp: Cel
     capp.config_from_object({"task_time_limit": 5, "task_track_started": True})
     capp.finalize()  # as a worker does at start
     assert (early.time_limit, early.track_started) == (5, True)
+
+    capp2 = Celery("ann", broker=capp.settings.dsn, task_annotations={
+        f"{__name__}.noted": {"rate_limit": "10/s", "time_limit": 7}})
+    apps.append(capp2)
+
+    @capp2.task
+    def noted() -> None: ...
+
+    capp2.finalize()
+    assert (noted.rate_limit, noted.time_limit) == ("10/s", 7)
+    assert noted.options.rate_limit == "10/s" and noted.options.time_limit == 7
 
     class Add(Task):
         name = "proj.add"
