@@ -7,8 +7,9 @@ and hands back Celery's result handles (:mod:`pgqueue.celery.canvas`).
 """
 
 from pgqueue.celery import states
-from pgqueue.celery.app import Celery, current_app, shared_task
+from pgqueue.celery.app import Celery
 from pgqueue.celery.canvas import Signature, chain, chord, group, signature, subtask
+from pgqueue.celery.shared import current_app, shared_task
 from pgqueue.celery.task import Task, current_task
 
 __all__ = ["Celery", "Signature", "Task", "chain", "chord", "current_app", "current_task", "group",

@@ -11,22 +11,19 @@ starts (``pgq -A proj worker`` does it), at ``send_task``, or by ``app.finalize(
 
 from __future__ import annotations
 
-import bisect
-import datetime as dt
 import difflib
 import logging
 import os
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from pgqueue import current
 from pgqueue.app import App
-from pgqueue.celery import discovery
+from pgqueue.celery import discovery, registry
 from pgqueue.celery import routes as routing
-from pgqueue.celery.conf import Config, import_object, settings_of
+from pgqueue.celery.conf import Config, import_object, retention_days, settings_of
 from pgqueue.celery.exceptions import ImproperlyConfigured, NotRegistered
 from pgqueue.celery.signals import Signal
 from pgqueue.celery.urls import backend_dsn, broker_dsn
@@ -38,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pgqueue.celery")
 
-PRIORITY_CONVENTIONS = ("amqp", "redis")
 
 
 class Celery(App):
@@ -91,9 +87,9 @@ class Celery(App):
             self.conf.update(given)
         if config_source is not None:
             self.config_from_object(config_source)
-        with _shared_lock:
-            _apps.add(self)
-            pending = list(_shared)
+        with registry.lock:
+            registry.apps.add(self)
+            pending = list(registry.shared)
         for fn, opts in pending:
             self.task(**opts)(fn)
 
@@ -151,7 +147,7 @@ class Celery(App):
         if "worker_max_tasks_per_child" in keys and conf.worker_max_tasks_per_child:
             changes["max_tasks_per_child"] = int(conf.worker_max_tasks_per_child)
         if "result_expires" in keys:
-            changes["retention_days"] = _days(conf.result_expires)
+            changes["retention_days"] = retention_days(conf.result_expires)
         if "task_routes" in keys:
             self._routers = None
         if "task_priority_convention" in keys or "broker_transport_options" in keys:
@@ -254,39 +250,12 @@ class Celery(App):
                              self.conf.task_default_priority)
 
     def _priority_convention(self) -> str:
-        chosen = self.conf.get("task_priority_convention")
-        if chosen is not None:
-            if chosen not in PRIORITY_CONVENTIONS:
-                raise ImproperlyConfigured(
-                    f"task_priority_convention={chosen!r}: choose 'amqp' (higher runs first, "
-                    "the default) or 'redis' (0 runs first)")
-            return str(chosen)
-        options = self.conf.broker_transport_options or {}
-        if "priority_steps" in options or options.get("queue_order_strategy") == "priority":
-            return "redis"
-        return "amqp"
+        return routing.priority_convention(self.conf)
 
     def celery_priority(self, priority: int | None) -> int | None:
-        """A Celery priority as pgqueue's (higher runs first).
-
-        AMQP's convention (the default): higher is higher, capped at
-        ``task_queue_max_priority`` when set, as RabbitMQ caps it. Redis'
-        (``task_priority_convention="redis"`` or ``priority_steps`` in
-        ``broker_transport_options``): 0 runs first, so the sign is turned;
-        with ``priority_steps``, a priority counts as the step at or below it.
-        """
-        if priority is None:
-            return None
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an int, not {type(priority).__name__}")
-        if self._priority_convention() == "redis":
-            steps = sorted((self.conf.broker_transport_options or {}).get("priority_steps")
-                           or ())
-            if steps:
-                priority = steps[max(bisect.bisect_right(steps, priority) - 1, 0)]
-            return -priority
-        cap = self.conf.task_queue_max_priority
-        return min(priority, cap) if cap is not None else priority
+        """A Celery priority as pgqueue's (higher runs first): see
+        :func:`pgqueue.celery.routes.celery_priority`."""
+        return routing.celery_priority(self.conf, priority)
 
     # -- calling ------------------------------------------------------------------
     def send_task(self, name: str, args: Sequence[Any] | None = None,  # type: ignore[override]
@@ -470,109 +439,3 @@ class Celery(App):
         from pgqueue.celery.beat import declare
 
         return declare(self, key, entry)
-
-
-def _days(value: object) -> float:
-    if value is None:
-        return 0.0  # never expire: keep finished jobs
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds() / 86400
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) / 86400
-    raise ImproperlyConfigured(f"result_expires must be seconds or a timedelta, not {value!r}")
-
-
-# -- shared_task and current_app ------------------------------------------------------
-_shared_lock = threading.Lock()
-_shared: list[tuple[Callable[..., Any], dict[str, Any]]] = []
-_apps: weakref.WeakSet[Celery] = weakref.WeakSet()
-_default: list[Celery] = []
-
-
-def current_celery() -> Celery:
-    """The current app if it is a Celery one; else a default one, as Celery makes."""
-    try:
-        app = current.current()
-    except RuntimeError:
-        app = None
-    if isinstance(app, Celery):
-        return app
-    if not _default:  # a race makes two; one is kept, as harmless as Celery's default app
-        _default.append(Celery())
-    return _default[0]
-
-
-class SharedTask:
-    """What ``@shared_task`` returns: the task of that name in the current app.
-
-    Celery's decorator for reusable apps (Django apps): the function is a task of
-    every Celery app, those made later included, and this object forwards to the
-    current app's task (``delay``, ``s``, ``name``...).
-    """
-
-    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
-        self.__wrapped__ = fn
-        self.__name__ = fn.__name__
-        self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
-        self.__doc__ = fn.__doc__
-        self.__module__ = fn.__module__
-        self._options = options
-
-    def _task(self) -> Any:
-        app = current_celery()
-        fn = self.__wrapped__
-        task = app.tasks.get(self._options.get("name") or app.gen_task_name(
-            fn.__name__, getattr(fn, "__module__", None) or "__main__"))
-        if task is None:  # the app skipped registration (made through App.__new__): now
-            task = app.task(**self._options)(fn)
-        return task
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(self._task(), attr)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._task()(*args, **kwargs)
-
-    def __or__(self, other: Any) -> Any:
-        return self._task() | other
-
-    def __repr__(self) -> str:
-        name = self._options.get("name") or f"{self.__module__}.{self.__name__}"
-        return f"<@shared_task {name}>"
-
-
-@overload
-def shared_task(fn: Callable[..., Any], /) -> Any: ...
-@overload
-def shared_task(**options: Any) -> Callable[[Callable[..., Any]], Any]: ...
-
-
-def shared_task(*args: Any, **options: Any) -> Any:
-    """``@shared_task`` / ``@shared_task(bind=True, ...)``: a task of every Celery app."""
-    def decorate(fn: Callable[..., Any]) -> SharedTask:
-        opts = dict(options)
-        with _shared_lock:
-            _shared.append((fn, opts))
-            apps = list(_apps)
-        for app in apps:
-            app.task(**opts)(fn)
-        return SharedTask(fn, opts)
-
-    if len(args) == 1 and callable(args[0]) and not options:
-        return decorate(args[0])
-    return decorate
-
-
-class _CurrentApp:
-    """``current_app``: the app in use, looked up on each access (Celery's proxy)."""
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(current_celery(), attr)
-
-    def __repr__(self) -> str:
-        return repr(current_celery())
-
-
-current_app: Any = _CurrentApp()

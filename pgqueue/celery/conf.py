@@ -293,3 +293,14 @@ def settings_of(obj: Any, namespace: str | None) -> dict[str, Any]:
                                 and not isinstance(value, types.ModuleType)):
             out[key] = value
     return out
+
+
+def retention_days(value: object) -> float:
+    """``result_expires`` as pgqueue's retention in days (None: keep forever)."""
+    if value is None:
+        return 0.0  # never expire: keep finished jobs
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds() / 86400
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) / 86400
+    raise ConfigurationError(f"result_expires must be seconds or a timedelta, not {value!r}")

@@ -14,11 +14,13 @@ task's own ``queue=``) win over the route, the route over
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pgqueue.celery.conf import import_object
+from pgqueue.errors import ConfigurationError
 
 Route = dict[str, Any]
 Router = Callable[[str, Sequence[Any], Mapping[str, Any], Mapping[str, Any]], Route | None]
@@ -132,3 +134,44 @@ def task_defaults(task: object) -> dict[str, Any]:
     """A Celery task's own call options (its ``queue=``...), under a call's; {} if none."""
     own = getattr(task, "_call_defaults", None)
     return dict(own()) if callable(own) else {}
+
+
+PRIORITY_CONVENTIONS = ("amqp", "redis")
+
+
+def priority_convention(conf: Mapping[str, Any]) -> str:
+    """``"amqp"`` (higher runs first, the default) or ``"redis"`` (0 runs first)."""
+    chosen = conf.get("task_priority_convention")
+    if chosen is not None:
+        if chosen not in PRIORITY_CONVENTIONS:
+            raise ConfigurationError(
+                f"task_priority_convention={chosen!r}: choose 'amqp' (higher runs first, "
+                "the default) or 'redis' (0 runs first)")
+        return str(chosen)
+    options = conf.get("broker_transport_options") or {}
+    if "priority_steps" in options or options.get("queue_order_strategy") == "priority":
+        return "redis"
+    return "amqp"
+
+
+def celery_priority(conf: Mapping[str, Any], priority: int | None) -> int | None:
+    """A Celery priority as pgqueue's (higher runs first).
+
+    AMQP's convention (the default): higher is higher, capped at
+    ``task_queue_max_priority`` when set, as RabbitMQ caps it. Redis'
+    (``task_priority_convention="redis"`` or ``priority_steps`` in
+    ``broker_transport_options``): 0 runs first, so the sign is turned; with
+    ``priority_steps``, a priority counts as the step at or below it.
+    """
+    if priority is None:
+        return None
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+    if priority_convention(conf) == "redis":
+        steps = sorted((conf.get("broker_transport_options") or {}).get("priority_steps")
+                       or ())
+        if steps:
+            priority = steps[max(bisect.bisect_right(steps, priority) - 1, 0)]
+        return -priority
+    cap = conf.get("task_queue_max_priority")
+    return min(priority, cap) if cap is not None else priority
