@@ -10,7 +10,14 @@ from typing import Any
 import click
 import psycopg
 
-from pgqueue import cli_celery, cli_monitor, cli_workflows, schedule_statements, statements
+from pgqueue import (
+    cli_celery,
+    cli_control,
+    cli_monitor,
+    cli_workflows,
+    schedule_statements,
+    statements,
+)
 from pgqueue import migrate as migrations
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.dashboard.command import dashboard
@@ -401,11 +408,11 @@ def _app_path(obj: Ctx, given: str | None) -> str:
 
 
 cli_monitor.register(main, jobs)
-main.add_command(cli_celery.inspect)
-main.add_command(cli_celery.control)
-main.add_command(cli_celery.purge)
-main.add_command(cli_celery.call)
-main.add_command(cli_celery.result)
+main.add_command(cli_control.inspect)
+main.add_command(cli_control.control)
+main.add_command(cli_control.purge)
+main.add_command(cli_control.call)
+main.add_command(cli_control.result)
 main.add_command(cli_workflows.workflows)
 main.add_command(dashboard)
 
