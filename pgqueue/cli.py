@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 import click
 import psycopg
 
-from pgqueue import cli_monitor, cli_workflows, schedule_statements, statements
+from pgqueue import (
+    cli_celery,
+    cli_control,
+    cli_monitor,
+    cli_workflows,
+    schedule_statements,
+    statements,
+)
 from pgqueue import migrate as migrations
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.dashboard.command import dashboard
@@ -20,16 +28,34 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT)
+@click.option("-A", "--app", "app_path", envvar="PGQ_APP", metavar="MODULE[:APP]",
+              help="Your app, for every command: proj, proj.celery:app, myproj.tasks:app. "
+                   "A bare module is searched as Celery does (its app or celery attribute, "
+                   "then its celery submodule) [env: PGQ_APP].")
 @click.option("--dsn", envvar="PGQ_DSN", metavar="URL",
               help="Postgres to use, e.g. postgresql://app@db/app [env: PGQ_DSN]. "
-                   "Without one, an embedded Postgres is started in ./.pgqueue "
-                   "(pip install 'pgqueue[embedded]').")
+                   "Without one, the app's broker URL; without that, an embedded Postgres "
+                   "is started in ./.pgqueue (pip install 'pgqueue[embedded]').")
+@click.option("-b", "--broker", metavar="URL",
+              help="Celery's name for --dsn: a postgresql:// URL (nothing else is a broker "
+                   "for pgqueue).")
 @click.option("--schema", envvar="PGQ_SCHEMA", metavar="NAME",
               help="Schema holding pgqueue's tables [env: PGQ_SCHEMA; default: pgqueue].")
+@click.option("--workdir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Change to DIR first (where your project is).")
+@click.option("--config", "config_module", metavar="MODULE",
+              help="Celery's --config: sets CELERY_CONFIG_MODULE for apps that read it.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@click.option("--loader", hidden=True, help="Celery's --loader: accepted, not used.")
+@click.option("-C", "--no-color", is_flag=True, hidden=True, help="Accepted: output is plain.")
+@click.option("--result-backend", hidden=True,
+              help="Accepted: results are kept in Postgres with the jobs.")
 @click.version_option(package_name="pgqueue")
 @click.pass_context
-def main(ctx: click.Context, dsn: str | None, schema: str | None, verbose: bool) -> None:
+def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str | None,
+         schema: str | None, workdir: str | None, config_module: str | None, verbose: bool,
+         quiet: bool, loader: str | None, no_color: bool, result_backend: str | None) -> None:
     """pgqueue: a task queue for Python with PostgreSQL as its only moving part.
 
     \b
@@ -38,15 +64,34 @@ def main(ctx: click.Context, dsn: str | None, schema: str | None, verbose: bool)
       pgq worker --app myproj.tasks:app    run jobs
       pgq demo                             see the whole flow in one command
       pgq status                           queues, workers and tasks at a glance
+    \b
+    Coming from Celery (pgqueue.celery), the same commands:
+      pgq -A proj worker -l INFO -Q a,b -c 4
+      pgq -A proj beat -l INFO
+      pgq -A proj inspect active           (also scheduled, reserved, stats, registered)
+      pgq -A proj control revoke ID        (also rate_limit TASK 10/m)
+      pgq -A proj purge                    cancel every queued job
+      pgq -A proj call proj.tasks.add --args '[2, 2]'   then: pgq -A proj result ID
     """
+    if workdir:
+        os.chdir(workdir)
+    if config_module:
+        os.environ["CELERY_CONFIG_MODULE"] = config_module
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     # The embedded server's library narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    ctx.obj = Ctx(dsn, schema)
+    if broker:
+        from pgqueue.celery.urls import broker_dsn
+
+        try:
+            dsn = broker_dsn(broker) or dsn
+        except PgQueueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--broker") from None
+    ctx.obj = Ctx(dsn, schema, app_path)
 
 
 @main.command()
@@ -80,11 +125,13 @@ def migrate(obj: Ctx, status: bool) -> None:
         fail(exc)
 
 
-@main.command()
-@click.option("-A", "--app", "app_path", envvar="PGQ_APP", required=True, metavar="MODULE:APP",
-              help="Where your App is, e.g. myproj.tasks:app [env: PGQ_APP].")
+@main.command(context_settings={"max_content_width": 100})
+@click.option("-A", "--app", "app_path", metavar="MODULE[:APP]",
+              help="Where your App is, e.g. myproj.tasks:app or proj (or pgq -A before "
+                   "the command) [env: PGQ_APP].")
 @click.option("-Q", "--queues", metavar="Q1,Q2",
-              help="Queues to serve, comma-separated [env: PGQ_QUEUES; default: default].")
+              help="Queues to serve, comma-separated [env: PGQ_QUEUES; default: default; "
+                   "for a Celery app, its task_queues or task_default_queue (celery)].")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), metavar="N",
               help="Jobs run at once [env: PGQ_CONCURRENCY; default: 10].")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), metavar="SECONDS",
@@ -95,10 +142,11 @@ def migrate(obj: Ctx, status: bool) -> None:
               help="How long a claimed job stays ours without a heartbeat [default: 30].")
 @click.option("--heartbeat-interval", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="How often leases are extended [default: 5].")
-@click.option("-P", "--pool", type=click.Choice(["threads", "processes", "asyncio"]),
+@click.option("-P", "--pool", type=click.Choice(cli_celery.POOL_NAMES),
               help="threads: plain functions in threads, coroutines on the event loop "
                    "(default); processes: every job in a child process, for CPU-bound "
-                   "work; asyncio: coroutines only [env: PGQ_POOL].")
+                   "work; asyncio: coroutines only [env: PGQ_POOL]. Celery's names: "
+                   "prefork is processes, solo is one thread, eventlet/gevent run threads.")
 @click.option("--max-tasks-per-child", type=click.IntRange(min=1), metavar="N",
               help="With --pool processes: replace a child after N jobs "
                    "[env: PGQ_MAX_TASKS_PER_CHILD].")
@@ -115,14 +163,18 @@ def migrate(obj: Ctx, status: bool) -> None:
               help="A waiting job gains one priority level per SECONDS it has been due, so "
                    "none waits forever behind higher priorities; 0 turns it off "
                    "[env: PGQ_PRIORITY_AGING; default: 60].")
-@click.option("-n", "--name", help="Worker name shown in monitoring [default: host:pid].")
+@click.option("-n", "--name", "--hostname", "name",
+              help="Worker name shown in monitoring and inspect; Celery's %h, %n and %d "
+                   "expand to the host name, its first part and its domain "
+                   "[default: host:pid].")
+@cli_celery.celery_worker_options
 @click.pass_obj
-def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
+def worker(obj: Ctx, /, app_path: str | None, queues: str | None, concurrency: int | None,
            poll_interval: float | None, batch_size: int | None, lease_seconds: float | None,
            heartbeat_interval: float | None, pool: str | None,
            max_tasks_per_child: int | None, shutdown_timeout: float | None,
            beat: bool | None, metrics_port: int | None, priority_aging: float | None,
-           name: str | None) -> None:
+           name: str | None, **celery: Any) -> None:
     """Run jobs from the given queues until SIGTERM or Ctrl-C.
 
     \b
@@ -135,11 +187,18 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
     The first SIGTERM/SIGINT stops claiming and gives running jobs
     --shutdown-timeout seconds, then puts the unfinished ones back on the
     queue; a second signal does that at once.
+    \b
+    Celery's worker flags are taken too (pgq -A proj worker -l INFO -Q a,b -c 4);
+    those with no meaning here print a note saying why.
     """
     from pgqueue.worker.loop import run_worker
 
+    pool, concurrency = cli_celery.pool_choice(pool, concurrency)
     try:
-        app = obj.app(app_path, queues=queues, concurrency=concurrency,
+        app = obj.app(_app_path(obj, app_path))
+        queues, concurrency = cli_celery.worker_flags(celery, app.settings.queues, queues,
+                                                      concurrency)
+        app.configure(queues=queues, concurrency=concurrency,
                       poll_interval=poll_interval, batch_size=batch_size,
                       lease_seconds=lease_seconds, heartbeat_interval=heartbeat_interval,
                       pool=pool, max_tasks_per_child=max_tasks_per_child,
@@ -147,7 +206,8 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
                       metrics_port=metrics_port, priority_aging=priority_aging)
         if not app.settings.dsn:
             app.dsn()  # start the embedded server before the worker logs anything
-        run_worker(app, app.settings, app_path=app_path, name=name)
+        run_worker(app, app.settings, app_path=obj.resolved_path,
+                   name=cli_celery.expand_hostname(name))
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
     except KeyboardInterrupt:
@@ -155,8 +215,9 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
 
 
 @main.command()
-@click.option("-A", "--app", "app_path", envvar="PGQ_APP", required=True, metavar="MODULE:APP",
-              help="Where your App and its periodic tasks are [env: PGQ_APP].")
+@click.option("-A", "--app", "app_path", metavar="MODULE[:APP]",
+              help="Where your App and its periodic tasks are (or pgq -A before the "
+                   "command) [env: PGQ_APP].")
 @click.option("--retention-days", type=click.FloatRange(min=0), metavar="DAYS",
               help="Prune finished jobs older than this; 0 keeps them "
                    "[env: PGQ_RETENTION_DAYS; default: 7].")
@@ -164,21 +225,25 @@ def worker(obj: Ctx, app_path: str, queues: str | None, concurrency: int | None,
               help="At start, delete stored schedules this code doesn't declare. Only when "
                    "every scheduler runs the same code: during a rolling deploy an old one "
                    "would delete the new schedules.")
+@cli_celery.celery_beat_options
 @click.pass_obj
-def beat(obj: Ctx, app_path: str, retention_days: float | None, prune_schedules: bool) -> None:
+def beat(obj: Ctx, /, app_path: str | None, retention_days: float | None, prune_schedules: bool,
+         **celery: Any) -> None:
     """Run the scheduler: enqueue periodic tasks on time, each tick exactly once.
 
     \b
     Run as many as you like (or `pgq worker --beat` in every worker): one
     leads, chosen with a Postgres advisory lock; if it dies, another takes over
-    within about a second. It also prunes old finished jobs.
+    within about a second. It also prunes old finished jobs. A Celery app's
+    beat_schedule (crontab, seconds, timedelta entries) is what it schedules.
     """
     import asyncio
 
     from pgqueue.scheduler import Scheduler, run_scheduler
 
+    cli_celery.beat_flags(celery)
     try:
-        app = obj.app(app_path, retention_days=retention_days)
+        app = obj.app(_app_path(obj, app_path), retention_days=retention_days)
         asyncio.run(run_scheduler(Scheduler(app, app.settings,
                                             prune_schedules=prune_schedules)))
     except (PgQueueError, psycopg.Error) as exc:
@@ -334,7 +399,20 @@ def demo(obj: Ctx) -> None:
         fail(exc)
 
 
+def _app_path(obj: Ctx, given: str | None) -> str:
+    path = given or obj.app_path
+    if not path:
+        raise click.UsageError("no app: give -A/--app (pgq -A proj worker, or "
+                               "pgq worker --app myproj.tasks:app) or set PGQ_APP")
+    return path
+
+
 cli_monitor.register(main, jobs)
+main.add_command(cli_control.inspect)
+main.add_command(cli_control.control)
+main.add_command(cli_control.purge)
+main.add_command(cli_control.call)
+main.add_command(cli_control.result)
 main.add_command(cli_workflows.workflows)
 main.add_command(dashboard)
 

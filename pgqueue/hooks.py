@@ -17,6 +17,10 @@ otherwise ignored: observing a job must never fail it.
     def span(ctx): return tracer.start_as_current_span(ctx.task)   # a context manager
     @app.hooks.before_enqueue
     def headers(task_name): return {"traceparent": ...}  # headers to send with the job
+    @app.hooks.worker_started
+    def ready(worker): ...               # a worker registered and listens (its event loop)
+    @app.hooks.worker_stopping
+    def bye(worker): ...                 # a worker that served is stopping
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Hooks:
         self._retry: list[Callable[[JobContext, BaseException], object]] = []
         self._around: list[Callable[[JobContext], contextlib.AbstractContextManager[Any]]] = []
         self._enqueue: list[Callable[[str], Mapping[str, str] | None]] = []
+        self._worker_started: list[Callable[[Any], object]] = []
+        self._worker_stopping: list[Callable[[Any], object]] = []
 
     # -- registering (decorators) ----------------------------------------------
     def before_task(self, fn: F) -> F:
@@ -65,6 +71,14 @@ class Hooks:
 
     def before_enqueue(self, fn: F) -> F:
         self._enqueue.append(fn)
+        return fn
+
+    def worker_started(self, fn: F) -> F:
+        self._worker_started.append(fn)
+        return fn
+
+    def worker_stopping(self, fn: F) -> F:
+        self._worker_stopping.append(fn)
         return fn
 
     # -- calling ---------------------------------------------------------------
@@ -105,6 +119,11 @@ class Hooks:
                     self._call(retry, ctx, exc)
         for after in self._after:
             self._call(after, ctx, outcome, value)
+
+    def worker_event(self, started: bool, worker: Any) -> None:
+        """A worker started serving (``started``) or is stopping: its hooks, each guarded."""
+        for hook in self._worker_started if started else self._worker_stopping:
+            self._call(hook, worker)
 
     def headers(self, task: str) -> dict[str, str]:
         out: dict[str, str] = {}

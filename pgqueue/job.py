@@ -48,6 +48,10 @@ class JobError:
     # For a workflow step cancelled because an earlier step failed: that step's id
     # (the error is that step's).
     cause_job: int | None = None
+    # The exception's module and its args as JSON text (None: not recorded, or not
+    # JSON), so a caller can raise it again as its own type (pgqueue.celery).
+    module: str | None = None
+    args: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +72,4 @@ class JobInfo:
     result: Any
     error: JobError | None
     progress: Progress | None = None  # the latest its current attempt reported
+    cancel_requested: bool = False  # a cancel was asked for (a running job may still run)

@@ -11,6 +11,7 @@ import random
 import traceback as tb
 from dataclasses import dataclass
 
+from pgqueue import encoding
 from pgqueue.job import ClaimedJob, JobError, JobState
 from pgqueue.retry import RetryPolicy
 from pgqueue.statements import Finish
@@ -114,12 +115,31 @@ def _traceback(exc: BaseException) -> str:
         return "".join(tb.format_tb(exc.__traceback__)) + _describe(exc, str)
 
 
+MAX_ARGS = 16 * 1024
+
+
+def _args(exc: BaseException) -> str | None:
+    """The exception's args as JSON text, if JSON holds them and they are small; else
+    None (they are a convenience for raising it again, never worth failing for)."""
+    try:  # even .args may be a property that raises: recording must not fail
+        if not exc.args:
+            return "[]"
+        text = encoding.dumps(list(exc.args), "exception args")
+    except Exception:
+        return None
+    return text if len(text) <= MAX_ARGS else None
+
+
 def error_from(exc: BaseException) -> JobError:
     """A stored error for any exception: readable, storable, bounded in size."""
+    kind = type(exc)
+    module = getattr(kind, "__module__", None)
     return JobError(
-        type=safe_text(type(exc).__qualname__, 200),
+        type=safe_text(kind.__qualname__, 200),
         message=safe_text(_describe(exc, str), MAX_MESSAGE),
         traceback=safe_text(_traceback(exc), MAX_TRACEBACK),
+        module=safe_text(module, 200) if isinstance(module, str) else None,
+        args=_args(exc),
     )
 
 
@@ -151,8 +171,8 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
             delay = outcome.countdown
     elif isinstance(outcome, Failed):
         retry = outcome.retryable
-    else:  # TimedOut: retried like any failure when the task has retries
-        retry = policy.retries
+    else:  # TimedOut: retried like any failure when the task has retries (and wants it)
+        retry = policy.retries and policy.retry_timeouts
     if retry and job.attempt < limit:
         return Finish(job.id, job.lease, JobState.QUEUED, error=outcome.error, retry_in=delay,
                       in_workflow=job.in_workflow)

@@ -22,6 +22,8 @@ class RetryPolicy:
       base, 2*base, 4*base... capped at ``retry_backoff_max``.
     - ``retry_jitter``: spreads each wait over [wait/2, wait] so a burst of
       failures does not come back as a burst.
+    - ``retry_timeouts``: whether an attempt stopped at its time limit is retried
+      like a failure (True), or fails the job (False, as Celery does).
     """
 
     max_retries: int | None = 0
@@ -30,6 +32,7 @@ class RetryPolicy:
     retry_backoff_max: float = 600.0
     retry_jitter: bool = True
     default_retry_delay: float = 3.0
+    retry_timeouts: bool = True
 
     def __post_init__(self) -> None:
         if self.max_retries is not None and (

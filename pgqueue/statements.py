@@ -310,6 +310,8 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[
             "error_types": [r.error.type if r.error else None for r in records],
             "error_messages": [r.error.message if r.error else None for r in records],
             "tracebacks": [r.error.traceback if r.error else None for r in records],
+            "error_modules": [r.error.module if r.error else None for r in records],
+            "error_args": [r.error.args if r.error else None for r in records],
             "keep_for": [r.keep_for for r in records],
             "workflow_ids": [r.job_id for r in records if r.in_workflow],
             "worker_id": worker_id,
@@ -408,7 +410,8 @@ def _job_info(rows: list[Row]) -> JobInfo | None:
 
 def _job_info_row(row: Row) -> JobInfo:
     (id_, task, queue, state, attempts, max_attempts, priority, run_at, created_at,
-     started_at, finished_at, value, etype, emessage, etraceback, cause, progress_text) = row
+     started_at, finished_at, value, etype, emessage, etraceback, cause, progress_text,
+     emodule, eargs, cancel_requested) = row
     return JobInfo(
         id=id_,
         task=task,
@@ -422,8 +425,10 @@ def _job_info_row(row: Row) -> JobInfo:
         started_at=started_at,
         finished_at=finished_at,
         result=encoding.loads(value) if value is not None else None,
-        error=JobError(etype, emessage, etraceback, cause) if etype is not None else None,
+        error=JobError(etype, emessage, etraceback, cause, emodule, eargs)
+        if etype is not None else None,
         progress=progress.from_json(progress_text),
+        cancel_requested=bool(cancel_requested),
     )
 
 

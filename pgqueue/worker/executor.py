@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pgqueue import encoding
 from pgqueue.atomic import AtomicTarget, close_pools
 from pgqueue.context import JobContext
-from pgqueue.errors import SoftTimeLimitExceeded, TimeLimitExceeded, UnknownTask
+from pgqueue.errors import JobCancelled, SoftTimeLimitExceeded, TimeLimitExceeded, UnknownTask
 from pgqueue.execution import (
     Limits,
     invoke_async,
@@ -282,6 +282,10 @@ class Executor:
             self.processes.cancel(job_id)
         elif job_id in self.coroutines:
             self.coroutines[job_id].cancel("cancelled")
+        elif getattr(self.tasks.get(ctx.task), "interrupt_on_cancel", False):
+            # A task that asked for it (Celery's revoke(terminate=True)) also gets an
+            # exception at its thread's next Python instruction, not only the flag.
+            raise_in_thread(ctx.thread_id, JobCancelled)
         return True
 
     def threads_alive(self) -> bool:

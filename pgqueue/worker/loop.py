@@ -154,6 +154,7 @@ class Worker:
         await asyncio.wait_for(parts.listener.listening.wait(), timeout=30)
         log.info("worker %s (id %d) serving queues %s with %d %s",
                  self.name, self.worker_id, ",".join(s.queues), s.concurrency, s.pool)
+        self.app.hooks.worker_event(True, self)
         return parts
 
     async def _until_stopped(self, step: Coroutine[Any, Any, T]) -> T | None:
@@ -277,6 +278,7 @@ class Worker:
     async def _shutdown(self) -> None:
         parts = self.parts
         if parts is not None:
+            self.app.hooks.worker_event(False, self)
             if parts.executor.busy:
                 timeout = self.settings.shutdown_timeout
                 log.info("stopping: waiting up to %ss for %d running jobs", timeout,

@@ -180,7 +180,7 @@ def _outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
         data["reason"] = outcome.reason
     elif isinstance(outcome, (Failed, RetryRequested, TimedOut)):
         e = outcome.error
-        data["error"] = [e.type, e.message, e.traceback]
+        data["error"] = [e.type, e.message, e.traceback, e.cause_job, e.module, e.args]
         if isinstance(outcome, Failed):
             data["retryable"] = outcome.retryable
         if isinstance(outcome, RetryRequested):

@@ -257,9 +257,10 @@ WITH outcome AS (
     SELECT *
     FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(states)b::{schema}.job_state[],
                 %(retry_in)b::float8[], %(values)b::jsonb[], %(error_types)b::text[],
-                %(error_messages)b::text[], %(tracebacks)b::text[], %(keep_for)b::float8[])
+                %(error_messages)b::text[], %(tracebacks)b::text[], %(keep_for)b::float8[],
+                %(error_modules)b::text[], %(error_args)b::jsonb[])
          AS o(id, lease, state, retry_in, value, error_type, error_message, traceback,
-              keep_for)
+              keep_for, error_module, error_args)
 ),
 -- A workflow's member is counted under its group's row lock, by the
 -- jobs_state_followed trigger as each row below is updated, in whatever order the
@@ -319,8 +320,9 @@ stored_results AS (
     ON CONFLICT (job_id) DO UPDATE SET value = excluded.value, created_at = now()
 ),
 stored_errors AS (
-    INSERT INTO {schema}.job_errors (job_id, attempt, type, message, traceback)
-    SELECT f.id, f.attempts, o.error_type, o.error_message, o.traceback
+    INSERT INTO {schema}.job_errors (job_id, attempt, type, message, traceback, module, args)
+    SELECT f.id, f.attempts, o.error_type, o.error_message, o.traceback, o.error_module,
+           o.error_args
     FROM finished f JOIN outcome o ON o.id = f.id
     WHERE o.error_type IS NOT NULL
     ON CONFLICT (job_id, attempt) DO NOTHING
@@ -437,11 +439,12 @@ RETURNING j.id;
 -- its latest error and its progress.
 SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.max_attempts, j.priority,
        j.run_at, j.created_at, j.started_at, j.finished_at,
-       r.value::text, e.type, e.message, e.traceback, e.cause_job, j.progress::text
+       r.value::text, e.type, e.message, e.traceback, e.cause_job, j.progress::text,
+       e.module, e.args::text, j.cancel_requested
 FROM {schema}.jobs j
 LEFT JOIN {schema}.job_results r ON r.job_id = j.id
 LEFT JOIN LATERAL (
-    SELECT type, message, traceback, cause_job FROM {schema}.job_errors
+    SELECT type, message, traceback, cause_job, module, args FROM {schema}.job_errors
     WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1
 ) e ON true
 WHERE j.id = %(id)s;

@@ -89,12 +89,13 @@ SELECT size, succeeded, failed FROM {schema}.workflow_groups WHERE id = %(id)s;
 -- and latest error (with the job it came from, for a step that never ran).
 SELECT j.id, j.task, j.queue, j.state::text, j.attempts, j.max_attempts, j.priority,
        j.run_at, j.created_at, j.started_at, j.finished_at,
-       r.value::text, e.type, e.message, e.traceback, e.cause_job, j.progress::text
+       r.value::text, e.type, e.message, e.traceback, e.cause_job, j.progress::text,
+       e.module, e.args::text, j.cancel_requested
 FROM {schema}.workflow_steps s
 JOIN {schema}.jobs j ON j.id = s.job_id
 LEFT JOIN {schema}.job_results r ON r.job_id = j.id
 LEFT JOIN LATERAL (
-    SELECT type, message, traceback, cause_job FROM {schema}.job_errors
+    SELECT type, message, traceback, cause_job, module, args FROM {schema}.job_errors
     WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1
 ) e ON true
 WHERE s.group_id = %(id)s

@@ -97,3 +97,24 @@ def test_opentelemetry_span_is_a_child_of_the_producers_trace(app):
     failed = spans["pgqueue.run boom"]
     assert failed.status.status_code == trace.StatusCode.ERROR
     assert any(e.name == "exception" for e in failed.events)
+
+
+def test_worker_hooks_run_when_the_worker_serves_and_when_it_stops(app):
+    seen: list[tuple[str, int]] = []
+
+    @app.hooks.worker_started
+    def started(worker):
+        seen.append(("started", worker.worker_id))
+
+    @app.hooks.worker_stopping
+    def stopping(worker):
+        seen.append(("stopping", worker.worker_id))
+
+    @app.hooks.worker_started
+    def broken(worker):
+        raise RuntimeError("a broken hook must not stop the worker")
+
+    with running_worker(app, concurrency=1) as worker:
+        assert seen == [("started", worker.worker_id)]
+        assert app.tasks["add"].delay(1, 2).get(timeout=10) == 3
+    assert seen == [("started", worker.worker_id), ("stopping", worker.worker_id)]

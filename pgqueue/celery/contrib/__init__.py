@@ -1,0 +1,1 @@
+"""``celery.contrib`` for pgqueue: the parts a Celery project imports."""

@@ -1,0 +1,1 @@
+"""``celery.contrib.django`` for pgqueue."""
