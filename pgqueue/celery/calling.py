@@ -29,7 +29,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pgqueue import statements
+from pgqueue import encoding, statements
 from pgqueue.options import EnqueueOptions
 from pgqueue.sql import queries
 
@@ -158,4 +158,14 @@ def group_of_job(app: App, job_id: int) -> int | None:
     found: int | None = app.client.execute(statements.Statement(
         queries(schema)["celery_group_of_job"], {"id": job_id},
         lambda rows: rows[0][0] if rows else None))
+    return found
+
+
+def job_arguments(app: App, job_id: int) -> tuple[Any, Any] | None:
+    """(args, kwargs) of a job, decoded; None when it is gone."""
+    schema = app.settings.schema
+    found: tuple[Any, Any] | None = app.client.execute(statements.Statement(
+        queries(schema)["celery_job_arguments"], {"id": job_id},
+        lambda rows: (encoding.loads(rows[0][0]), encoding.loads(rows[0][1])) if rows
+        else None))
     return found

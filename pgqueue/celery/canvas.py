@@ -38,10 +38,19 @@ class _Celery(native.Canvas):
                     *, connection: psycopg.Connection[Any] | None = None,
                     link: Any = None, link_error: Any = None, **options: Any) -> Any:
         app = self._app()
-        options.pop("task_id", None)  # a canvas's jobs keep their own ids
-        made = super().apply_async(args or (), kwargs, connection=connection, link=link,
-                                   link_error=link_error, **_native_options(app, options))
-        return wrap(app, made)
+        task_id = options.pop("task_id", None)
+        native_options = _native_options(app, options)
+        if task_id is None or isinstance(self, native.Group):  # a group's members keep theirs
+            made = super().apply_async(args or (), kwargs, connection=connection, link=link,
+                                       link_error=link_error, **native_options)
+            return wrap(app, made)
+        # As in Celery, a chain's (or chord's) task id is its last task's: the one whose
+        # result it is. Remembered in the enqueue's transaction.
+        with calling._transaction(app, connection) as conn:
+            made = super().apply_async(args or (), kwargs, connection=conn, link=link,
+                                       link_error=link_error, **native_options)
+            calling.remember(app, str(task_id), made.id, conn)
+        return wrap(app, made, str(task_id))
 
     def on_error(self, errback: native.Canvas) -> Any:
         """Celery's ``sig.on_error(errback)``: a ``link_error``, and this canvas back."""

@@ -178,6 +178,23 @@ class AsyncResult:
         info = self._info()
         return max(info.attempts - 1, 0) if info is not None else None
 
+    def _arguments(self) -> tuple[Any, Any] | None:
+        job = self._resolve()
+        if job is None or self.app.settings.eager:
+            return None
+        return calling.job_arguments(self.app, job.id)
+
+    @property
+    def args(self) -> Any:
+        """The job's positional arguments (Celery's ``result_extended``); None if gone."""
+        found = self._arguments()
+        return tuple(found[0]) if found is not None else None
+
+    @property
+    def kwargs(self) -> Any:
+        found = self._arguments()
+        return found[1] if found is not None else None
+
     @property
     def date_done(self) -> Any:
         info = self._info()

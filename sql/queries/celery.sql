@@ -34,3 +34,7 @@ SELECT count(*) FROM gone;
 -- name: celery_group_of_job :one
 -- self.request.group: the group a workflow step is a member of (no row or NULL: none).
 SELECT group_id FROM {schema}.workflow_steps WHERE job_id = %(id)s;
+
+-- name: celery_job_arguments :one
+-- A result's args and kwargs (result_extended): read only when asked for.
+SELECT args::text, kwargs::text FROM {schema}.jobs WHERE id = %(id)s;
