@@ -60,6 +60,20 @@ def _flag(name: str, *decls: str, help: str) -> Callable[..., Any]:
     return click.option(*decls, name, is_flag=True, default=False, hidden=False, help=help)
 
 
+# Celery's daemon flags, which a process manager does better: accepted, so its
+# command lines keep working.
+_PROCESS_OPTIONS = [click.option("--uid", help="Accepted; no effect."),
+                    click.option("--gid", help="Accepted; no effect."),
+                    click.option("--umask", help="Accepted; no effect.")]
+
+
+def _decorated(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    """``f`` with these click options, listed in --help in this order."""
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def celery_worker_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Celery's ``celery worker`` flags (those ``pgq worker`` lacks)."""
     options = [
@@ -92,14 +106,10 @@ def celery_worker_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-s", "--schedule-filename", "--schedule", "schedule_filename",
                      metavar="FILE", help="With -B: accepted; beat's state is in Postgres."),
         click.option("--scheduler", metavar="CLASS", help="With -B: accepted; no effect."),
-        click.option("--uid", help="Accepted; no effect."),
-        click.option("--gid", help="Accepted; no effect."),
-        click.option("--umask", help="Accepted; no effect."),
+        *_PROCESS_OPTIONS,
         click.option("--executable", help="Accepted; no effect."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return _decorated(f, options)
 
 
 def celery_beat_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,13 +126,9 @@ def celery_beat_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Accepted; schedules come from beat_schedule and pgq schedules."),
         click.option("--max-interval", type=float, metavar="SECONDS",
                      help="Accepted; no effect."),
-        click.option("--uid", help="Accepted; no effect."),
-        click.option("--gid", help="Accepted; no effect."),
-        click.option("--umask", help="Accepted; no effect."),
+        *_PROCESS_OPTIONS,
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return _decorated(f, options)
 
 
 def apply_logging(loglevel: str | None, logfile: str | None, pidfile: str | None) -> None:

@@ -194,6 +194,18 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
     return bool(predicate())
 
 
+def until(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """``check()``'s first true value, tried every ``interval`` seconds; an
+    AssertionError if none comes within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s: {check}")
+
+
 def stop_process(proc: subprocess.Popen[str], timeout: float = 30) -> int:
     """SIGTERM (what docker and systemd send), then wait; kill it if it would not stop."""
     if proc.poll() is None:

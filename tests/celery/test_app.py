@@ -24,19 +24,9 @@ from pgqueue.celery import Celery, shared_task, states
 from pgqueue.celery.exceptions import ImproperlyConfigured, NotRegistered
 from pgqueue.celery.schedules import crontab, schedule, solar
 from pgqueue.errors import ConfigurationError
-from tests.conftest import running_worker
+from tests.conftest import running_worker, until
 
 _names = itertools.count()
-
-
-def until(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout}s: {check}")
 
 
 def rows(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,13 @@ import pytest
 from pgqueue.celery import Celery
 from pgqueue.loader import resolve_app
 from tests.conftest import pgq, pgq_run, stop_process
+from tests.conftest import until as shared_until
 
 _names = itertools.count()
 
 
 def until(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout}s: {check}")
+    return shared_until(check, timeout, interval=0.1)
 
 
 def count(dsn: str, query: str, *params: Any) -> int:

@@ -22,7 +22,7 @@ from pgqueue.celery.exceptions import Ignore, MaxRetriesExceededError, Reject, T
 from pgqueue.celery.result import AsyncResult, EagerResult, GroupResult
 from pgqueue.celery.task import Task
 from pgqueue.errors import TaskError
-from tests.conftest import running_worker
+from tests.conftest import running_worker, until
 
 
 class PaymentDeclined(Exception):
@@ -47,16 +47,6 @@ def capp(dsn: str) -> Iterator[Celery]:
 def worker(app: Celery, **settings: Any) -> Any:
     return running_worker(app, queues=("celery",), concurrency=settings.pop("concurrency", 4),
                           **settings)
-
-
-def until(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout}s: {check}")
 
 
 def test_results_read_in_celery_states_and_ids_are_strings(capp):

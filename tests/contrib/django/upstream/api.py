@@ -9,37 +9,27 @@ from __future__ import annotations
 
 import pytest
 
-from pgqueue.contrib.django._compat import SOURCE
+# What the backend itself imports, it takes from _compat; only the names it
+# doesn't need are looked up here, on either API.
+from pgqueue.contrib.django._compat import (
+    DEFAULT_TASK_QUEUE_NAME,
+    SOURCE,
+    InvalidTask,
+    Task,
+    TaskContext,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+)
 
 try:
-    from django.tasks import (
-        DEFAULT_TASK_QUEUE_NAME,
-        TaskContext,
-        TaskResultStatus,
-        default_task_backend,
-        task,
-        task_backends,
-    )
-    from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task
-    from django.tasks.exceptions import (
-        InvalidTask,
-        InvalidTaskBackend,
-        TaskResultDoesNotExist,
-        TaskResultMismatch,
-    )
+    from django.tasks import default_task_backend, task, task_backends
+    from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
+    from django.tasks.exceptions import InvalidTaskBackend, TaskResultMismatch
 except ImportError:
-    from django_tasks import (
-        DEFAULT_TASK_QUEUE_NAME,
-        TaskContext,
-        TaskResultStatus,
-        default_task_backend,
-        task,
-        task_backends,
-    )
-    from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task
+    from django_tasks import default_task_backend, task, task_backends
+    from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
     from django_tasks.exceptions import InvalidTaskBackendError as InvalidTaskBackend
-    from django_tasks.exceptions import InvalidTaskError as InvalidTask
-    from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+    from django_tasks.exceptions import TaskResultMismatch
 
 # The logger Django's signal receivers write to.
 LOGGER = "django.tasks" if SOURCE == "django.tasks" else "django_tasks"
