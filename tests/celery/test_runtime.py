@@ -863,3 +863,43 @@ def test_a_hard_time_limit_fails_the_task_as_in_celery(capp):
         with pytest.raises(TimeLimitExceeded):
             r.get(timeout=10)
     assert r.state == "FAILURE" and r.retries == 0
+
+
+def test_a_celery_task_that_misbehaves_ends_recorded_and_the_worker_serves_on(capp):
+    """Whatever a Celery task does (SystemExit, KeyboardInterrupt, a value Postgres can't
+    store, a handler that raises), its job ends FAILURE and the next job still runs."""
+
+    class Fragile(Task):
+        def on_failure(self, exc, task_id, args, kwargs, einfo):
+            raise RuntimeError("a broken handler")
+
+    @capp.task
+    def leaves():
+        raise SystemExit(3)
+
+    @capp.task
+    def interrupted():
+        raise KeyboardInterrupt
+
+    @capp.task
+    def unstorable():
+        return "nul \x00 inside"
+
+    @capp.task(base=Fragile)
+    def handled_badly():
+        raise ValueError("first")
+
+    @capp.task
+    def fine(x):
+        return x
+
+    with worker(capp):
+        bad = [leaves.delay(), interrupted.delay(), unstorable.delay(), handled_badly.delay()]
+        for r in bad:
+            until(r.ready, timeout=20)
+        after = fine.delay(7)
+        assert after.get(timeout=20) == 7
+    assert [r.state for r in bad] == ["FAILURE"] * 4
+    types = [r._info().error.type for r in bad]
+    assert types[:2] == ["SystemExit", "KeyboardInterrupt"]
+    assert types[2] == "UnstorableValue" and types[3] == "ValueError"
