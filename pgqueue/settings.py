@@ -32,6 +32,19 @@ def _queues(value: str) -> tuple[str, ...]:
 class Settings:
     dsn: str | None = field(default=None, metadata={"env": "PGQ_DSN"})
     schema: str = field(default="pgqueue", metadata={"env": "PGQ_SCHEMA"})
+    # A direct (unpooled) connection for what a transaction-mode pooler can't carry:
+    # LISTEN, cancel notifications and session advisory locks. None: use dsn, unless
+    # dsn goes through a pooler, in which case workers poll (see docs/operating.md).
+    listen_dsn: str | None = field(default=None, metadata={"env": "PGQ_LISTEN_DSN"})
+    # Where the dashboard, pgq status and /metrics read from (a read replica, say).
+    monitor_dsn: str | None = field(default=None, metadata={"env": "PGQ_MONITOR_DSN"})
+    # psycopg's server-side prepared statements; off behind PgBouncer < 1.21, whose
+    # transaction mode can't carry them from one statement's server to the next.
+    prepared_statements: bool = field(default=True, metadata={
+        "env": "PGQ_PREPARED_STATEMENTS", "parse": _flag})
+    # A job whose arguments encode to more JSON bytes than this is refused at enqueue.
+    max_args_bytes: int = field(default=16 * 1024 * 1024, metadata={
+        "env": "PGQ_MAX_ARGS_BYTES", "parse": int})
     # Worker
     queues: tuple[str, ...] = field(default=("default",), metadata={"env": "PGQ_QUEUES",
                                                                    "parse": _queues})
@@ -124,6 +137,8 @@ class Settings:
             raise ConfigurationError("shutdown_timeout must be 0 or more seconds")
         if self.max_tasks_per_child is not None and self.max_tasks_per_child < 1:
             raise ConfigurationError("max_tasks_per_child must be at least 1")
+        if self.max_args_bytes < 1:
+            raise ConfigurationError("max_args_bytes must be at least 1")
         if self.max_result_bytes < 1:
             raise ConfigurationError("max_result_bytes must be at least 1")
         if self.unknown_task_grace < 0:
