@@ -88,7 +88,7 @@ def world(pg_server: str, template_db: str) -> Iterator[World]:
 @pytest.fixture(scope="package")
 def client(world: World) -> Iterator[TestClient]:
     """A dashboard without authentication (as on loopback) over the world."""
-    with TestClient(create_app(world.app)) as c:
+    with TestClient(create_app(world.app), base_url="http://localhost") as c:
         yield c
 
 
