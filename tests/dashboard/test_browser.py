@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,9 +21,9 @@ import psycopg
 import pytest
 
 from pgqueue import App, JobState
-from pgqueue.dashboard import create_app
 from pgqueue.monitor import Monitor
 from tests.conftest import ROOT, count, pgq, wait_for
+from tests.dashboard.conftest import serving
 from tests.tasks_app import register
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,26 +55,6 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
-
-
-@contextmanager
-def serving(app: App) -> Iterator[str]:
-    """The dashboard under uvicorn, on a free loopback port, in a thread."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
-    thread.start()
-    assert wait_for(lambda: server.started, 10), "the dashboard did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @contextmanager
