@@ -104,8 +104,11 @@ def dashboard(obj: Ctx, app_path: str, host: str, port: int, token: str | None,
         app = obj.app(app_path)
         app.dsn()  # start (or fail to reach) the database before saying we are up
         auth = ", ".join(n for n, on in (("token", token), ("basic auth", credentials)) if on)
+        names = ", ".join(["loopback names", *AllowedHosts.build(hosts, bound=host).patterns]
+                          if auth else ["loopback names"])
         click.echo(f"pgqueue dashboard on http://{host}:{port}/ "
-                   f"(authentication: {auth or 'none, loopback only'})", err=True)
+                   f"(authentication: {auth or 'none, loopback only'}; answers to Host: "
+                   f"{names})", err=True)
         serve(app, host=host, port=port, token=token, basic_auth=credentials,
               allowed_hosts=hosts)
     except (PgQueueError, psycopg.Error, ValueError) as exc:

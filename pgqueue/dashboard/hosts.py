@@ -27,6 +27,14 @@ from pgqueue.dashboard.paths import route_path
 WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
 
 
+def _address(text: str) -> str:
+    """An IP address written the one way (``FD00:0::1`` is ``fd00::1``), or the text."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
 def hostname(host_header: str) -> str | None:
     """The name in a ``Host`` header, lower case, without port or brackets; None if the
     header can't be a host (empty, or junk around an IPv6 literal)."""
@@ -35,12 +43,12 @@ def hostname(host_header: str) -> str | None:
         literal, sep, rest = value[1:].partition("]")
         if not sep or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
             return None
-        return literal
+        return _address(literal)
     name, _, port = value.partition(":")
     if port and not port.isdigit():
         return None
     name = name.rstrip(".")  # "localhost." is the same name, fully qualified
-    return name or None
+    return _address(name) if name else None
 
 
 def is_loopback_name(name: str) -> bool:
@@ -61,12 +69,17 @@ def check_pattern(pattern: str) -> str:
     value = pattern.strip().lower()
     if value == "*":
         return value
-    name = hostname(value[1:] if value.startswith(".") else value)
-    if name is None or "/" in value or " " in value:
+    domain = value.startswith(".")
+    body = value[1:] if domain else value
+    try:  # a bare address, IPv6 without brackets as --host takes it
+        name: str | None = str(ipaddress.ip_address(body))
+    except ValueError:
+        name = hostname(body)
+    if name is None or any(c in body for c in "/ @?#"):
         raise ValueError(f"--allowed-host {pattern!r} is not a host name: give a name "
                          "(dash.example.com), a domain and its subdomains (.example.com), "
                          "an address (10.0.0.5, [fd00::5]) or * for any")
-    return "." + name if value.startswith(".") else name
+    return "." + name if domain else name
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ class SegmentPaths:
 class SegmentConvertor(Convertor[str]):
     """One path segment as :class:`SegmentPaths` leaves it, decoded: any name."""
 
-    regex: ClassVar[str] = "(?:[^/%]|%25|%2F){1," + str(MAX_SEGMENT) + "}"
+    regex: ClassVar[str] = r"(?:[^/%\x00-\x1f\x7f]|%25|%2F){1," + str(MAX_SEGMENT) + "}"
 
     def convert(self, value: str) -> str:
         return unquote(value)

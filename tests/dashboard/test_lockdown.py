@@ -81,6 +81,11 @@ def test_with_auth_the_allow_list_and_the_bound_address(world):
                      ).status_code == 200
     anything = AllowedHosts.build(["*"])
     assert anything.allows("whatever.example")
+    # Addresses are compared written one way; IPv6 comes with or without brackets.
+    v6 = AllowedHosts.build(["fd00::5", "[FD00:0::6]:8080"], bound="fd00::7")
+    for host in ("[fd00::5]:5555", "[fd00:0:0::6]", "[FD00::7]"):
+        assert v6.allows(hostname(host)), host
+    assert AllowedHosts.build([], bound="::").patterns == ()
 
 
 @pytest.mark.parametrize("pattern", ["http://x.example", "x.example/path", "a b", "", "[::1"])
