@@ -46,7 +46,8 @@ def parse_basic_auth(value: str | None) -> tuple[str, str] | None:
                    "--basic-auth.")
 @click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 @click.option("--token", envvar="PGQ_DASHBOARD_TOKEN", metavar="SECRET",
-              help="Require this token: as 'Authorization: Bearer SECRET', or typed once "
+              help="Require this token, 16 characters or more: as 'Authorization: Bearer "
+                   "SECRET', or typed once "
                    "into the login page [env: PGQ_DASHBOARD_TOKEN; prefer the variable: "
                    "options show in ps].")
 @click.option("--basic-auth", envvar="PGQ_DASHBOARD_BASIC_AUTH", metavar="USER:PASS",

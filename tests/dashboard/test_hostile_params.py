@@ -141,3 +141,12 @@ def test_names_in_paths_under_the_real_server(app):
     queues = {q.queue: q.paused for q in monitor.queues()}
     assert queues["a/../../schedules/nightly"] and queues["100%41"] and not queues["x/resume"]
     assert not {s.name: s.paused for s in monitor.schedules()}["nightly"]
+
+
+def test_names_in_paths_under_a_mount_prefix(app):
+    """Behind a proxy that serves the dashboard under /pgq (``root_path``)."""
+    with TestClient(create_app(app), base_url="http://localhost", root_path="/pgq") as web:
+        headers = {"X-CSRF-Token": web.get("/pgq/api/csrf").json()["csrf_token"]}
+        paused = web.post(f"/pgq/api/queues/{segment('a/b')}/pause", headers=headers)
+        assert paused.json() == {"queue": "a/b", "paused": True}
+        assert web.post("/pgq/api/queues/a/b/pause", headers=headers).status_code == 404
