@@ -117,6 +117,12 @@ def test_every_action_refuses_hostile_parameters(fresh):
         assert fresh.post(f"/api/queues/{bad}/pause", headers=headers).status_code == 404
     assert fresh.post("/api/tasks/add/retry-failed", params={"queue": "a\x00b"},
                       headers=headers).status_code == 400
+    # Where a browser takes the buttons of names "." and ".." (it reads them as steps):
+    # no route, so nothing else is acted on.
+    for landing in ("/api/pause", "/api/queues/pause", "/api/resume", "/api/queues/resume",
+                    "/api/trigger", "/api/schedules/trigger", "/api/retry-failed",
+                    "/api/tasks/retry-failed", "/api/queues/limits"):
+        assert fresh.post(landing, headers=headers).status_code == 404, landing
 
 
 def test_names_in_paths_under_the_real_server(app):
