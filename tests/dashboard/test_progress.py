@@ -23,7 +23,7 @@ SCHEMA = "pgqueue"
 
 @pytest.fixture
 def web(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as c:
+    with TestClient(create_app(app), base_url="http://localhost") as c:
         yield c
 
 
