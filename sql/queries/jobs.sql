@@ -260,11 +260,12 @@ ORDER BY priority DESC, run_at, id;
 -- per queue with retries wakes idle workers to schedule them.
 WITH outcome AS (
     SELECT *
-    FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(states)b::{schema}.job_state[],
+    FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(queues)b::text[],
+                %(states)b::{schema}.job_state[],
                 %(retry_in)b::float8[], %(values)b::jsonb[], %(error_types)b::text[],
                 %(error_messages)b::text[], %(tracebacks)b::text[], %(keep_for)b::float8[],
                 %(error_modules)b::text[], %(error_args)b::jsonb[])
-         AS o(id, lease, state, retry_in, value, error_type, error_message, traceback,
+         AS o(id, lease, queue, state, retry_in, value, error_type, error_message, traceback,
               keep_for, error_module, error_args)
 ),
 -- A workflow's member is counted under its group's row lock, by the
@@ -301,7 +302,7 @@ finished AS (
         lease = NULL,
         lease_expires_at = NULL
     FROM outcome o
-    WHERE j.id = o.id AND j.lease = o.lease AND j.state = 'running'
+    WHERE j.id = o.id AND j.queue = o.queue AND j.lease = o.lease AND j.state = 'running'
 -- with: workflow
       -- Evaluated once, before the first row is updated: the groups locked.
       AND (SELECT count(*) FROM groups) >= 0
@@ -393,8 +394,8 @@ WITH alive AS (
 ),
 held AS (
     SELECT j.id FROM {schema}.jobs j
-    JOIN unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS h(id, lease)
-      ON j.id = h.id AND j.lease = h.lease
+    JOIN unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(queues)b::text[]) AS h(id, lease, queue)
+      ON j.id = h.id AND j.queue = h.queue AND j.lease = h.lease
     WHERE j.state = 'running'
 ),
 lockable AS (
@@ -405,8 +406,8 @@ lockable AS (
 extended AS (
     UPDATE {schema}.jobs j
     SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-    FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS h(id, lease)
-    WHERE j.id = h.id AND j.lease = h.lease AND j.state = 'running'
+    FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(queues)b::text[]) AS h(id, lease, queue)
+    WHERE j.id = h.id AND j.queue = h.queue AND j.lease = h.lease AND j.state = 'running'
       AND j.id IN (SELECT id FROM lockable)
     RETURNING j.id, j.cancel_requested
 )
@@ -420,8 +421,8 @@ SELECT id, false FROM held WHERE id NOT IN (SELECT id FROM lockable);
 UPDATE {schema}.jobs j
 SET state = 'queued', attempts = j.attempts - 1, lease = NULL, lease_expires_at = NULL,
     worker_id = NULL, started_at = NULL
-FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS r(id, lease)
-WHERE j.id = r.id AND j.lease = r.lease AND j.state = 'running'
+FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(queues)b::text[]) AS r(id, lease, queue)
+WHERE j.id = r.id AND j.queue = r.queue AND j.lease = r.lease AND j.state = 'running'
 RETURNING j.id;
 
 -- name: defer_jobs :many :unprepared
@@ -434,8 +435,8 @@ SET state = 'queued', attempts = greatest(j.attempts - 1, 0), lease = NULL,
     lease_expires_at = NULL, worker_id = NULL, started_at = NULL,
     run_at = now() + make_interval(secs => least(60, greatest(1,
         extract(epoch FROM now() - j.created_at) / 10)))
-FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[]) AS d(id, lease)
-WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'running'
+FROM unnest(%(ids)b::bigint[], %(leases)b::uuid[], %(queues)b::text[]) AS d(id, lease, queue)
+WHERE j.id = d.id AND j.queue = d.queue AND j.lease = d.lease AND j.state = 'running'
   AND j.created_at > now() - make_interval(secs => %(grace_seconds)s)
 RETURNING j.id;
 
