@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ from pgqueue import (
     statements,
 )
 from pgqueue import migrate as migrations
+from pgqueue.app import App
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.dashboard.command import dashboard
 from pgqueue.errors import PgQueueError
@@ -206,6 +208,7 @@ def worker(obj: Ctx, /, app_path: str | None, queues: str | None, concurrency: i
                       metrics_port=metrics_port, priority_aging=priority_aging)
         if not app.settings.dsn:
             app.dsn()  # start the embedded server before the worker logs anything
+        _require_compatible(app)
         run_worker(app, app.settings, app_path=obj.resolved_path,
                    name=cli_celery.expand_hostname(name))
     except (PgQueueError, psycopg.Error) as exc:
@@ -244,10 +247,18 @@ def beat(obj: Ctx, /, app_path: str | None, retention_days: float | None, prune_
     cli_celery.beat_flags(celery)
     try:
         app = obj.app(_app_path(obj, app_path), retention_days=retention_days)
+        _require_compatible(app)
         asyncio.run(run_scheduler(Scheduler(app, app.settings,
                                             prune_schedules=prune_schedules)))
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
+
+
+def _require_compatible(app: App) -> None:
+    """Refuse to start against a schema this code doesn't match (see migrate.py). A
+    database not up yet is left to the worker's own reconnecting."""
+    with contextlib.suppress(psycopg.OperationalError):
+        migrations.require_compatible_dsn(app.dsn(), app.settings.schema)
 
 
 @main.group()
