@@ -12,6 +12,7 @@ import click
 import psycopg
 
 from pgqueue import (
+    __version__,
     cli_celery,
     cli_control,
     cli_monitor,
@@ -37,7 +38,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--dsn", envvar="PGQ_DSN", metavar="URL",
               help="Postgres to use, e.g. postgresql://app@db/app [env: PGQ_DSN]. "
                    "Without one, the app's broker URL; without that, an embedded Postgres "
-                   "is started in ./.pgqueue (pip install 'pgqueue[embedded]').")
+                   "is started in ./.pgqueue (the embedded extra).")
 @click.option("-b", "--broker", metavar="URL",
               help="Celery's name for --dsn: a postgresql:// URL (nothing else is a broker "
                    "for pgqueue).")
@@ -53,7 +54,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("-C", "--no-color", is_flag=True, hidden=True, help="Accepted: output is plain.")
 @click.option("--result-backend", hidden=True,
               help="Accepted: results are kept in Postgres with the jobs.")
-@click.version_option(package_name="pgqueue")
+@click.version_option(version=__version__, package_name="pgqueue-tasks")
 @click.pass_context
 def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str | None,
          schema: str | None, workdir: str | None, config_module: str | None, verbose: bool,
