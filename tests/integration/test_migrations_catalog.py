@@ -92,11 +92,13 @@ CATALOG = {
 }
 
 
-def catalog(dsn: str) -> dict[str, list[str]]:
-    with psycopg.connect(dsn) as conn:
-        return {kind: sorted(" | ".join(map(str, row)) for row in
-                             conn.execute(query, {"ns": SCHEMA}).fetchall())  # type: ignore[arg-type]
-                for kind, query in CATALOG.items()}
+def catalog(db: str | psycopg.Connection) -> dict[str, list[str]]:
+    if isinstance(db, str):
+        with psycopg.connect(db) as conn:
+            return catalog(conn)
+    return {kind: sorted(" | ".join(map(str, row)) for row in
+                         db.execute(query, {"ns": SCHEMA}).fetchall())  # type: ignore[arg-type]
+            for kind, query in CATALOG.items()}
 
 
 def diff(a: dict[str, list[str]], b: dict[str, list[str]]) -> str:
@@ -170,7 +172,7 @@ def test_upgrading_from_each_version_equals_a_fresh_install(k, empty_db, fresh):
                             f"{differences}"
 
 
-@pytest.mark.parametrize("change, expected", [
+CHANGES = [
     ("ALTER TABLE jobs ALTER COLUMN priority SET DEFAULT 1", "columns"),
     ("DROP INDEX jobs_finished_idx", "indexes"),
     ("ALTER TABLE job_results ALTER COLUMN created_at TYPE timestamp", "columns"),
@@ -179,16 +181,23 @@ def test_upgrading_from_each_version_equals_a_fresh_install(k, empty_db, fresh):
     ("REVOKE ALL ON jobs FROM PUBLIC; GRANT SELECT ON jobs TO PUBLIC", "relations"),
     ("ALTER TABLE jobs SET (fillfactor = 90)", "relations"),
     ("CREATE FUNCTION probe() RETURNS int LANGUAGE sql AS 'SELECT 1'", "functions"),
-])
-def test_the_comparison_sees_a_difference(change, expected, empty_db, fresh):
+    ("ALTER TABLE jobs DISABLE TRIGGER USER", "triggers"),
+    ("ALTER TYPE job_state ADD VALUE 'probe'", "types"),
+]
+
+
+def test_the_comparison_sees_each_kind_of_difference(empty_db, fresh):
     migrate_dsn(empty_db, SCHEMA)
-    assert diff(catalog(empty_db), fresh) == ""
     with psycopg.connect(empty_db) as conn:
+        assert diff(catalog(conn), fresh) == ""
         conn.execute("SET search_path = pgqueue")
-        conn.execute(change)  # type: ignore[arg-type]
-    differences = diff(catalog(empty_db), fresh)
-    assert differences.startswith(f"{expected}:") or f"\n{expected}:" in differences, \
-        differences
+        for change, expected in CHANGES:
+            conn.execute(change)  # type: ignore[arg-type]
+            differences = diff(catalog(conn), fresh)
+            assert differences.startswith(f"{expected}:") or f"\n{expected}:" in differences, \
+                (change, differences)
+            conn.rollback()  # undo it before the next change
+            conn.execute("SET search_path = pgqueue")
 
 
 def _with_extra(tmp_path: Path, name: str, text: str) -> Path:
