@@ -86,8 +86,8 @@ def dashboard(obj: Ctx, app_path: str, host: str, port: int, token: str | None,
     except InsecureBind as exc:
         raise click.ClickException(str(exc)) from exc
     except ImportError as exc:
-        raise click.ClickException(f"the dashboard needs its extra: pip install "
-                                   f"'pgqueue[dashboard]' ({exc})") from exc
+        raise click.ClickException(f"the dashboard needs its extra: pip install -e "
+                                   f"'.[dashboard]' in pgqueue's checkout ({exc})") from exc
     hosts = [h for h in allowed_hosts if h]
     try:  # the settings, checked before the database is touched
         from pgqueue.dashboard.auth import Auth
