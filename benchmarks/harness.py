@@ -26,6 +26,7 @@ class Adapter:
     WORKER: ClassVar[dict[str, dict[str, Any]]] = {}
     PRELOAD_CHUNK: ClassVar[int] = 5_000  # drain: pre-enqueue this many per batch call
     drain_file: ClassVar[bool] = False  # drain completion comes from a task-written file
+    writes: common.PgWrites | None = None  # the last drain's Postgres write accounting
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -218,6 +219,7 @@ def run_drain(ad: Adapter, n: int, cfg: dict[str, Any], prefill: str | None = No
     db = ad.db if isinstance(ad, PostgresAdapter) else None
     xacts = transactions(db)
     writes = common.PgWrites(db) if db else None
+    ad.writes = writes  # wal_per_job.py reads the window's LSNs off it
     if writes:
         writes.begin()
     out = (common.LineFile(common.RESULTS_DIR / f"{ad.system}-{ad.workload}.lines")
