@@ -498,6 +498,8 @@ def base_parser(system: str, doc: str | None) -> argparse.ArgumentParser:
         parser.add_argument("--prefill", type=int, default=None,
                             help="scale-*: rows written before the measured drain "
                                  "(default: 1,000,000; scale-10m 10,000,000)")
+        parser.add_argument("--latency-jobs", type=int, default=DEFAULT_JOBS["latency"],
+                            help="scale-10m: jobs of each of its two latency measurements")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="give up waiting for jobs after this many seconds")
     return parser

@@ -273,14 +273,13 @@ def run_many_queues(ad: Adapter, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
 def run_scale_10m(ad: Adapter, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
     """pgqueue with a huge history: drain throughput and idle-worker claim latency on an
     empty table, then the same after prefilling ``--prefill`` finished rows in SQL."""
-    lat_cfg = ad.config("latency")
-    empty = {"drain": run_drain(ad, n, cfg),
-             "latency": run_latency(ad, common.DEFAULT_JOBS["latency"], lat_cfg)}
+    lat_cfg, lat_n = ad.config("latency"), ad.args.latency_jobs
+    empty = {"drain": run_drain(ad, n, cfg), "latency": run_latency(ad, lat_n, lat_cfg)}
     t0 = time.monotonic()
     ad.prefill("finished", prefill_rows(ad))
     prefill_s = time.monotonic() - t0
     drain = run_drain(ad, n, cfg)
-    latency = run_latency(ad, common.DEFAULT_JOBS["latency"], lat_cfg)
+    latency = run_latency(ad, lat_n, lat_cfg)
     e_rate, rate = empty["drain"].get("jobs_per_s"), drain.get("jobs_per_s")
     return {**drain, "prefill_s": prefill_s, "latency": latency, "empty": empty,
             "latency_config": ad.describe(lat_cfg),

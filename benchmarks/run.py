@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -53,6 +54,7 @@ QUICK_JOBS = {"enqueue-single": 200, "enqueue-batch": 1_000, "drain": 200, "drai
               "drain-io": 200, "drain-io-sync": 200, "many-queues": 300, "latency": 100,
               "scale-finished": 200, "scale-backlog": 200, "scale-10m": 200}
 QUICK_PREFILL = 2_000
+QUICK_LATENCY = 50  # scale-10m --quick: jobs of each latency measurement
 THROUGHPUT = ("enqueue-single", "enqueue-batch", *common.DRAINS, "many-queues")
 # Measured in the first run only, whatever --runs says: its prefill alone takes minutes.
 ONCE = ("scale-10m",)
@@ -80,6 +82,7 @@ def ensure_peers_venv() -> None:
 
 # --------------------------------------------------------------------------- running
 
+@functools.cache
 def adapter_supports(system: str, workload: str) -> bool:
     if workload in PGQUEUE_ONLY:
         if system != "pgqueue":
@@ -101,7 +104,9 @@ def run_adapter(system: str, workload: str, jobs: int | None, dsn: str,
     argv = adapter_argv(system, workload, "--dsn", dsn,
                         *(["--jobs", str(jobs)] if jobs else []),
                         *(["--prefill", str(QUICK_PREFILL)]
-                          if quick and workload in PGQUEUE_ONLY else []))
+                          if quick and workload in PGQUEUE_ONLY else []),
+                        *(["--latency-jobs", str(QUICK_LATENCY)]
+                          if quick and workload in ONCE else []))
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=HERE.parent)
@@ -206,6 +211,11 @@ def fmt(x: float | None, digits: int = 0) -> str:
     if x is None:
         return "-"
     return f"{x:,.{digits}f}"
+
+
+def times(x: float | None) -> str:
+    """A ratio already computed: "0.95x", or "-" when there is none."""
+    return "-" if x is None else f"{x:.2f}x"
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -330,7 +340,7 @@ def many_queues_table(results: list[dict[str, Any]], systems: list[str]) -> list
         m = med(rows, "jobs_per_s")
         lines.append(f"| {system} | {fmt(m)} | {span(rows, 'jobs_per_s')} | "
                      f"{fmt(med(rows, 'one_queue_jobs_per_s'))} | "
-                     f"{fmt(med(rows, 'vs_one_queue'), 2)}x | {ratio(base, m)} | "
+                     f"{times(med(rows, 'vs_one_queue'))} | {ratio(base, m)} | "
                      f"{fmt(med(rows, 'worker_cpu_ms_per_job'), 3)} | "
                      f"{fmt(med(rows, 'server_cpu_ms_per_job'), 3)} | "
                      f"{fmt(med(rows, 'wal_bytes_per_job'))} | {len(rows)} |")
@@ -353,12 +363,12 @@ def scale_10m_table(results: list[dict[str, Any]]) -> list[str]:
                  f"1.00x | {fmt(med(e_drain, 'wal_bytes_per_job'))} | {len(rows)} |")
     lat = [r["latency"] for r in rows]
     lines.append(f"| {rows[0]['prefill']:,} finished jobs kept | {fmt(med(rows, 'jobs_per_s'))} "
-                 f"| {fmt(med(rows, 'vs_empty_jobs_per_s'), 2)}x | {fmt(med(lat, 'p50_ms'), 1)} "
-                 f"| {fmt(med(lat, 'p99_ms'), 1)} | {fmt(med(rows, 'vs_empty_p50'), 2)}x | "
-                 f"{fmt(med(rows, 'vs_empty_p99'), 2)}x | {fmt(med(rows, 'wal_bytes_per_job'))} "
+                 f"| {times(med(rows, 'vs_empty_jobs_per_s'))} | {fmt(med(lat, 'p50_ms'), 1)} "
+                 f"| {fmt(med(lat, 'p99_ms'), 1)} | {times(med(rows, 'vs_empty_p50'))} | "
+                 f"{times(med(rows, 'vs_empty_p99'))} | {fmt(med(rows, 'wal_bytes_per_job'))} "
                  f"| {len(rows)} |")
     lines += ["", f"Prefill (INSERT ... SELECT generate_series in chunks, then VACUUM ANALYZE): "
-              f"{span(rows, 'prefill_s')} s. Latency configuration: "
+              f"{span(rows, 'prefill_s', 1)} s. Latency configuration: "
               f"{rows[0].get('latency_config', '?')}."]
     return lines
 
