@@ -165,6 +165,11 @@ class PostgresAdapter(Adapter):
     def close(self) -> None:
         """Close the producer."""
 
+    def flush_stats(self) -> None:
+        """Make the producer's backends report their statistics now: close its
+        connections (a backend reports when it exits; an idle one may wait 10 s) and
+        reconnect. Called after the preload, so that a drain's counts are the drain's."""
+
     def finish_where(self) -> str:
         return self.finish_filter
 
@@ -215,6 +220,8 @@ def run_drain(ad: Adapter, n: int, cfg: dict[str, Any], prefill: str | None = No
     if prefill:
         ad.prefill(prefill, prefill_rows(ad))
     ad.preload(cfg["task"], n, queues)
+    if isinstance(ad, PostgresAdapter):
+        ad.flush_stats()
     time.sleep(1.2)  # the producer's statistics reach pg_stat_database (1 s flush)
     db = ad.db if isinstance(ad, PostgresAdapter) else None
     xacts = transactions(db)

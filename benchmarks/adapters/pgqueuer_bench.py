@@ -88,6 +88,11 @@ class PgqueuerAdapter(harness.PostgresAdapter):
         self.runner.run(self.conn.close())
         self.runner.close()
 
+    def flush_stats(self) -> None:
+        self.runner.run(self.conn.close())
+        self.conn = self.runner.run(asyncpg.connect(self.url))
+        self.queries = Queries(AsyncpgDriver(self.conn))
+
     def enqueue_one(self, task: str, n: int) -> None:
         self.runner.run(self.queries.enqueue(task, str(n).encode()))
 

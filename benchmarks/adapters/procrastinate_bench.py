@@ -62,6 +62,10 @@ class ProcrastinateAdapter(harness.PostgresAdapter):
     def close(self) -> None:
         self.app.close()
 
+    def flush_stats(self) -> None:
+        self.app.close()
+        self.app.open()
+
     def _task(self, name: str) -> Any:
         return self.app.tasks[name]
 
