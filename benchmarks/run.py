@@ -388,6 +388,7 @@ def render_chart(results: list[dict[str, Any]], systems: list[str], workloads: l
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         return False
     tp = [w for w in workloads if w in THROUGHPUT and any(by(results, w, s) for s in systems)]
@@ -398,20 +399,23 @@ def render_chart(results: list[dict[str, Any]], systems: list[str], workloads: l
     for k, system in enumerate(systems):
         values = [med(by(results, w, system), "jobs_per_s") for w in tp]
         xs = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(tp))]
-        ax.bar([x for x, v in zip(xs, values, strict=True) if v], [v for v in values if v], width,
-               label=system, color=COLORS.get(system))
+        ax.bar([x for x, v in zip(xs, values, strict=True) if v], [v for v in values if v],
+               width, color=COLORS.get(system))
     ax.set_yscale("log")
     ax.set_xticks(range(len(tp)), tp, rotation=20)
     ax.set_ylabel("jobs/s (median over runs, log scale)")
     ax.set_title("Throughput: higher is better")
     ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(handles=[Patch(color=COLORS.get(s), label=s) for s in systems], fontsize=8)
     ax = axes[1]
     for j, (key, hatch) in enumerate((("p50_ms", ""), ("p99_ms", "//"))):
         values = [med(by(results, "latency", s), key) or 0 for s in lat]
         ax.bar([i + (j - 0.5) * 0.4 for i in range(len(lat))], values, 0.4, hatch=hatch,
                color=[COLORS.get(s) for s in lat], edgecolor="black", linewidth=0.4,
                label=key.removesuffix("_ms"))
+    if not lat:
+        ax.text(0.5, 0.5, "latency not measured in this run", ha="center",
+                transform=ax.transAxes)
     ax.set_xticks(range(len(lat)), lat, rotation=20)
     ax.set_ylabel("enqueue → start, ms")
     ax.set_title("Latency, idle worker: lower is better")
