@@ -1,7 +1,7 @@
 """Pruning a big table while a worker drains a steady stream: does the worker stall?
 
-    python benchmarks/prune_10m.py [--rows 10000000] [--dsn DSN] [--rate 200]
-        [--batch 5000] [--baseline 15]
+    python benchmarks/prune_10m.py [--rows 10000000] [--dsn DSN] [--rate 100]
+        [--batch 5000] [--pause 0] [--baseline 15]
 
 Makes a fresh database pgq_bench_prune on the server of --dsn (without --dsn: a private
 throwaway server from the ``pgserver`` binaries, removed afterwards), prefills ``--rows``
@@ -144,7 +144,8 @@ def run(args: argparse.Namespace, maintenance: str) -> dict[str, Any]:
         workers.check_alive()
         wal0 = common.scalar(db, "SELECT pg_current_wal_lsn()")
         t_prune = db_now(db)
-        pruner = Pruner(Link(db, "pruner"), "pgqueue", RETENTION, batch=args.batch)
+        pruner = Pruner(Link(db, "pruner"), "pgqueue", RETENTION, batch=args.batch,
+                        pause=args.pause)
         t = time.monotonic()
         pruned = asyncio.run(_prune(pruner))
         prune_s = time.monotonic() - t
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace, maintenance: str) -> dict[str, Any]:
     before, during = window(db, base_id, t_base, t_prune), window(db, base_id, t_prune, t_after)
     common.drop_database(maintenance, "prune")
     return {
-        "rows": args.rows, "batch": args.batch, "rate": args.rate,
+        "rows": args.rows, "batch": args.batch, "pause": args.pause, "rate": args.rate,
         "prefill_s": round(prefill_s, 1), "pruned": pruned["jobs"], "left": left,
         "prune_s": round(prune_s, 1), "rows_per_s": round(pruned["jobs"] / prune_s),
         "wal_mb": round(float(wal) / 2**20), "batches": len(pruner.batches),
@@ -194,6 +195,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="jobs enqueued a second")
     parser.add_argument("--batch", type=int, default=Pruner.__init__.__defaults__[0],  # type: ignore[index]
                         help="rows per prune batch (default: the Pruner's)")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds the pruner rests between batches (default 0)")
     parser.add_argument("--baseline", type=float, default=15.0,
                         help="seconds of stream measured before the prune")
     parser.add_argument("--produce", metavar="DSN", help=argparse.SUPPRESS)
