@@ -1,7 +1,7 @@
 """Pruning a big table while a worker drains a steady stream: does the worker stall?
 
     python benchmarks/prune_10m.py [--rows 10000000] [--dsn DSN] [--rate 100]
-        [--batch 5000] [--pause 0] [--baseline 15]
+        [--batch 5000] [--pause 0.1] [--baseline 15]
 
 Makes a fresh database pgq_bench_prune on the server of --dsn (without --dsn: a private
 throwaway server from the ``pgserver`` binaries, removed afterwards), prefills ``--rows``
@@ -195,8 +195,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="jobs enqueued a second")
     parser.add_argument("--batch", type=int, default=Pruner.__init__.__defaults__[0],  # type: ignore[index]
                         help="rows per prune batch (default: the Pruner's)")
-    parser.add_argument("--pause", type=float, default=0.0,
-                        help="seconds the pruner rests between batches (default 0)")
+    parser.add_argument("--pause", type=float, default=Pruner.__init__.__defaults__[1],  # type: ignore[index]
+                        help="seconds the pruner rests between batches (default: the Pruner's)")
     parser.add_argument("--baseline", type=float, default=15.0,
                         help="seconds of stream measured before the prune")
     parser.add_argument("--produce", metavar="DSN", help=argparse.SUPPRESS)

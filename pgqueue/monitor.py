@@ -101,6 +101,14 @@ def reader(app: App) -> Client:
     return found[1]
 
 
+def close_reader(app: App) -> None:
+    """Close the app's pool on the monitor DSN, if it has one (else at exit)."""
+    with _readers_lock:
+        found = _readers.pop(app, None)
+    if found is not None:
+        found[1].close()
+
+
 class Monitor:
     def __init__(self, app: App) -> None:
         self.app = app

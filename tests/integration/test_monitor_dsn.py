@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from pgqueue import App
 from pgqueue.dashboard import create_app
-from pgqueue.monitor import Monitor, reader
+from pgqueue.monitor import Monitor, close_reader, reader
 from tests.conftest import ROOT, _janitor, _pgq_env, count, until
 
 _counter = itertools.count()
@@ -33,13 +33,16 @@ def _enqueue_raw(dsn: str, queue: str) -> int:
             "VALUES (%s, 'add', '[1, 2]', '{}') RETURNING id", (queue,)).fetchone()[0])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def replica(pg_server: str, template_db: str) -> Iterator[str]:
+    """Shared by the module's tests: none of them writes to it."""
     name = f"pgq_replica_{os.getpid()}_{next(_counter)}"
     janitor = _janitor(pg_server, name, template=template_db)
     janitor.init()
     try:
-        yield make_conninfo(pg_server, dbname=name)
+        dsn = make_conninfo(pg_server, dbname=name)
+        _enqueue_raw(dsn, "on-replica")
+        yield dsn
     finally:
         janitor.drop()
 
@@ -49,11 +52,11 @@ def split(dsn: str, replica: str) -> Iterator[tuple[App, int]]:
     """An app on the primary whose monitor reads the replica; each has its own queue
     (the primary's job id is returned)."""
     job = _enqueue_raw(dsn, "on-primary")
-    _enqueue_raw(replica, "on-replica")
     app = App(dsn, monitor_dsn=replica)
     try:
         yield app, job
     finally:
+        close_reader(app)
         app.close()
 
 
