@@ -15,7 +15,15 @@ import psycopg
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.errors import PgQueueError
 from pgqueue.limits import KEEP, Keep, concurrency_from_text, rate_from_text
-from pgqueue.monitor import Monitor, QueueStats, RawValue, ScheduleRow, TaskLimit, to_json
+from pgqueue.monitor import (
+    Monitor,
+    QueueStats,
+    RawValue,
+    ScheduleRow,
+    TaskLimit,
+    XminHorizon,
+    to_json,
+)
 from pgqueue.options import check_queue
 from pgqueue.spans import parse_span
 
@@ -100,7 +108,30 @@ def status(obj: Ctx, window: str, as_json: bool) -> None:
                     t.p95_runtime_ms) for t in overview["tasks"]]
                   ) if overview["tasks"] else f"no finished jobs in the last {window}"
     click.echo(f"QUEUES (finished counts: last {window})\n{queues}\n\n"
-               f"WORKERS\n{workers}\n\nTASKS (last {window})\n{tasks}")
+               f"WORKERS\n{workers}\n\nTASKS (last {window})\n{tasks}\n\n"
+               f"{xmin_text(overview['xmin_horizon'])}")
+
+
+def xmin_text(horizon: XminHorizon) -> str:
+    """The oldest holders of the xmin horizon, under a warning when one is too old."""
+    if not horizon.holders:
+        return "XMIN HORIZON\nno transaction open longer than a second"
+    rows = table(["holder", "pid", "name", "user", "state", "client", "open for", "xids behind"],
+                 [(h.kind, h.pid, h.name, h.user, h.state, h.client_addr, _age(h.seconds),
+                   h.xids) for h in horizon.holders])
+    text = f"XMIN HORIZON (oldest first)\n{rows}"
+    if horizon.warning:
+        oldest = horizon.holders[0]
+        held = (_age(oldest.seconds) if oldest.seconds is not None
+                else f"{oldest.xids} transactions")
+        text = (f"WARNING: {oldest.kind} {oldest.name!r}"
+                f"{f' (pid {oldest.pid})' if oldest.pid else ''} has held the xmin horizon "
+                f"for {held}"
+                f" (warning after {_age(horizon.warn_after_seconds)}, PGQ_XMIN_WARN): vacuum "
+                "can't remove dead job rows meanwhile, so every claim slows down. End it "
+                "(pg_terminate_backend, COMMIT PREPARED/ROLLBACK PREPARED, or drop the slot)."
+                f"\n{text}")
+    return text
 
 
 @click.command()

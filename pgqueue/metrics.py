@@ -2,8 +2,9 @@
 
 - From the database (the dashboard's ``/metrics``, :func:`render`): gauges of
   jobs by queue and state, oldest waiting age, paused queues, workers by status,
-  jobs enqueued so far, and each rate or concurrency limit with the jobs it holds
-  back. Any one process can serve them for the whole system.
+  jobs enqueued so far, each rate or concurrency limit with the jobs it holds
+  back, and the age of the xmin horizon (read from the primary). Any one process
+  can serve them for the whole system.
 - From a worker process (``pgq worker --metrics-port``, :class:`WorkerMetrics`):
   counters of the outcomes it recorded and a run-time histogram per task.
   Prometheus sums them over workers; counters never go down when jobs are pruned.
@@ -61,7 +62,25 @@ class _DatabaseCollector:
         enqueued = CounterMetricFamily("pgqueue_jobs_enqueued", "Jobs enqueued so far")
         enqueued.add_metric([], self.monitor.jobs_enqueued_total())
         yield from (jobs, oldest, paused, workers, enqueued)
+        yield from _xmin(self.monitor)
         yield from _limits(queues, self.monitor.task_limits())
+
+
+def _xmin(monitor: Monitor) -> Iterator[Any]:
+    """How far back the primary's xmin horizon is held (0: nothing open over a second)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    horizon = monitor.xmin_horizon(limit=1)
+    seconds = GaugeMetricFamily(
+        "pgqueue_oldest_xmin_age_seconds", "How long the oldest open transaction (or "
+        "prepared transaction) holding back the xmin horizon has been open: vacuum keeps "
+        "every dead job row since, and claims slow down as they pile up")
+    seconds.add_metric([], horizon.oldest_seconds or 0.0)
+    xids = GaugeMetricFamily(
+        "pgqueue_oldest_xmin_age_xids", "How many transactions back the xmin horizon is "
+        "held (sessions, prepared transactions, replication slots, standby feedback)")
+    xids.add_metric([], horizon.oldest_xids or 0)
+    yield from (seconds, xids)
 
 
 def _limits(queues: Sequence[QueueStats], tasks: Sequence[TaskLimit]) -> Iterator[Any]:

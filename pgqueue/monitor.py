@@ -2,22 +2,28 @@
 
 One read-only view of queues, workers, tasks, jobs, limits and workflows (plus the few
 actions operators take) shared by ``pgq status`` / ``pgq jobs``, the dashboard and
-/metrics. Everything comes back as frozen dataclasses (:mod:`pgqueue.monitor_rows`);
-:func:`to_json` makes them JSON-safe. The queries are statements of
-:mod:`pgqueue.monitor_statements`; this class executes them. Arguments a task
-marks with ``redact=`` never leave here.
+/metrics. Reads go to ``PGQ_MONITOR_DSN`` when it is set (a read replica, so that
+watching never loads the primary); actions, and the xmin horizon (which only the
+primary's sessions hold), always go to ``PGQ_DSN``. Everything comes back as frozen
+dataclasses (:mod:`pgqueue.monitor_rows`); :func:`to_json` makes them JSON-safe.
+The queries are statements of :mod:`pgqueue.monitor_statements`; this class
+executes them. Arguments a task marks with ``redact=`` never leave here.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime as dt
 import inspect
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgqueue import monitor_statements as ms
 from pgqueue import statements
+from pgqueue.client import Client
 from pgqueue.limits import KEEP, Keep, check_concurrency, parse_rate
 from pgqueue.monitor_rows import (
     REDACTED,
@@ -36,6 +42,8 @@ from pgqueue.monitor_rows import (
     WorkerInfo,
     WorkflowDetail,
     WorkflowSummary,
+    XminHolder,
+    XminHorizon,
     to_json,
 )
 from pgqueue.monitor_tree import build_tree
@@ -65,11 +73,40 @@ __all__ = [
     "WorkerInfo",
     "WorkflowDetail",
     "WorkflowSummary",
+    "XminHolder",
+    "XminHorizon",
     "to_json",
 ]
 
 HOUR = dt.timedelta(hours=1)
 T = TypeVar("T")
+
+
+# One pool on the monitor DSN per app, however many Monitors are made of it.
+_readers: weakref.WeakKeyDictionary[App, tuple[str, Client]] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def reader(app: App) -> Client:
+    """The client reads go through: the app's own, or one on ``monitor_dsn``."""
+    dsn = app.settings.monitor_dsn
+    if not dsn:
+        return app.client
+    with _readers_lock:
+        found = _readers.get(app)
+        if found is None or found[0] != dsn:
+            client = Client(lambda: dsn, app.settings.pool_size, app.settings.pool_timeout)
+            atexit.register(client.close)
+            _readers[app] = found = (dsn, client)
+    return found[1]
+
+
+def close_reader(app: App) -> None:
+    """Close the app's pool on the monitor DSN, if it has one (else at exit)."""
+    with _readers_lock:
+        found = _readers.pop(app, None)
+    if found is not None:
+        found[1].close()
 
 
 class Monitor:
@@ -78,6 +115,11 @@ class Monitor:
         self.schema = app.settings.schema
 
     def _run(self, statement: Statement[T]) -> T:
+        """A read: on the monitor DSN when there is one."""
+        return reader(self.app).execute(statement)
+
+    def _act(self, statement: Statement[T]) -> T:
+        """A change, or what only the primary knows: always on the app's DSN."""
         return self.app.client.execute(statement)
 
     # -- reading --------------------------------------------------------------
@@ -108,7 +150,13 @@ class Monitor:
             "tasks": self.task_stats(window),
             "task_limits": self.task_limits(),
             "series": self.series(window, bucket_for(window)),
+            "xmin_horizon": self.xmin_horizon(),
         }
+
+    def xmin_horizon(self, limit: int = 5) -> XminHorizon:
+        """The oldest transactions (and slots, standbys, prepared transactions) holding
+        back vacuum on the primary, with ``warning`` set past ``PGQ_XMIN_WARN``."""
+        return self._act(ms.xmin_horizon(self.schema, self.app.settings.xmin_warn, limit))
 
     def jobs(self, state: str | None = None, queue: str | None = None, task: str | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None,
@@ -213,10 +261,10 @@ class Monitor:
         return self.app.retry_failed(task=task, queue=queue)
 
     def pause_queue(self, name: str) -> None:
-        self._run(ms.set_queue_paused(self.schema, name, True))
+        self._act(ms.set_queue_paused(self.schema, name, True))
 
     def resume_queue(self, name: str) -> None:
-        self._run(ms.set_queue_paused(self.schema, name, False))
+        self._act(ms.set_queue_paused(self.schema, name, False))
 
     def set_queue_limits(self, name: str, *, rate: str | Keep | None = KEEP,
                          concurrency: int | Keep | None = KEEP) -> QueueLimits:
@@ -229,10 +277,10 @@ class Monitor:
         parsed = rate if rate is None or rate is KEEP else parse_rate(rate)
         if concurrency is not None and concurrency is not KEEP:
             check_concurrency(concurrency)
-        return self._run(ms.set_queue_limits(self.schema, name, parsed, concurrency))
+        return self._act(ms.set_queue_limits(self.schema, name, parsed, concurrency))
 
     def _schedule(self, action: str, name: str) -> Any:
-        return self._run(statements.schedule_action(self.schema, action, name))
+        return self._act(statements.schedule_action(self.schema, action, name))
 
     def pause_schedule(self, name: str) -> bool:
         return self._schedule("pause", name) is not None

@@ -49,6 +49,38 @@ class QueueStats:
 
 
 @dataclass(frozen=True)
+class XminHolder:
+    """Something holding back the xmin horizon: a ``session`` (``pid`` and its
+    ``application_name`` as ``name``), a ``prepared`` transaction (its gid), a
+    replication ``slot`` or a ``standby`` (its feedback). ``seconds``: how long its
+    transaction has been open (None for slots and standbys); ``xids``: how many
+    transactions ago its horizon is."""
+
+    kind: str
+    pid: int | None
+    name: str
+    user: str | None
+    state: str | None
+    client_addr: str | None
+    seconds: float | None
+    xids: int | None
+
+
+@dataclass(frozen=True)
+class XminHorizon:
+    """The oldest holders, oldest first; ``warning``: the oldest has been open longer
+    than ``warn_after_seconds`` (PGQ_XMIN_WARN), or is ``warn_after_xids`` or more
+    transactions behind."""
+
+    holders: list[XminHolder]
+    warn_after_seconds: float
+    warn_after_xids: int
+    oldest_seconds: float | None
+    oldest_xids: int | None
+    warning: bool
+
+
+@dataclass(frozen=True)
 class QueueLimits:
     """A queue's limits as now stored, what ``Monitor.set_queue_limits`` answers."""
 

@@ -228,3 +228,23 @@ def workflow_neighbours(schema: str, job_id: int, cap: int = 50
     is not part of a workflow."""
     return Statement(queries(schema)["workflow_neighbours"], {"id": job_id, "cap": max(cap, 0)},
                      _neighbours)
+
+
+# A slot or standby has no start time; this many transactions behind is as bad.
+XMIN_WARN_XIDS = 1_000_000
+
+
+def xmin_horizon(schema: str, warn_after: float, limit: int = 5, min_seconds: float = 1.0
+                 ) -> Statement[mr.XminHorizon]:
+    """The ``limit`` oldest holders of the xmin horizon (sessions and prepared
+    transactions open at least ``min_seconds``; every slot and standby that holds one)."""
+    def decode(rows: list[Row]) -> mr.XminHorizon:
+        holders = [mr.XminHolder(*row) for row in rows]
+        seconds = max((h.seconds for h in holders if h.seconds is not None), default=None)
+        xids = max((h.xids for h in holders if h.xids is not None), default=None)
+        warning = ((seconds is not None and seconds > warn_after)
+                   or (xids is not None and xids >= XMIN_WARN_XIDS))
+        return mr.XminHorizon(holders, warn_after, XMIN_WARN_XIDS, seconds, xids, warning)
+
+    return Statement(queries(schema)["xmin_holders"],
+                     {"min_seconds": min_seconds, "limit": limit}, decode)

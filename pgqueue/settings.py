@@ -38,6 +38,9 @@ class Settings:
     listen_dsn: str | None = field(default=None, metadata={"env": "PGQ_LISTEN_DSN"})
     # Where the dashboard, pgq status and /metrics read from (a read replica, say).
     monitor_dsn: str | None = field(default=None, metadata={"env": "PGQ_MONITOR_DSN"})
+    # pgq status, the dashboard and /metrics warn of a transaction open longer (seconds)
+    # than this: it holds back vacuum on jobs (docs/operating.md).
+    xmin_warn: float = field(default=300.0, metadata={"env": "PGQ_XMIN_WARN", "parse": float})
     # psycopg's server-side prepared statements; off behind PgBouncer < 1.21, whose
     # transaction mode can't carry them from one statement's server to the next.
     prepared_statements: bool = field(default=True, metadata={
@@ -147,6 +150,8 @@ class Settings:
             raise ConfigurationError("max_rescues must be at least 1")
         if self.retention_days < 0:
             raise ConfigurationError("retention_days must be 0 (keep forever) or more")
+        if self.xmin_warn <= 0:
+            raise ConfigurationError("xmin_warn must be positive seconds")
         if self.prune_interval <= 0:
             raise ConfigurationError("prune_interval must be positive seconds")
         if self.pool_timeout <= 0:

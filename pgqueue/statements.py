@@ -565,6 +565,16 @@ def prune(schema: str, query: str, retention: dt.timedelta, batch: int = 10_000
                      lambda rows: int(rows[0][0]))
 
 
+def prune_finished(schema: str, retention: dt.timedelta, batch: int,
+                   after: dt.datetime | None) -> Statement[tuple[int, int, dt.datetime | None]]:
+    """One batch of prune_finished from the cursor ``after`` -> (deleted, examined,
+    the next cursor)."""
+    return Statement(queries(schema)["prune_finished"],
+                     {"retention_seconds": retention.total_seconds(), "batch": batch,
+                      "after": after},
+                     lambda rows: (int(rows[0][0]), int(rows[0][1]), rows[0][2]))
+
+
 # -- progress -------------------------------------------------------------------
 def update_progress(schema: str, reports: Mapping[progress.Key, progress.Reported]
                     ) -> Statement[dict[int, bool]]:

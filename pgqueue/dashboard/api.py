@@ -41,7 +41,8 @@ def overview(request: Request) -> Response:
                  "queues": monitor.queues(window.span), "workers": monitor.workers(),
                  "tasks": monitor.task_stats(window.span),
                  "task_limits": monitor.task_limits(), "series": chart["buckets"],
-                 "bucket_seconds": chart["bucket_seconds"]})
+                 "bucket_seconds": chart["bucket_seconds"],
+                 "xmin_horizon": monitor.xmin_horizon()})
 
 
 def queues(request: Request) -> Response:

@@ -40,6 +40,7 @@ def _overview_context(request: Request, *parts: str) -> dict[str, Any]:
 
 def overview(request: Request) -> Response:
     context = _overview_context(request, "workers", "queues", "tasks")
+    context["xmin_horizon"] = state.monitor(request).xmin_horizon()
     return _render(request, "overview.html", context)
 
 

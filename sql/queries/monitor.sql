@@ -180,3 +180,39 @@ ORDER BY t.task;
 -- Every job ever enqueued took one value of the id sequence: a counter that
 -- pruning never lowers (rolled-back enqueues use values too: an upper bound).
 SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(%(jobs_table)s, 'id')), 0);
+
+-- name: xmin_holders :many
+-- What holds back this database's xmin horizon (the oldest transaction vacuum must
+-- still keep dead rows for), oldest first: every dead job row younger than it stays,
+-- and every SKIP LOCKED claim walks past them. Sessions (idle in transaction, long
+-- queries) and prepared transactions of this database count, as do physical slots
+-- and standbys' hot_standby_feedback, which hold it for every database. Not the
+-- query text: it may carry a secret. Other users' sessions show only with
+-- pg_read_all_stats (their backend_xmin is NULL otherwise).
+SELECT kind, pid, name, usename, state, client, seconds, xids FROM (
+    SELECT 'session' AS kind, a.pid, a.application_name AS name, a.usename::text,
+           a.state, host(a.client_addr) AS client,
+           extract(epoch FROM now() - a.xact_start)::float8 AS seconds,
+           greatest(age(a.backend_xmin), age(a.backend_xid)) AS xids
+    FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+      AND (a.backend_xmin IS NOT NULL OR a.backend_xid IS NOT NULL)
+      AND a.xact_start < now() - make_interval(secs => %(min_seconds)s)
+    UNION ALL
+    SELECT 'prepared', NULL, p.gid, p.owner::text, 'prepared', NULL,
+           extract(epoch FROM now() - p.prepared)::float8, age(p.transaction)
+    FROM pg_prepared_xacts p
+    WHERE p.database = current_database()
+      AND p.prepared < now() - make_interval(secs => %(min_seconds)s)
+    UNION ALL
+    -- a slot has no start time: its age is in transactions only
+    SELECT 'slot', s.active_pid, s.slot_name::text, NULL,
+           CASE WHEN s.active THEN 'active' ELSE 'inactive' END, NULL, NULL, age(s.xmin)
+    FROM pg_replication_slots s WHERE s.xmin IS NOT NULL
+    UNION ALL
+    SELECT 'standby', r.pid, r.application_name, r.usename::text, r.state,
+           host(r.client_addr), NULL, age(r.backend_xmin)
+    FROM pg_stat_replication r WHERE r.backend_xmin IS NOT NULL
+) h
+ORDER BY seconds DESC NULLS LAST, xids DESC NULLS LAST
+LIMIT %(limit)s;

@@ -143,11 +143,16 @@ SELECT 1;
 
 -- name: prune_finished :one
 -- Built-in clean-up, run by the leader: finished jobs older than the
--- retention go, with their results, errors and tick records, in bounded
--- batches so no statement holds locks for long.
+-- retention go, with their results and errors, a bounded batch per statement
+-- (its own short transaction: no long lock, no giant WAL burst). The cursor
+-- (the last batch's newest finished_at) starts each batch where the last one
+-- ended, so no batch walks jobs_finished_idx past the entries of the rows the
+-- earlier batches deleted (dead until vacuum): without it batch n of a big
+-- prune reads n batches' worth of dead entries first.
 WITH old AS (
-    SELECT id FROM {schema}.jobs
+    SELECT id, finished_at FROM {schema}.jobs
     WHERE finished_at < now() - make_interval(secs => %(retention_seconds)s)
+      AND finished_at >= coalesce(%(after)s::timestamptz, '-infinity')
       AND workflow_id IS NULL  -- workflows go whole: prune_workflows
       -- result_expires: prune_kept
       AND NOT EXISTS (SELECT 1 FROM {schema}.job_keep k WHERE k.job_id = jobs.id)
@@ -164,7 +169,8 @@ results AS (
 errors AS (
     DELETE FROM {schema}.job_errors e USING gone WHERE e.job_id = gone.id
 )
-SELECT count(*) FROM gone;
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM old),
+       (SELECT max(finished_at) FROM old);
 
 -- name: prune_kept :one
 -- Finished jobs of tasks with result_expires, once that has passed (whatever the
@@ -206,9 +212,16 @@ buckets AS (
 SELECT count(*) FROM gone;
 
 -- name: prune_ticks :one
-WITH gone AS (
-    DELETE FROM {schema}.schedule_ticks
+-- In batches off schedule_ticks_created_idx, like prune_finished.
+WITH old AS (
+    SELECT schedule, fire_at FROM {schema}.schedule_ticks
     WHERE created_at < now() - make_interval(secs => %(retention_seconds)s)
+    ORDER BY created_at
+    LIMIT %(batch)s
+),
+gone AS (
+    DELETE FROM {schema}.schedule_ticks t USING old
+    WHERE t.schedule = old.schedule AND t.fire_at = old.fire_at
     RETURNING 1
 )
 SELECT count(*) FROM gone;
