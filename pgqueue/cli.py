@@ -14,6 +14,7 @@ from pgqueue import (
     cli_celery,
     cli_control,
     cli_monitor,
+    cli_roles,
     cli_workflows,
     schedule_statements,
     statements,
@@ -415,6 +416,7 @@ main.add_command(cli_control.call)
 main.add_command(cli_control.result)
 main.add_command(cli_workflows.workflows)
 main.add_command(dashboard)
+main.add_command(cli_roles.roles)
 
 if __name__ == "__main__":
     main()
