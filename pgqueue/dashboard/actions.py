@@ -19,7 +19,6 @@ from pgqueue.dashboard import params, state
 from pgqueue.dashboard.responses import action_result, error, form
 from pgqueue.monitor import to_json
 
-
 READ_ONLY = ("this dashboard's database role may only read (pgqueue_monitor?): to act, run "
              "the dashboard as a user granted pgqueue_worker (every action) or "
              "pgqueue_producer (cancel only), e.g. GRANT pgqueue_worker TO dashboard_user")

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from pgqueue import App, JobState
 from pgqueue.monitor import Monitor
+from pgqueue.roles import create_roles_dsn
 from tests.conftest import pgq, pgq_run, stop_process, until
 
 LOGINS = {"pgq_t_producer": "pgqueue_producer", "pgq_t_worker": "pgqueue_worker",
@@ -26,8 +27,7 @@ LOGINS = {"pgq_t_producer": "pgqueue_producer", "pgq_t_worker": "pgqueue_worker"
 @pytest.fixture
 def logins(dsn: str) -> Iterator[dict[str, str]]:
     """`pgq roles create` on this database, and a DSN per role (trust auth: no password)."""
-    out = pgq_run(dsn, "roles", "create")
-    assert out.returncode == 0, out.stderr
+    create_roles_dsn(dsn, "pgqueue")  # the command itself: the test below
     with psycopg.connect(dsn, autocommit=True) as conn:
         for user, role in LOGINS.items():
             conn.execute(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
