@@ -8,6 +8,7 @@ get with no other rights; what a role must not do fails with insufficient_privil
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -167,3 +168,36 @@ def test_monitor_reads_everything_and_changes_nothing(logins, app):
                       "INSERT INTO pgqueue.queues (name, paused) VALUES ('default', true)"):
         _denied(m, statement)
     viewer.close()
+
+
+def test_a_forged_cancel_notification_stops_nothing(logins, app):
+    """NOTIFY needs no grant: a read-only monitor can send pgqueue's cancel hint, and the
+    worker, finding no cancel_requested on the row, lets the job run on."""
+    from tests.conftest import running_worker
+    with running_worker(app, poll_interval=60):
+        running = app.tasks["cancellable"].delay()
+        until(lambda: running.state == JobState.RUNNING, timeout=10)
+        with psycopg.connect(logins["monitor"], autocommit=True) as conn:
+            conn.execute("SELECT pg_notify('pgqueue.cancel', %s)", (str(running.id),))
+        time.sleep(0.5)  # the check is one query away
+        assert running.state == JobState.RUNNING
+        running.cancel()  # a real cancel: the row says so
+        until(lambda: running.state == JobState.CANCELLED, timeout=10)
+
+
+def test_the_readme_sql_is_what_pgq_roles_create_runs():
+    import re
+    from pathlib import Path
+
+    from pgqueue.roles import _GRANTS
+    from pgqueue.sql import queries
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Security: roles, limits and secrets"):]
+    section = section[:section.index("\n## ", 10)]
+    blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
+    documented = next(b for b in blocks if "GRANT USAGE ON SCHEMA" in b)
+
+    def norm(text: str) -> str:
+        return " ".join(text.replace('"', "").split())
+    expected = " ".join(norm(queries("pgqueue")[n].text) for n in _GRANTS)
+    assert expected in norm(documented)
