@@ -74,12 +74,22 @@ def secrets(dsn: str) -> set[str]:
     return {s for s in found if len(s) >= MIN_SECRET}
 
 
+# Loggers whose records may quote a DSN, filtered where the record is made, so an
+# application's own handlers (not only `pgq`'s) get them scrubbed.
+_LOGGERS = ("psycopg", "psycopg.pool", "pgqueue", "pgqueue.worker", "pgqueue.services",
+            "pgqueue.dashboard", "pgqueue.scheduler", "pgqueue.maintenance", "pgqueue.waiters")
+
+
 def remember(*dsns: str | None) -> None:
     """Keep these DSNs' passwords, for :func:`scrub` to replace wherever they appear."""
     new = set().union(*(secrets(d) for d in dsns if d))
     if new - _remembered:
         with _lock:
             _remembered.update(new)
+            for name in _LOGGERS:
+                logger = logging.getLogger(name)
+                if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+                    logger.addFilter(RedactingFilter())
 
 
 def scrub(text: str, *dsns: str | None) -> str:

@@ -126,3 +126,17 @@ def test_the_worker_log_has_no_password_while_it_retries():
     out = worker.stdout.read() if worker.stdout else ""
     assert "retrying" in out or "connection" in out, out
     _clean(out, ["Retry-s3cret"])
+
+
+def test_a_library_log_handler_gets_scrubbed_records(caplog):
+    """Not under `pgq`: the application's own handlers see psycopg's pool warnings
+    (which quote a malformed DSN) with the password masked."""
+    import logging
+    caplog.set_level(logging.WARNING)
+    dsn, secrets = FORMS[2]  # bad percent-encoding: psycopg quotes the password back
+    app = App(dsn, pool_timeout=0.5)
+    with pytest.raises((PgQueueError, psycopg.Error)), app.client.connection() as conn:
+        conn.execute("SELECT 1")
+    app.close()
+    assert caplog.records
+    _clean("\n".join(r.getMessage() for r in caplog.records), secrets)
