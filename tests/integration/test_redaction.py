@@ -60,7 +60,7 @@ def test_redact_dsn_and_scrub(dsn, secrets):
 
 def test_exceptions_and_settings_never_show_the_password():
     for dsn, secrets in FORMS:
-        app = App(dsn, pool_timeout=0.5)
+        app = App(dsn, pool_timeout=0.2)
         _clean(repr(app.settings), secrets)
         with pytest.raises((PgQueueError, psycopg.Error)) as exc, \
                 app.client.connection() as conn:
@@ -101,9 +101,9 @@ def test_a_wrong_password_never_reaches_the_log_or_stderr(dsn, pg_datadir):
         psycopg.connect(bad).close()
     url = (f"postgresql://pgq_pw_user:Wrong%2Ds3cret@/{conninfo_to_dict(dsn)['dbname']}"
            f"?host={conninfo_to_dict(dsn)['host']}")
-    for form in (bad, url):
-        worker = pgq(form, "worker", "--app", "tasks_app:app", stdout=subprocess.PIPE,
-                     stderr=subprocess.STDOUT)
+    workers = [pgq(form, "worker", "--app", "tasks_app:app", stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT) for form in (bad, url)]  # side by side
+    for worker in workers:
         out, _ = worker.communicate(timeout=60)
         assert worker.returncode != 0 and "password authentication failed" in out, out
         _clean(out, ["Wrong-s3cret", "Wrong%2Ds3cret"])
