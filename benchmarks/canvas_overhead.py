@@ -187,7 +187,8 @@ def finish_alone(app: Any, kind: str, args: argparse.Namespace) -> dict[str, flo
             jobs = run(conn, statements.claim(schema, 1, ["default"], args.batch_size, 600))
             if not jobs:
                 break
-            batch = [Finish(j.id, j.lease, JobState.SUCCEEDED, value_json=j.args_json[1:-1])
+            batch = [Finish(j.id, j.lease, JobState.SUCCEEDED, value_json=j.args_json[1:-1],
+                            queue=j.queue)
                      for j in jobs]
             t0 = time.perf_counter()
             run(conn, statements.finish(schema, 1, batch))

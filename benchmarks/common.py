@@ -37,14 +37,23 @@ DEFAULT_DSN = os.environ.get("PGQ_BENCH_DSN", "postgresql://postgres@127.0.0.1:5
 DEFAULT_JOBS: dict[str, int] = {
     "enqueue-single": 5_000,
     "enqueue-batch": 50_000,
-    "drain": 20_000,
+    "drain": 20_000,  # no-op tasks, each system's fastest kind (async where it has one)
+    "drain-sync": 20_000,  # no-op plain functions in threads: what Celery users write
     "drain-io": 20_000,
+    "drain-io-sync": 20_000,  # time.sleep(IO_SLEEP) in plain functions, in threads
+    "many-queues": 20_000,  # spread over MANY_QUEUES queues, one worker process
     "latency": 300,
 }
-# pgqueue only: drain throughput with a big table. The jobs measured are DEFAULT_JOBS
+# The workloads that drain pre-enqueued jobs (run_drain), and whose plain-function kind.
+DRAINS: tuple[str, ...] = ("drain", "drain-sync", "drain-io", "drain-io-sync")
+MANY_QUEUES = 100
+# pgqueue only: drain throughput with a big table. The jobs measured are SCALE_JOBS
 # of these; PREFILL rows (finished jobs, or a backlog queued ahead) are written first.
-SCALE_JOBS: dict[str, int] = {"scale-finished": 20_000, "scale-backlog": 20_000}
-PREFILL = 1_000_000
+# scale-10m also measures claim latency, and both against an empty table in the same run.
+SCALE_JOBS: dict[str, int] = {"scale-finished": 20_000, "scale-backlog": 20_000,
+                              "scale-10m": 20_000}
+PREFILL: dict[str, int] = {"scale-finished": 1_000_000, "scale-backlog": 1_000_000,
+                           "scale-10m": 10_000_000}
 WORKLOADS: tuple[str, ...] = tuple(DEFAULT_JOBS)
 BATCH_CHUNK = 1_000  # enqueue-batch: jobs per batch call
 IO_SLEEP = 0.005  # drain-io: each task sleeps this long
@@ -134,6 +143,93 @@ class Poller:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# --------------------------------------------------------------------------- Postgres writes
+
+TABLE_COUNTS = ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del")
+# B-tree WAL records that put a new entry on a leaf page (a split record carries the entry
+# that caused it). Upper-level splits are counted too: about one per few hundred leaf ones.
+BTREE_INSERTS = ("INSERT_LEAF", "INSERT_POST", "SPLIT_L", "SPLIT_R")
+
+
+def table_counts(conn: psycopg.Connection[Any]) -> dict[str, dict[str, int]]:
+    """pg_stat_user_tables' row counters of this database, by schema.table."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    rows = conn.execute("SELECT schemaname || '.' || relname, " + ", ".join(TABLE_COUNTS)
+                        + " FROM pg_stat_user_tables").fetchall()
+    return {r[0]: dict(zip(TABLE_COUNTS, map(int, r[1:]), strict=True)) for r in rows}
+
+
+class PgWrites:
+    """What a drain wrote in Postgres, per job.
+
+    WAL bytes: pg_current_wal_lsn() at the start (after a CHECKPOINT, so every page the
+    drain touches costs one full-page image, for every system alike) and when the last job
+    is seen finished. The LSN is the whole server's: anything else running on it counts.
+    Rows inserted, updated (HOT or not) and deleted: pg_stat_user_tables of the system's
+    own database, read after the workers stopped (backends report when they exit at the
+    latest). With the pg_walinspect extension available (PostgreSQL 15+, superuser), the
+    WAL records of that window touching the system's database also give the full-page
+    image bytes and the B-tree leaf inserts (index entries written).
+    """
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.lsn0 = self.lsn1 = ""
+        self.tables0: dict[str, dict[str, int]] = {}
+        self.walinspect = False
+
+    def begin(self) -> None:
+        with psycopg.connect(self.db, autocommit=True) as conn:
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+                self.walinspect = True
+            except psycopg.Error:
+                self.walinspect = False
+            conn.execute("CHECKPOINT")
+            self.tables0 = table_counts(conn)
+            self.lsn0 = str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
+
+    def end(self, poll: Poller) -> None:
+        """The drain is over: the last job's outcome is committed."""
+        self.lsn1 = str(poll.scalar("SELECT pg_current_wal_lsn()"))
+
+    def result(self, jobs: int) -> dict[str, Any]:
+        with psycopg.connect(self.db, autocommit=True) as conn:
+            wal = conn.execute("SELECT pg_wal_lsn_diff(%s, %s)::bigint",
+                               (self.lsn1, self.lsn0)).fetchone()[0]  # type: ignore[index]
+            tables = table_counts(conn)
+            out: dict[str, Any] = {"wal_bytes": int(wal), "wal_bytes_per_job": wal / jobs}
+            delta = {t: {k: c[k] - self.tables0.get(t, {}).get(k, 0) for k in TABLE_COUNTS}
+                     for t, c in tables.items()}
+            delta = {t: d for t, d in delta.items() if any(d.values())}
+            out["table_writes"] = delta
+            total = {k: sum(d[k] for d in delta.values()) for k in TABLE_COUNTS}
+            out |= {"rows_inserted_per_job": total["n_tup_ins"] / jobs,
+                    "hot_updates_per_job": total["n_tup_hot_upd"] / jobs,
+                    "non_hot_updates_per_job":
+                        (total["n_tup_upd"] - total["n_tup_hot_upd"]) / jobs,
+                    "rows_deleted_per_job": total["n_tup_del"] / jobs}
+            if self.walinspect:
+                out |= self._walinspect(conn, jobs)
+        return out
+
+    def _walinspect(self, conn: psycopg.Connection[Any], jobs: int) -> dict[str, Any]:
+        try:
+            row = conn.execute(
+                "SELECT coalesce(sum(fpi_length), 0)::bigint,"
+                " count(*) FILTER (WHERE resource_manager = 'Btree'"
+                "   AND record_type = ANY(%s))"
+                " FROM pg_get_wal_records_info(%s, %s)"
+                " WHERE block_ref ~ ('rel [0-9]+/' || (SELECT oid FROM pg_database"
+                "   WHERE datname = current_database()) || '/')",
+                (list(BTREE_INSERTS), self.lsn0, self.lsn1)).fetchone()
+        except psycopg.Error:  # e.g. the segments were recycled meanwhile
+            return {}
+        assert row is not None
+        return {"fpi_bytes_per_job": int(row[0]) / jobs,
+                "index_inserts_per_job": int(row[1]) / jobs}
 
 
 # --------------------------------------------------------------------------- waiting
@@ -399,8 +495,11 @@ def base_parser(system: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--chunk", type=int, default=BATCH_CHUNK,
                         help="enqueue-batch: jobs per batch call")
     if system == "pgqueue":
-        parser.add_argument("--prefill", type=int, default=PREFILL,
-                            help="scale-*: rows written before the measured drain")
+        parser.add_argument("--prefill", type=int, default=None,
+                            help="scale-*: rows written before the measured drain "
+                                 "(default: 1,000,000; scale-10m 10,000,000)")
+        parser.add_argument("--latency-jobs", type=int, default=DEFAULT_JOBS["latency"],
+                            help="scale-10m: jobs of each of its two latency measurements")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="give up waiting for jobs after this many seconds")
     return parser

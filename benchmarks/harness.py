@@ -26,6 +26,7 @@ class Adapter:
     WORKER: ClassVar[dict[str, dict[str, Any]]] = {}
     PRELOAD_CHUNK: ClassVar[int] = 5_000  # drain: pre-enqueue this many per batch call
     drain_file: ClassVar[bool] = False  # drain completion comes from a task-written file
+    writes: common.PgWrites | None = None  # the last drain's Postgres write accounting
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -39,8 +40,10 @@ class Adapter:
         parser.add_argument("--concurrency", type=int, help="jobs at once per worker process")
         parser.add_argument("--task", help="which task the workload enqueues")
 
-    def config(self) -> dict[str, Any]:
-        cfg = dict(self.WORKER.get(self.workload) or self.WORKER.get("drain") or {})
+    def config(self, workload: str | None = None) -> dict[str, Any]:
+        """The worker settings of ``workload`` (default: this run's), flags applied."""
+        workload = workload or self.workload
+        cfg = dict(self.WORKER.get(workload) or self.WORKER.get("drain") or {})
         for key, value in vars(self.args).items():
             if key in cfg and value is not None:
                 cfg[key] = value
@@ -65,7 +68,9 @@ class Adapter:
     def enqueue_one(self, task: str, n: int) -> None:
         raise NotImplementedError
 
-    def enqueue_many(self, task: str, ns: range) -> None:
+    def enqueue_many(self, task: str, ns: range, queue: str | None = None) -> None:
+        """Enqueue one job per number, in one batch call; to ``queue`` if given (else the
+        system's default queue)."""
         raise NotImplementedError
 
     def producer_note(self, batch: bool) -> str:
@@ -91,12 +96,21 @@ class Adapter:
         measured jobs ("backlog") before the drain."""
         raise NotImplementedError
 
-    def preload(self, task: str, n: int) -> None:
-        for part in common.chunks(n, self.PRELOAD_CHUNK):
-            self.enqueue_many(task, part)
+    def preload(self, task: str, n: int, queues: list[str] | None = None) -> None:
+        """Enqueue n jobs; with ``queues``, job i goes to queues[i % len(queues)] (as
+        many to each), written queue by queue in batch calls."""
+        if not queues:
+            for part in common.chunks(n, self.PRELOAD_CHUNK):
+                self.enqueue_many(task, part)
+            return
+        for q, queue in enumerate(queues):
+            mine = range(q, n, len(queues))
+            for start in range(0, len(mine), self.PRELOAD_CHUNK):
+                self.enqueue_many(task, mine[start:start + self.PRELOAD_CHUNK], queue)
 
     def start_workers(self, workers: common.Workers, cfg: dict[str, Any],
-                      out: Path | None) -> None:
+                      out: Path | None, queues: list[str] | None = None) -> None:
+        """Start cfg["procs"] worker processes; with ``queues``, each serves all of them."""
         raise NotImplementedError
 
     def finished(self, out: common.LineFile | None) -> int:
@@ -151,6 +165,11 @@ class PostgresAdapter(Adapter):
     def close(self) -> None:
         """Close the producer."""
 
+    def flush_stats(self) -> None:
+        """Make the producer's backends report their statistics now: close its
+        connections (a backend reports when it exits; an idle one may wait 10 s) and
+        reconnect. Called after the preload, so that a drain's counts are the drain's."""
+
     def finish_where(self) -> str:
         return self.finish_filter
 
@@ -189,16 +208,27 @@ def transactions(db: str | None) -> int | None:
     return int(row[0]) if row else None
 
 
-def run_drain(ad: Adapter, n: int, cfg: dict[str, Any],
-              prefill: str | None = None) -> dict[str, Any]:
+def prefill_rows(ad: Adapter) -> int:
+    return int(ad.args.prefill or common.PREFILL[ad.workload])
+
+
+def run_drain(ad: Adapter, n: int, cfg: dict[str, Any], prefill: str | None = None,
+              queues: list[str] | None = None) -> dict[str, Any]:
     """Drain n jobs; with prefill="backlog" the queue holds more than n, and the
-    workers are stopped once n have finished."""
+    workers are stopped once n have finished. With ``queues``, the jobs are spread
+    over them evenly and every worker serves them all."""
     if prefill:
-        ad.prefill(prefill, ad.args.prefill)
-    ad.preload(cfg["task"], n)
+        ad.prefill(prefill, prefill_rows(ad))
+    ad.preload(cfg["task"], n, queues)
+    if isinstance(ad, PostgresAdapter):
+        ad.flush_stats()
     time.sleep(1.2)  # the producer's statistics reach pg_stat_database (1 s flush)
     db = ad.db if isinstance(ad, PostgresAdapter) else None
     xacts = transactions(db)
+    writes = common.PgWrites(db) if db else None
+    ad.writes = writes  # wal_per_job.py reads the window's LSNs off it
+    if writes:
+        writes.begin()
     out = (common.LineFile(common.RESULTS_DIR / f"{ad.system}-{ad.workload}.lines")
            if ad.drain_file else None)
     cpu = common.CpuMeter(ad.server)
@@ -206,7 +236,7 @@ def run_drain(ad: Adapter, n: int, cfg: dict[str, Any],
     try:
         cpu.start([])
         t0 = time.monotonic()
-        ad.start_workers(workers, cfg, out.path if out else None)
+        ad.start_workers(workers, cfg, out.path if out else None, queues)
         cpu.worker_pids = workers.pids
 
         def done() -> bool:
@@ -215,6 +245,8 @@ def run_drain(ad: Adapter, n: int, cfg: dict[str, Any],
 
         common.wait_until(done, ad.args.timeout, f"{n} finished jobs", interval=0.1)
         cpu.stop()
+        if writes and isinstance(ad, PostgresAdapter):
+            writes.end(ad.poll)
         wall = time.monotonic() - t0
         finish = ad.first_last(out)
         finished = ad.finished(out)  # a backlog drain goes on past n until stopped
@@ -226,7 +258,41 @@ def run_drain(ad: Adapter, n: int, cfg: dict[str, Any],
     if xacts is not None and after is not None:
         # Includes start-up, shutdown and this script's polling (10 a second).
         result["round_trips_per_job"] = (after - xacts) / finished
+    if writes:
+        result |= writes.result(finished)
     return result
+
+
+def run_many_queues(ad: Adapter, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The same worker configuration drains n jobs from one queue, then (in a fresh
+    state) n jobs spread evenly over MANY_QUEUES queues; both figures, and their ratio."""
+    one = run_drain(ad, n, cfg)
+    ad.teardown()
+    ad.setup()
+    queues = [f"q{i}" for i in range(common.MANY_QUEUES)]
+    many = run_drain(ad, n, cfg, queues=queues)
+    rate, base = many.get("jobs_per_s"), one.get("jobs_per_s")
+    return {**many, "queues": len(queues), "one_queue": one,
+            "one_queue_jobs_per_s": base,
+            "vs_one_queue": rate / base if rate and base else None}
+
+
+def run_scale_10m(ad: Adapter, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
+    """pgqueue with a huge history: drain throughput and idle-worker claim latency on an
+    empty table, then the same after prefilling ``--prefill`` finished rows in SQL."""
+    lat_cfg, lat_n = ad.config("latency"), ad.args.latency_jobs
+    empty = {"drain": run_drain(ad, n, cfg), "latency": run_latency(ad, lat_n, lat_cfg)}
+    t0 = time.monotonic()
+    ad.prefill("finished", prefill_rows(ad))
+    prefill_s = time.monotonic() - t0
+    drain = run_drain(ad, n, cfg)
+    latency = run_latency(ad, lat_n, lat_cfg)
+    e_rate, rate = empty["drain"].get("jobs_per_s"), drain.get("jobs_per_s")
+    return {**drain, "prefill_s": prefill_s, "latency": latency, "empty": empty,
+            "latency_config": ad.describe(lat_cfg),
+            "vs_empty_jobs_per_s": rate / e_rate if rate and e_rate else None,
+            "vs_empty_p50": latency["p50_ms"] / empty["latency"]["p50_ms"],
+            "vs_empty_p99": latency["p99_ms"] / empty["latency"]["p99_ms"]}
 
 
 def run_latency(ad: Adapter, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -266,11 +332,16 @@ def main(adapter: type[Adapter], doc: str | None) -> None:
         result |= ad.extra_fields()
         if ad.workload in ("enqueue-single", "enqueue-batch"):
             result |= run_enqueue(ad, n, ad.workload == "enqueue-batch")
-        elif ad.workload in ("drain", "drain-io"):
+        elif ad.workload in common.DRAINS:
             result |= {"config": ad.describe(cfg)} | run_drain(ad, n, cfg)
+        elif ad.workload == "many-queues":
+            result |= {"config": ad.describe(cfg)} | run_many_queues(ad, n, cfg)
+        elif ad.workload == "scale-10m":
+            result |= {"config": ad.describe(cfg), "prefill": prefill_rows(ad),
+                       "prefill_kind": "finished"} | run_scale_10m(ad, n, cfg)
         elif ad.workload.startswith("scale-"):
             kind = ad.workload.removeprefix("scale-")
-            result |= {"config": ad.describe(cfg), "prefill": ad.args.prefill,
+            result |= {"config": ad.describe(cfg), "prefill": prefill_rows(ad),
                        "prefill_kind": kind} | run_drain(ad, n, cfg, kind)
         else:
             result |= {"config": ad.describe(cfg)} | run_latency(ad, n, cfg)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -49,11 +50,16 @@ SYSTEMS: dict[str, tuple[str, str, list[str]]] = {
     "celery-amqp": ("peers", "celery_bench.py", ["--broker", "amqp"]),
 }
 PGQUEUE_ONLY = tuple(common.SCALE_JOBS)  # workloads only pgqueue's adapter runs
-QUICK_JOBS = {"enqueue-single": 200, "enqueue-batch": 1_000, "drain": 200, "drain-io": 200,
-              "latency": 100, "scale-finished": 200, "scale-backlog": 200}
+QUICK_JOBS = {"enqueue-single": 200, "enqueue-batch": 1_000, "drain": 200, "drain-sync": 200,
+              "drain-io": 200, "drain-io-sync": 200, "many-queues": 300, "latency": 100,
+              "scale-finished": 200, "scale-backlog": 200, "scale-10m": 200}
 QUICK_PREFILL = 2_000
-THROUGHPUT = ("enqueue-single", "enqueue-batch", "drain", "drain-io")
-TIMEOUT = 1_800.0  # seconds for one adapter process, whatever the workload
+QUICK_LATENCY = 50  # scale-10m --quick: jobs of each latency measurement
+THROUGHPUT = ("enqueue-single", "enqueue-batch", *common.DRAINS, "many-queues")
+# Measured in the first run only, whatever --runs says: its prefill alone takes minutes.
+ONCE = ("scale-10m",)
+CHART = "results.png"  # written next to --out
+TIMEOUT = 1_800.0  # seconds for one adapter process (scale-10m: twice that)
 
 
 # --------------------------------------------------------------------------- the peers' venv
@@ -76,6 +82,7 @@ def ensure_peers_venv() -> None:
 
 # --------------------------------------------------------------------------- running
 
+@functools.cache
 def adapter_supports(system: str, workload: str) -> bool:
     if workload in PGQUEUE_ONLY:
         if system != "pgqueue":
@@ -97,12 +104,14 @@ def run_adapter(system: str, workload: str, jobs: int | None, dsn: str,
     argv = adapter_argv(system, workload, "--dsn", dsn,
                         *(["--jobs", str(jobs)] if jobs else []),
                         *(["--prefill", str(QUICK_PREFILL)]
-                          if quick and workload in PGQUEUE_ONLY else []))
+                          if quick and workload in PGQUEUE_ONLY else []),
+                        *(["--latency-jobs", str(QUICK_LATENCY)]
+                          if quick and workload in ONCE else []))
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=HERE.parent)
     try:
-        out, err = proc.communicate(timeout=TIMEOUT)
+        out, err = proc.communicate(timeout=TIMEOUT * (2 if workload in ONCE else 1))
     except subprocess.TimeoutExpired:
         proc.terminate()  # the adapter turns SIGTERM into a clean stop of its workers
         try:
@@ -144,10 +153,32 @@ def summary(result: dict[str, Any]) -> str:
     if "worker_cpu_ms_per_job" in result:
         text += (f", CPU/job worker {result['worker_cpu_ms_per_job']:.3f} ms + server "
                  f"{result['server_cpu_ms_per_job']:.3f} ms")
+    if "wal_bytes_per_job" in result:
+        text += f", WAL {result['wal_bytes_per_job']:,.0f} B/job"
+    if result.get("workload") == "many-queues":
+        text += f"; one queue {fmt(result.get('one_queue_jobs_per_s'))} jobs/s"
+    if result.get("workload") == "scale-10m":
+        lat = result["latency"]
+        text += (f"; prefill {result['prefill']:,} rows in {result['prefill_s']:.0f} s; "
+                 f"latency p50 {lat['p50_ms']:.1f} ms p99 {lat['p99_ms']:.1f} ms; vs empty: "
+                 f"drain {fmt(result.get('vs_empty_jobs_per_s'), 2)}x, p50 "
+                 f"{result['vs_empty_p50']:.2f}x, p99 {result['vs_empty_p99']:.2f}x")
     return text
 
 
 # --------------------------------------------------------------------------- machine facts
+
+def git_commit() -> str | None:
+    """The short commit of the pgqueue checkout being measured (a + if it has changes)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pgqueue", "sql"],
+                               cwd=HERE.parent, text=True, capture_output=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
+
 
 def machine_facts(dsn: str) -> dict[str, Any]:
     facts: dict[str, Any] = {"cores": os.cpu_count(), "kernel": platform.release(),
@@ -182,6 +213,11 @@ def fmt(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
+def times(x: float | None) -> str:
+    """A ratio already computed: "0.95x", or "-" when there is none."""
+    return "-" if x is None else f"{x:.2f}x"
+
+
 def ratio(a: float | None, b: float | None) -> str:
     if not a or not b:
         return "-"
@@ -207,12 +243,13 @@ def span(rows: list[dict[str, Any]], key: str, digits: int = 0) -> str:
 
 def throughput_table(results: list[dict[str, Any]], workload: str,
                      systems: list[str]) -> list[str]:
-    cpu = workload in ("drain", "drain-io")
+    cpu = workload in common.DRAINS
     head = "| system | median jobs/s | min-max | pgqueue ÷ system |"
     rule = "|---|---:|---:|---:|"
     if cpu:
-        head += " worker CPU ms/job | server CPU ms/job | total CPU ms/job | round trips/job |"
-        rule += "---:|---:|---:|---:|"
+        head += (" worker CPU ms/job | server CPU ms/job | total CPU ms/job | round trips/job"
+                 " | WAL bytes/job |")
+        rule += "---:|---:|---:|---:|---:|"
     lines = [head + " runs |", rule + "---:|"]
     base = med(by(results, workload, "pgqueue"), "jobs_per_s")
     for system in systems:
@@ -225,7 +262,8 @@ def throughput_table(results: list[dict[str, Any]], workload: str,
             w, s = med(rows, "worker_cpu_ms_per_job"), med(rows, "server_cpu_ms_per_job")
             total = (w or 0) + (s or 0) if w is not None or s is not None else None
             line += (f" {fmt(w, 3)} | {fmt(s, 3)} | {fmt(total, 3)} |"
-                     f" {fmt(med(rows, 'round_trips_per_job'), 3)} |")
+                     f" {fmt(med(rows, 'round_trips_per_job'), 3)} |"
+                     f" {fmt(med(rows, 'wal_bytes_per_job'))} |")
         lines.append(line + f" {len(rows)} |")
     return lines
 
@@ -265,6 +303,130 @@ def latency_table(results: list[dict[str, Any]], systems: list[str]) -> list[str
     return lines
 
 
+WRITES = (("wal_bytes_per_job", "WAL bytes", 0),
+          ("fpi_bytes_per_job", "of which full-page images", 0),
+          ("rows_inserted_per_job", "rows inserted", 2),
+          ("hot_updates_per_job", "HOT updates", 2),
+          ("non_hot_updates_per_job", "non-HOT updates", 2),
+          ("rows_deleted_per_job", "rows deleted", 2),
+          ("index_inserts_per_job", "index entries written", 2))
+
+
+def writes_table(results: list[dict[str, Any]], workload: str, systems: list[str]) -> list[str]:
+    """What Postgres wrote per job in a drain, for the systems that keep jobs there."""
+    rows_of = {s: by(results, workload, s) for s in systems}
+    rows_of = {s: r for s, r in rows_of.items() if r and any("wal_bytes_per_job" in x for x in r)}
+    if not rows_of:
+        return []
+    lines = ["", "Postgres writes per job (medians; see the caveat *WAL and row counts*):", "",
+             "| system | " + " | ".join(label for _, label, _ in WRITES) + " |",
+             "|---|" + "---:|" * len(WRITES)]
+    for system, rows in rows_of.items():
+        lines.append(f"| {system} | " + " | ".join(fmt(med(rows, key), d)
+                                                   for key, _, d in WRITES) + " |")
+    return lines
+
+
+def many_queues_table(results: list[dict[str, Any]], systems: list[str]) -> list[str]:
+    lines = [f"| system | {common.MANY_QUEUES} queues: jobs/s | min-max | one queue: jobs/s | "
+             f"{common.MANY_QUEUES} queues ÷ one | pgqueue ÷ system | worker CPU ms/job | "
+             "server CPU ms/job | WAL bytes/job | runs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    base = med(by(results, "many-queues", "pgqueue"), "jobs_per_s")
+    for system in systems:
+        rows = by(results, "many-queues", system)
+        if not rows:
+            continue
+        m = med(rows, "jobs_per_s")
+        lines.append(f"| {system} | {fmt(m)} | {span(rows, 'jobs_per_s')} | "
+                     f"{fmt(med(rows, 'one_queue_jobs_per_s'))} | "
+                     f"{times(med(rows, 'vs_one_queue'))} | {ratio(base, m)} | "
+                     f"{fmt(med(rows, 'worker_cpu_ms_per_job'), 3)} | "
+                     f"{fmt(med(rows, 'server_cpu_ms_per_job'), 3)} | "
+                     f"{fmt(med(rows, 'wal_bytes_per_job'))} | {len(rows)} |")
+    return lines
+
+
+def scale_10m_table(results: list[dict[str, Any]]) -> list[str]:
+    """Drain and claim latency with the prefill, against an empty table in the same process."""
+    rows = by(results, "scale-10m", "pgqueue")
+    if not rows:
+        return []
+    empty = [r["empty"] for r in rows]
+    lines = ["| table | drain jobs/s | ÷ empty | latency p50 ms | p99 ms | p50 ÷ empty | "
+             "p99 ÷ empty | WAL bytes/job | runs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    e_drain = [e["drain"] for e in empty]
+    e_lat = [e["latency"] for e in empty]
+    lines.append(f"| empty (same process, first) | {fmt(med(e_drain, 'jobs_per_s'))} | 1.00x | "
+                 f"{fmt(med(e_lat, 'p50_ms'), 1)} | {fmt(med(e_lat, 'p99_ms'), 1)} | 1.00x | "
+                 f"1.00x | {fmt(med(e_drain, 'wal_bytes_per_job'))} | {len(rows)} |")
+    lat = [r["latency"] for r in rows]
+    lines.append(f"| {rows[0]['prefill']:,} finished jobs kept | {fmt(med(rows, 'jobs_per_s'))} "
+                 f"| {times(med(rows, 'vs_empty_jobs_per_s'))} | {fmt(med(lat, 'p50_ms'), 1)} "
+                 f"| {fmt(med(lat, 'p99_ms'), 1)} | {times(med(rows, 'vs_empty_p50'))} | "
+                 f"{times(med(rows, 'vs_empty_p99'))} | {fmt(med(rows, 'wal_bytes_per_job'))} "
+                 f"| {len(rows)} |")
+    lines += ["", f"Prefill (INSERT ... SELECT generate_series in chunks, then VACUUM ANALYZE): "
+              f"{span(rows, 'prefill_s', 1)} s. Latency configuration: "
+              f"{rows[0].get('latency_config', '?')}."]
+    return lines
+
+
+# --------------------------------------------------------------------------- the chart
+
+COLORS = {"pgqueue": "#2b6cb0", "procrastinate": "#9c4221", "pgqueuer": "#2f855a",
+          "celery-redis": "#c53030", "celery-amqp": "#d69e2e"}
+
+
+def render_chart(results: list[dict[str, Any]], systems: list[str], workloads: list[str],
+                 path: Path) -> bool:
+    """Bars of median jobs/s per throughput workload (log scale) and of latency p50/p99,
+    per system, into a PNG. False when matplotlib is missing (pgqueue's dev extra has it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+    except ImportError:
+        return False
+    tp = [w for w in workloads if w in THROUGHPUT and any(by(results, w, s) for s in systems)]
+    lat = [s for s in systems if by(results, "latency", s)]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3.2, 1]})
+    ax = axes[0]
+    width = 0.8 / max(1, len(systems))
+    for k, system in enumerate(systems):
+        values = [med(by(results, w, system), "jobs_per_s") for w in tp]
+        xs = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(tp))]
+        ax.bar([x for x, v in zip(xs, values, strict=True) if v], [v for v in values if v],
+               width, color=COLORS.get(system))
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(tp)), tp, rotation=20)
+    ax.set_ylabel("jobs/s (median over runs, log scale)")
+    ax.set_title("Throughput: higher is better")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(handles=[Patch(color=COLORS.get(s), label=s) for s in systems], fontsize=8)
+    ax = axes[1]
+    for j, (key, hatch) in enumerate((("p50_ms", ""), ("p99_ms", "//"))):
+        values = [med(by(results, "latency", s), key) or 0 for s in lat]
+        ax.bar([i + (j - 0.5) * 0.4 for i in range(len(lat))], values, 0.4, hatch=hatch,
+               color=[COLORS.get(s) for s in lat], edgecolor="black", linewidth=0.4,
+               label=key.removesuffix("_ms"))
+    if not lat:
+        ax.text(0.5, 0.5, "latency not measured in this run", ha="center",
+                transform=ax.transAxes)
+    ax.set_xticks(range(len(lat)), lat, rotation=20)
+    ax.set_ylabel("enqueue → start, ms")
+    ax.set_title("Latency, idle worker: lower is better")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 WORKLOAD_TEXT = {
     "enqueue-single": "One producer process, one enqueue call (one transaction or one "
                       "publish) per job, no worker running; jobs/s over the loop's wall time.",
@@ -273,8 +435,20 @@ WORKLOAD_TEXT = {
     "drain": "Jobs pre-enqueued, then the workers start; jobs/s from the first to the last "
              "finished job as the system itself records it. CPU: worker process trees "
              "(children included, start-up included) and the broker/database server, per job.",
+    "drain-sync": "As drain, with plain `def` no-op functions on a threads pool, what Celery "
+                  "users write: pgqueue's threads pool, procrastinate's sync tasks, "
+                  "Celery `-P threads`; pgqueuer takes no plain functions, so its row runs "
+                  "each through `asyncio.to_thread`, as pgqueuer's error message advises.",
     "drain-io": "As drain, but each task sleeps 5 ms (asyncio.sleep on async runtimes, "
                 "time.sleep in threads).",
+    "drain-io-sync": "As drain-sync, but each plain function calls time.sleep(0.005) "
+                     "(Celery: the same `-P threads` configuration as drain-io).",
+    "many-queues": f"One worker process drains the jobs spread evenly over "
+                   f"{common.MANY_QUEUES} queues (q0 ... q{common.MANY_QUEUES - 1}), all "
+                   f"of which it serves (pgqueue `--queues q0,...`, procrastinate "
+                   f"`--queues`, Celery `-Q`, pgqueuer: one entrypoint per queue); then, "
+                   f"in a fresh state, the same configuration drains as many jobs from one "
+                   f"queue. Both figures are from the same adapter process.",
     "latency": "One idle, warmed-up worker process; jobs enqueued one at a time at 50/s; "
                "enqueue→start in ms (producer's time.time() just before the call, the "
                "task's time.time() when it starts). Medians over runs of each percentile.",
@@ -283,14 +457,20 @@ WORKLOAD_TEXT = {
     "scale-backlog": "pgqueue only: the drain workload behind a backlog of 1,000,000 queued "
                      "jobs (the workers take from the backlog; timed over the first 20,000 "
                      "finishes), against the plain drain's figure.",
+    "scale-10m": "pgqueue only, once per invocation whatever --runs says (its prefill takes "
+                 "minutes): in one adapter process, the drain workload and the latency "
+                 "workload on an empty table, then the same two after 10,000,000 finished "
+                 "jobs are written into `pgqueue.jobs` in SQL (INSERT ... SELECT "
+                 "generate_series, triggers off, then VACUUM ANALYZE).",
 }
 
 SYSTEM_TEXT = {
     "pgqueue": "Producer: `task.delay()` / `task.map()` through the app's connection pool. "
                "Workers: `python -m pgqueue.cli worker` (= `pgq worker`), LISTEN/NOTIFY "
                "wake-ups, poll interval 5 s (default), claims of up to --batch-size jobs "
-               "per round trip; no-op tasks are `async def` on the asyncio pool for drain "
-               "and drain-io, a plain function on the threads pool for latency. Enqueues and "
+               "per round trip; no-op tasks are `async def` on the asyncio pool for drain, "
+               "drain-io and many-queues, plain functions on the threads pool for "
+               "drain-sync, drain-io-sync and latency. Enqueues and "
                "outcomes wait for the WAL flush (synchronous_commit on); claims don't (off "
                "for the claim's own transaction: a claim lost in a crash is re-queued, and "
                "the lease token refuses the old attempt's outcome). A task that returns "
@@ -298,14 +478,15 @@ SYSTEM_TEXT = {
     "procrastinate": "Producer: sync API (`task.defer()`, `task.batch_defer()`) over "
                      "`PsycopgConnector` opened with `app.open()`. Workers: `procrastinate "
                      "worker` with listen/notify on (default), jobs kept after completion "
-                     "(delete-jobs never, default). Tasks are `async def`: procrastinate "
-                     "runs sync tasks through asgiref's thread executor, which is not "
-                     "faster here.",
+                     "(delete-jobs never, default). Tasks are `async def` except in "
+                     "drain-sync and drain-io-sync, whose plain functions procrastinate "
+                     "runs through asgiref's thread executor.",
     "pgqueuer": "Producer: `await Queries.enqueue()` on one asyncpg connection, lists for "
                 "batches. Schema from `pgq install` (durability durable, the default). "
                 "Workers: `pgqueuer.run(factory, batch_size=...)` on uvloop with asyncpg, "
-                "`async def` entrypoints (pgqueuer 1.6 accepts no sync ones), no "
-                "--max-concurrent-tasks cap (default: unlimited).",
+                "`async def` entrypoints (pgqueuer 1.6 accepts no sync ones: in drain-sync and "
+                "drain-io-sync each entrypoint awaits `asyncio.to_thread(plain function)`), "
+                "no --max-concurrent-tasks cap (default: unlimited).",
     "celery-redis": "Broker redis://127.0.0.1:6379/5 (redis-py through kombu). "
                     "`task_ignore_result=True`, no result backend, early acks (default), "
                     "no -O option (in Celery 5 the default "
@@ -345,6 +526,19 @@ CAVEATS = """\
   and after they stop), divided by the jobs: every statement run in autocommit is one.
   They include the workers' start-up and shutdown, heartbeats, and the harness's own
   polling (ten cheap queries a second). Not measured for Celery (no database).
+- **WAL and row counts** (drains, Postgres systems): WAL bytes per job is the
+  `pg_current_wal_lsn()` difference from just before the workers start to the moment the
+  last job is seen finished, divided by the jobs. A `CHECKPOINT` is run just before, so
+  the first change of every page after it writes a full-page image, for every system
+  alike (without it, whether a page was imaged would depend on when the last checkpoint
+  happened to be). The LSN is the whole server's: autovacuum (which the drain's own dead
+  rows may start), the workers' heartbeats and anything else on the server count too.
+  Rows inserted / HOT updates / non-HOT updates / deleted are the deltas of
+  `pg_stat_user_tables` over all tables of the system's database, read before the
+  workers start and after they stop. Where the server has `pg_walinspect` (PostgreSQL
+  15+), the WAL records of that window that touch the system's database also give the
+  full-page image bytes and the index entries written (B-tree leaf inserts, including
+  splits); `benchmarks/wal_per_job.py` breaks pgqueue's down by table and index.
 - **How "finished" is detected** (drain), always from the system's own records:
   pgqueue `pgqueue.jobs.finished_at` of succeeded jobs; procrastinate the `succeeded` rows
   of `procrastinate_events` (`at` is the finishing transaction's `now()`); pgqueuer deletes
@@ -405,10 +599,13 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> No
         r.get("workload") == w for r in results)]
     facts = meta.get("machine", {})
     ok = [r for r in results if "error" not in r]
+    out.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# pgqueue and its peers, side by side", ""]
+    commit = f" pgqueue's code at commit {meta['commit']}." if meta.get("commit") else ""
     lines.append(f"Generated by `python benchmarks/run.py{meta.get('argv', '')}` on "
-                 f"{meta.get('date', '?')}; {meta.get('runs', '?')} run(s), interleaved. "
-                 f"Raw results: `{meta.get('raw', '?')}` (re-render with `--render-only`).")
+                 f"{meta.get('date', '?')}; {meta.get('runs', '?')} run(s), interleaved."
+                 f"{commit} Raw results: `{meta.get('raw', '?')}` (re-render with "
+                 f"`--render-only`; scale-10m runs once whatever --runs says).")
     if meta.get("quick"):
         lines += ["", "**Quick smoke run: tiny job counts, one run. These figures only show "
                   "that the suite works; do not quote them.**"]
@@ -428,8 +625,11 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> No
             extra = "".join(f", {k} {val}" for k, val in clients.items())
             name = system.split("-")[0]
             lines.append(f"  - {system}: {name} {v}{extra}")
-    lines += ["", "## Results", "",
-              "Throughput tables: higher is better, and **pgqueue ÷ system > 1 means pgqueue "
+    lines += ["", "## Results", ""]
+    chart = out.parent / CHART
+    if render_chart(results, systems, workloads, chart):
+        lines += [f"![jobs/s per workload and latency per system]({CHART})", ""]
+    lines += ["Throughput tables: higher is better, and **pgqueue ÷ system > 1 means pgqueue "
               "is faster**. Latency table: lower is better, and **system ÷ pgqueue > 1 means "
               "pgqueue is quicker**. Median over runs; min-max is the spread between runs."]
     for workload in workloads:
@@ -440,10 +640,16 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> No
                   f"{', '.join(f'{j:,}' for j in jobs) or '?'}.", ""]
         if workload == "latency":
             lines += latency_table(results, systems)
+        elif workload == "scale-10m":
+            lines += scale_10m_table(results)
         elif workload in PGQUEUE_ONLY:
             lines += scale_table(results, workload)
+        elif workload == "many-queues":
+            lines += many_queues_table(results, systems)
+            lines += writes_table(results, workload, systems)
         else:
             lines += throughput_table(results, workload, systems)
+            lines += writes_table(results, workload, systems)
         failed = [r for r in rows if "error" in r]
         if failed:
             lines += [""] + [f"- {r['system']} failed: "
@@ -531,7 +737,7 @@ def main() -> None:
     meta = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "argv": argv, "runs": runs, "quick": args.quick, "systems": systems,
             "workloads": workloads, "raw": str(raw.relative_to(HERE.parent)),
-            "machine": machine_facts(args.dsn)}
+            "machine": machine_facts(args.dsn), "commit": git_commit()}
     results: list[dict[str, Any]] = []
     t_start = time.monotonic()
     with raw.open("w") as f:
@@ -540,6 +746,8 @@ def main() -> None:
             for workload in workloads:
                 for system in systems:
                     if not adapter_supports(system, workload):
+                        continue
+                    if workload in ONCE and run > 1:
                         continue
                     jobs = QUICK_JOBS.get(workload) if args.quick else None
                     print(f"[run {run}/{runs}] {workload:<15} {system:<14} ", end="",

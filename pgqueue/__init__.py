@@ -57,4 +57,4 @@ __all__ = [
     "group",
     "signature",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -88,7 +88,7 @@ def _still_open(conn: psycopg.Connection[Any]) -> None:
 
 
 def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: AtomicTarget,
-                   job_id: int, lease: uuid.UUID, bind_connection: Any, *,
+                   job_id: int, queue: str, lease: uuid.UUID, bind_connection: Any, *,
                    ignore_result: bool = False, keep_for: float | None = None
                    ) -> tuple[bool, Any]:
     """Run ``fn`` and record its success in one transaction.
@@ -107,7 +107,7 @@ def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: Ato
                 value = fn(*args, **kwargs)
                 _still_open(conn)
                 value_json = encoding.dumps(value, "result")  # checked even if not kept
-                record = Finish(job_id, lease, JobState.SUCCEEDED,
+                record = Finish(job_id, lease, JobState.SUCCEEDED, queue=queue,
                                 value_json=None if ignore_result else value_json,
                                 keep_for=keep_for)
                 done = run(conn, statements.finish(target.schema, target.worker_id, [record]))

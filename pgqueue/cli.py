@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ import click
 import psycopg
 
 from pgqueue import (
+    __version__,
     cli_celery,
     cli_control,
     cli_monitor,
@@ -21,6 +23,7 @@ from pgqueue import (
     statements,
 )
 from pgqueue import migrate as migrations
+from pgqueue.app import App
 from pgqueue.cli_context import Ctx, fail
 from pgqueue.dashboard.command import dashboard
 from pgqueue.errors import PgQueueError
@@ -37,7 +40,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--dsn", envvar="PGQ_DSN", metavar="URL",
               help="Postgres to use, e.g. postgresql://app@db/app [env: PGQ_DSN]. "
                    "Without one, the app's broker URL; without that, an embedded Postgres "
-                   "is started in ./.pgqueue (pip install 'pgqueue[embedded]').")
+                   "is started in ./.pgqueue (the embedded extra).")
 @click.option("-b", "--broker", metavar="URL",
               help="Celery's name for --dsn: a postgresql:// URL (nothing else is a broker "
                    "for pgqueue).")
@@ -53,7 +56,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("-C", "--no-color", is_flag=True, hidden=True, help="Accepted: output is plain.")
 @click.option("--result-backend", hidden=True,
               help="Accepted: results are kept in Postgres with the jobs.")
-@click.version_option(package_name="pgqueue")
+@click.version_option(version=__version__, package_name="pgqueue-tasks")
 @click.pass_context
 def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str | None,
          schema: str | None, workdir: str | None, config_module: str | None, verbose: bool,
@@ -210,6 +213,7 @@ def worker(obj: Ctx, /, app_path: str | None, queues: str | None, concurrency: i
                       metrics_port=metrics_port, priority_aging=priority_aging)
         if not app.settings.dsn:
             app.dsn()  # start the embedded server before the worker logs anything
+        _require_compatible(app)
         run_worker(app, app.settings, app_path=obj.resolved_path,
                    name=cli_celery.expand_hostname(name))
     except (PgQueueError, psycopg.Error) as exc:
@@ -248,10 +252,18 @@ def beat(obj: Ctx, /, app_path: str | None, retention_days: float | None, prune_
     cli_celery.beat_flags(celery)
     try:
         app = obj.app(_app_path(obj, app_path), retention_days=retention_days)
+        _require_compatible(app)
         asyncio.run(run_scheduler(Scheduler(app, app.settings,
                                             prune_schedules=prune_schedules)))
     except (PgQueueError, psycopg.Error) as exc:
         fail(exc)
+
+
+def _require_compatible(app: App) -> None:
+    """Refuse to start against a schema this code doesn't match (see migrate.py). A
+    database not up yet is left to the worker's own reconnecting."""
+    with contextlib.suppress(psycopg.OperationalError):
+        migrations.require_compatible_dsn(app.dsn(), app.settings.schema)
 
 
 @main.group()

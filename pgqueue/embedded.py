@@ -1,9 +1,10 @@
 """A private Postgres for local use, started when no DSN is configured.
 
-It runs from the binaries of the ``pgserver`` package (``pip install
-'pgqueue[embedded]'``), listens on a Unix socket only, keeps its data under
-``PGQ_HOME`` (``./.pgqueue`` by default) and is shared by every process that
-points at the same directory: the worker in one terminal, your script in another.
+It runs from the binaries of the ``pgserver`` package (the ``embedded`` extra:
+``pip install -e '.[embedded]'`` in pgqueue's checkout), listens on a Unix socket
+only, keeps its data under ``PGQ_HOME`` (``./.pgqueue`` by default) and is shared
+by every process that points at the same directory: the worker in one terminal,
+your script in another.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def ensure_server(home: str) -> str:
         except ImportError:
             raise ConfigurationError(
                 "no database configured: set PGQ_DSN=postgresql://user@host/dbname, or "
-                "install the embedded Postgres for local use: pip install 'pgqueue[embedded]'"
+                "install the embedded Postgres for local use: pip install -e '.[embedded]' "
+                "in pgqueue's checkout"
             ) from None
         path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():

@@ -148,7 +148,8 @@ def _call(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], ctx: Jo
           atomic: AtomicTarget | None, limits: Limits) -> tuple[Outcome, Any]:
     if task.atomic and atomic is not None and ctx.lease is not None:
         recorded, value = run_atomically(
-            task.fn, arguments(task, ctx, args), kwargs, atomic, ctx.job_id, ctx.lease,
+            task.fn, arguments(task, ctx, args), kwargs, atomic, ctx.job_id, ctx.queue,
+            ctx.lease,
             lambda conn: setattr(ctx, "connection", conn),
             ignore_result=task.options.ignore_result, keep_for=task.options.result_expires)
         return Committed(recorded), value

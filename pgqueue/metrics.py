@@ -1,4 +1,4 @@
-"""Prometheus metrics, two kinds (``pip install 'pgqueue[metrics]'``).
+"""Prometheus metrics, two kinds (``pip install -e '.[metrics]'``).
 
 - From the database (the dashboard's ``/metrics``, :func:`render`): gauges of
   jobs by queue and state, oldest waiting age, paused queues, workers by status,
@@ -28,8 +28,8 @@ def _prometheus() -> Any:
     try:
         import prometheus_client
     except ImportError:
-        raise ConfigurationError("metrics need prometheus-client: pip install "
-                                 "'pgqueue[metrics]'") from None
+        raise ConfigurationError("metrics need prometheus-client: pip install -e "
+                                 "'.[metrics]' in pgqueue's checkout") from None
     return prometheus_client
 
 

@@ -151,12 +151,13 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
         # None is what a missing result row reads as: storing it would cost a row
         # and an index entry per job for nothing.
         value = None if outcome.value_json == "null" else outcome.value_json
-        return Finish(job.id, job.lease, JobState.SUCCEEDED, value_json=value,
+        return Finish(job.id, job.lease, JobState.SUCCEEDED, queue=job.queue, value_json=value,
                       in_workflow=job.in_workflow)
     if isinstance(outcome, Cancelled):
-        return Finish(job.id, job.lease, JobState.CANCELLED, in_workflow=job.in_workflow)
+        return Finish(job.id, job.lease, JobState.CANCELLED, queue=job.queue,
+                      in_workflow=job.in_workflow)
     if isinstance(outcome, Deferred):  # its grace is over: what is recorded then
-        return Finish(job.id, job.lease, JobState.FAILED, error=outcome.error,
+        return Finish(job.id, job.lease, JobState.FAILED, queue=job.queue, error=outcome.error,
                       in_workflow=job.in_workflow)
     if isinstance(outcome, (Committed, Unrecorded)):
         raise ValueError(f"{type(outcome).__name__}: not an outcome finish_jobs writes")
@@ -174,7 +175,8 @@ def decide(job: ClaimedJob, outcome: Outcome, policy: RetryPolicy | None = None,
     else:  # TimedOut: retried like any failure when the task has retries (and wants it)
         retry = policy.retries and policy.retry_timeouts
     if retry and job.attempt < limit:
-        return Finish(job.id, job.lease, JobState.QUEUED, error=outcome.error, retry_in=delay,
+        return Finish(job.id, job.lease, JobState.QUEUED, queue=job.queue, error=outcome.error,
+                      retry_in=delay,
                       in_workflow=job.in_workflow)
-    return Finish(job.id, job.lease, JobState.FAILED, error=outcome.error,
+    return Finish(job.id, job.lease, JobState.FAILED, queue=job.queue, error=outcome.error,
                   in_workflow=job.in_workflow)

@@ -5,7 +5,7 @@ pgqueue is enough. Fixtures:
 
 - ``pgqueue_dsn``: a fresh database with pgqueue's schema, for this test. The
   server is ``--pgqueue-dsn`` or ``PGQ_TEST_DSN``; without either, a private
-  throwaway Postgres (``pip install 'pgqueue[embedded]'``). The schema is
+  throwaway Postgres (``pip install -e '.[embedded]'``). The schema is
   migrated once into a template database; each test gets a copy of it, which
   is much faster than migrating per test.
 - ``pgqueue_app``: your App (``pgqueue_app = "myproj.tasks:app"`` in the pytest
@@ -60,8 +60,8 @@ def pgqueue_server(request: pytest.FixtureRequest) -> Iterator[str]:
             import pgserver
     except ImportError:
         pytest.fail("pgqueue's test fixtures need a Postgres server: set PGQ_TEST_DSN="
-                    "postgresql://user@host/postgres, or pip install 'pgqueue[embedded]' "
-                    "for a private throwaway one", pytrace=False)
+                    "postgresql://user@host/postgres, or pip install -e '.[embedded]' "
+                    "in pgqueue's checkout for a private throwaway one", pytrace=False)
     # Not under pytest's basetemp, which a second pytest session may prune.
     datadir = Path(tempfile.mkdtemp(prefix="pgqueue-test-server-")) / "data"
     with warnings.catch_warnings():

@@ -14,10 +14,8 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
 
 CatchUp = Literal["skip", "latest", "all"]
 CATCH_UP: tuple[CatchUp, ...] = ("skip", "latest", "all")
@@ -27,6 +25,14 @@ SKIP_GRACE = dt.timedelta(seconds=30)
 DEFAULT_WINDOW = dt.timedelta(days=1)
 MAX_TICKS = 1000  # per schedule per run: a huge backlog is caught up in steps
 
+
+
+def _croniter() -> type[Any]:
+    """croniter, imported when a cron rule is first read: it and dateutil are a tenth
+    of a worker's start-up, and most workers read no cron rule."""
+    from croniter import croniter
+
+    return croniter
 
 @dataclass(frozen=True)
 class Rule:
@@ -41,7 +47,7 @@ class Rule:
             raise ValueError("give exactly one of cron='...' or every=timedelta(...)")
         if self.every is not None and self.every.total_seconds() <= 0:
             raise ValueError("every must be a positive timedelta")
-        if self.cron is not None and not croniter.is_valid(self.cron):
+        if self.cron is not None and not _croniter().is_valid(self.cron):
             raise ValueError(f"invalid cron expression {self.cron!r} (for example: "
                              "'*/15 * * * *', or six fields with seconds last)")
         try:
@@ -61,7 +67,7 @@ class Rule:
         assert self.cron is not None
         zone = ZoneInfo(self.tz)
         local = start.astimezone(zone).replace(tzinfo=None)
-        it = croniter(self.cron, local)
+        it = _croniter()(self.cron, local)
         last = start
         while True:
             wall: dt.datetime = it.get_next(dt.datetime)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pgqueue import encoding, progress
@@ -287,6 +287,8 @@ class Finish:
     retry_in: float | None = None
     keep_for: float | None = None  # the task's result_expires: pruned that long after
     in_workflow: bool = False  # a workflow step (its claim said so): its group is counted
+    # The job's queue: every hot-path write names it (docs/operating.md, Citus).
+    queue: str = field(kw_only=True)
 
 
 def _accepted(rows: list[Row]) -> set[int]:
@@ -304,6 +306,7 @@ def finish(schema: str, worker_id: int, records: Sequence[Finish]) -> Statement[
         {
             "ids": [r.job_id for r in records],
             "leases": [r.lease for r in records],
+            "queues": [r.queue for r in records],
             "states": [r.state.value for r in records],
             "retry_in": [r.retry_in for r in records],
             "values": [r.value_json for r in records],
@@ -332,6 +335,7 @@ def extend_leases(
             "worker_id": worker_id,
             "ids": [j.id for j in held],
             "leases": [j.lease for j in held],
+            "queues": [j.queue for j in held],
             "lease_seconds": lease_seconds,
         },
         lambda rows: {r[0]: r[1] for r in rows},
@@ -341,7 +345,8 @@ def extend_leases(
 def release(schema: str, held: Sequence[ClaimedJob]) -> Statement[list[int]]:
     return Statement(
         queries(schema)["release_jobs"],
-        {"ids": [j.id for j in held], "leases": [j.lease for j in held]},
+        {"ids": [j.id for j in held], "leases": [j.lease for j in held],
+         "queues": [j.queue for j in held]},
         _first_column,
     )
 
@@ -352,7 +357,7 @@ def defer(schema: str, held: Sequence[ClaimedJob], grace_seconds: float
     return Statement(
         queries(schema)["defer_jobs"],
         {"ids": [j.id for j in held], "leases": [j.lease for j in held],
-         "grace_seconds": grace_seconds},
+         "queues": [j.queue for j in held], "grace_seconds": grace_seconds},
         lambda rows: {r[0] for r in rows},
     )
 

@@ -35,11 +35,18 @@ BROKERS = {
 # reserved per pool slot); procs: how many such worker processes.
 WORKER: dict[str, dict[str, Any]] = {
     "drain": {"procs": 2, "pool": "solo", "concurrency": 1, "prefetch": 64, "task": "noop"},
+    # plain functions on the threads pool (Celery's tasks are all plain functions)
+    "drain-sync": {"procs": 2, "pool": "threads", "concurrency": 10, "prefetch": 64,
+                   "task": "noop"},
     "drain-io": {"procs": 2, "pool": "threads", "concurrency": 20, "prefetch": 16,
                  "task": "io"},
+    "many-queues": {"procs": 1, "pool": "solo", "concurrency": 1, "prefetch": 64,
+                    "task": "noop"},
     "latency": {"procs": 1, "pool": "prefork", "concurrency": 2, "prefetch": 4,
                 "task": "latency"},
 }
+WORKER["drain-io-sync"] = WORKER["drain-io"]  # drain-io already is time.sleep in threads
+MANY = [f"q{i}" for i in range(common.MANY_QUEUES)]  # many-queues' queue names
 
 
 class CeleryAdapter(harness.Adapter):
@@ -113,7 +120,8 @@ class CeleryAdapter(harness.Adapter):
             r.close()
         else:
             with self.app.connection_for_write() as conn:
-                conn.default_channel.queue_delete(QUEUE)
+                for queue in (QUEUE, *MANY):
+                    conn.default_channel.queue_delete(queue)
 
     def server_version(self) -> str:
         return self._server_version
@@ -121,8 +129,12 @@ class CeleryAdapter(harness.Adapter):
     def enqueue_one(self, task: str, n: int) -> None:
         self.app.tasks[task].delay(n)
 
-    def enqueue_many(self, task: str, ns: range) -> None:
+    def enqueue_many(self, task: str, ns: range, queue: str | None = None) -> None:
         t = self.app.tasks[task]
+        if queue is not None:
+            for i in ns:
+                t.apply_async((i,), producer=self.producer, queue=queue)
+            return
         if self.args.batch_mode == "group":
             from celery import group
 
@@ -143,13 +155,13 @@ class CeleryAdapter(harness.Adapter):
             return ("Celery has no batch insert: one broker message per job, published "
                     "through one reused producer (faster here than group().apply_async()). "
                     "No transactional enqueue.")
-        if self.workload in ("drain", "drain-io"):
+        if self.workload in (*common.DRAINS, "many-queues"):
             return ("no result backend, so completion is seen by a task_postrun handler "
                     "appending time.time() to an O_APPEND file (one os.write per task)")
         return ""
 
     def start_workers(self, workers: common.Workers, cfg: dict[str, Any],
-                      out: Path | None) -> None:
+                      out: Path | None, queues: list[str] | None = None) -> None:
         env = {"BENCH_BROKER": self.url, "PYTHONPATH": str(common.ADAPTERS),
                "BENCH_PREFETCH": str(cfg["prefetch"])}
         if out is not None:
@@ -158,7 +170,8 @@ class CeleryAdapter(harness.Adapter):
                 del env["BENCH_POSTRUN"]
         celery = str(Path(sys.executable).with_name("celery"))
         for i in range(cfg["procs"]):
-            workers.start([celery, "-A", "celery_tasks", "worker", "-Q", "pgq_bench",
+            workers.start([celery, "-A", "celery_tasks", "worker",
+                           "-Q", ",".join(queues or ["pgq_bench"]),
                            "-P", cfg["pool"], "-c", str(cfg["concurrency"]),
                            "--prefetch-multiplier", str(cfg["prefetch"]),
                            "--without-gossip", "--without-mingle", "--without-heartbeat",

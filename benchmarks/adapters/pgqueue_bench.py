@@ -27,12 +27,21 @@ import harness
 WORKER: dict[str, dict[str, Any]] = {
     "drain": {"procs": 2, "concurrency": 500, "pool": "asyncio", "batch_size": 500,
               "task": "noop_async"},
+    # plain functions on the threads pool, with the README's recommended settings
+    "drain-sync": {"procs": 2, "concurrency": 500, "pool": "threads", "batch_size": 500,
+                   "task": "noop"},
     "drain-io": {"procs": 2, "concurrency": 500, "pool": "asyncio", "batch_size": 500,
                  "task": "io_async"},
+    "drain-io-sync": {"procs": 2, "concurrency": 500, "pool": "threads", "batch_size": 500,
+                      "task": "io"},
+    # one worker process serving every queue (and, for the ratio, serving one)
+    "many-queues": {"procs": 1, "concurrency": 500, "pool": "asyncio", "batch_size": 500,
+                    "task": "noop_async"},
     "latency": {"procs": 1, "concurrency": 10, "pool": "threads", "batch_size": 100,
                 "task": "latency"},
 }
-WORKER["scale-finished"] = WORKER["scale-backlog"] = WORKER["drain"]
+WORKER["scale-finished"] = WORKER["scale-backlog"] = WORKER["scale-10m"] = WORKER["drain"]
+PREFILL_CHUNK = 1_000_000  # rows per INSERT ... SELECT: one transaction each
 POLL_INTERVAL = 5.0  # the default: LISTEN/NOTIFY wakes workers, polling is the fallback
 
 
@@ -68,11 +77,18 @@ class PgqueueAdapter(harness.PostgresAdapter):
     def close(self) -> None:
         self.app.close()
 
+    def flush_stats(self) -> None:
+        self.app.close()  # the pool opens again on the next enqueue
+
     def enqueue_one(self, task: str, n: int) -> None:
         self.app.tasks[task].delay(n)
 
-    def enqueue_many(self, task: str, ns: range) -> None:
-        self.app.tasks[task].map([(i,) for i in ns])
+    def enqueue_many(self, task: str, ns: range, queue: str | None = None) -> None:
+        t = self.app.tasks[task]
+        if queue is None:
+            t.map([(i,) for i in ns])
+        else:
+            self.app.enqueue_many([t.signature((i,), queue=queue) for i in ns])
 
     def producer_note(self, batch: bool) -> str:
         return f"task.map() of {self.args.chunk} jobs" if batch else "task.delay()"
@@ -80,19 +96,25 @@ class PgqueueAdapter(harness.PostgresAdapter):
     def prefill(self, kind: str, rows: int) -> None:
         """Rows written in SQL (a million through the API would take a minute per run):
         finished jobs of the last week, or queued ones that sort ahead of the measured
-        jobs. Then VACUUM ANALYZE, as autovacuum would have done on a table this old."""
+        jobs. Then VACUUM ANALYZE, as autovacuum would have done on a table this old.
+        Finished rows are history: they are written with triggers off
+        (session_replication_role = replica: no NOTIFY for jobs nobody will run), in
+        chunks of PREFILL_CHUNK rows, oldest first, so ids and finish times both grow."""
         import psycopg
 
         with psycopg.connect(self.db, autocommit=True) as conn:
             if kind == "finished":
-                conn.execute(
-                    "INSERT INTO pgqueue.jobs (queue, task, args, kwargs, state, attempts, "
-                    " created_at, run_at, started_at, finished_at) "
-                    "SELECT 'default', 'noop', jsonb_build_array(g), '{}', 'succeeded', 1, "
-                    " t, t, t, t + interval '2 ms' "
-                    "FROM generate_series(1, %s) g, "
-                    " LATERAL (SELECT now() - interval '7 days' * g / %s AS t) AS x",
-                    (rows, rows))
+                conn.execute("SET session_replication_role = replica")
+                for part in common.chunks(rows, PREFILL_CHUNK):
+                    conn.execute(
+                        "INSERT INTO pgqueue.jobs (queue, task, args, kwargs, state, "
+                        " attempts, created_at, run_at, started_at, finished_at) "
+                        "SELECT 'default', 'noop', jsonb_build_array(g), '{}', "
+                        " 'succeeded', 1, t, t, t, t + interval '2 ms' "
+                        "FROM generate_series(%s::bigint, %s) g, "
+                        " LATERAL (SELECT now() - interval '7 days' * (%s - g) / %s AS t) x",
+                        (part.start + 1, part.stop, rows, rows))
+                conn.execute("RESET session_replication_role")
             else:
                 conn.execute(
                     "INSERT INTO pgqueue.jobs (queue, task, args, kwargs, run_at, created_at) "
@@ -104,7 +126,7 @@ class PgqueueAdapter(harness.PostgresAdapter):
                 self.base_id = conn.execute("SELECT max(id) FROM pgqueue.jobs").fetchone()[0]
 
     def start_workers(self, workers: common.Workers, cfg: dict[str, Any],
-                      out: Path | None) -> None:
+                      out: Path | None, queues: list[str] | None = None) -> None:
         env = {"PGQ_DSN": self.db, "PYTHONPATH": str(common.ADAPTERS)}
         if out is not None:
             env["BENCH_OUT"] = str(out)
@@ -113,7 +135,8 @@ class PgqueueAdapter(harness.PostgresAdapter):
                            "--app", "pgqueue_tasks:app", "--pool", cfg["pool"],
                            "--concurrency", str(cfg["concurrency"]),
                            "--batch-size", str(cfg["batch_size"]),
-                           "--poll-interval", str(POLL_INTERVAL)], env=env)
+                           "--poll-interval", str(POLL_INTERVAL),
+                           *(["--queues", ",".join(queues)] if queues else [])], env=env)
 
     def finish_where(self) -> str:
         # finished_at IS NOT NULL: read off jobs_finished_idx, so that polling a table

@@ -39,7 +39,14 @@ import harness
 # it must be at least twice batch_size).
 WORKER: dict[str, dict[str, Any]] = {
     "drain": {"procs": 2, "batch_size": 1000, "concurrency": 0, "task": "noop"},
+    # pgqueuer 1.6 refuses plain functions as entrypoints; its error message says to wrap
+    # them: `async def entry(job): await asyncio.to_thread(fn, job)`. These do that.
+    "drain-sync": {"procs": 2, "batch_size": 1000, "concurrency": 0, "task": "noop_thread"},
     "drain-io": {"procs": 2, "batch_size": 500, "concurrency": 0, "task": "io"},
+    "drain-io-sync": {"procs": 2, "batch_size": 500, "concurrency": 0, "task": "io_thread"},
+    # pgqueuer has no queues apart from entrypoints: a worker dequeues the entrypoints it
+    # registered, so 100 queues are 100 entrypoints (noop_q0 ... noop_q99) in one worker.
+    "many-queues": {"procs": 1, "batch_size": 1000, "concurrency": 0, "task": "noop"},
     "latency": {"procs": 1, "batch_size": 10, "concurrency": 0, "task": "latency"},
 }
 
@@ -56,8 +63,10 @@ class PgqueuerAdapter(harness.PostgresAdapter):
     def describe(self, cfg: dict[str, Any]) -> str:
         limit = (f" --max-concurrent-tasks {cfg['concurrency']}" if cfg["concurrency"]
                  else "")
+        kind = ("async entrypoint around asyncio.to_thread(plain function)"
+                if cfg["task"].endswith("_thread") else "async entrypoint")
         return (f"{cfg['procs']} x `pgq run`-equivalent `--batch-size {cfg['batch_size']}{limit}` "
-                f"(asyncpg, uvloop); async entrypoint {cfg['task']}")
+                f"(asyncpg, uvloop); {kind} {cfg['task']}")
 
     def version(self) -> str:
         return version("pgqueuer")
@@ -79,11 +88,16 @@ class PgqueuerAdapter(harness.PostgresAdapter):
         self.runner.run(self.conn.close())
         self.runner.close()
 
+    def flush_stats(self) -> None:
+        self.runner.run(self.conn.close())
+        self.conn = self.runner.run(asyncpg.connect(self.url))
+        self.queries = Queries(AsyncpgDriver(self.conn))
+
     def enqueue_one(self, task: str, n: int) -> None:
         self.runner.run(self.queries.enqueue(task, str(n).encode()))
 
-    def enqueue_many(self, task: str, ns: range) -> None:
-        self.runner.run(self._enqueue_many(task, ns))
+    def enqueue_many(self, task: str, ns: range, queue: str | None = None) -> None:
+        self.runner.run(self._enqueue_many(f"{task}_{queue}" if queue else task, ns))
 
     async def _enqueue_many(self, task: str, ns: range) -> None:
         await self.queries.enqueue([task] * len(ns), [str(i).encode() for i in ns],
@@ -127,14 +141,23 @@ class PgqueuerAdapter(harness.PostgresAdapter):
         return self.runner.run(loop())
 
     def note(self) -> str:
+        if self.workload in ("drain-sync", "drain-io-sync"):
+            return ("pgqueuer 1.6 takes no plain-function entrypoints; each job runs its "
+                    "plain function through asyncio.to_thread (the default executor: "
+                    "min(32, cores + 4) threads), as its error message recommends")
+        if self.workload == "many-queues":
+            return ("pgqueuer's queues are its entrypoints: the worker registers noop_q0 "
+                    "... noop_q99 and the jobs are spread over them")
         if self.workload in ("drain", "drain-io", "latency"):
             return ("workers run pgqueuer.run() via pgqueuer_worker.py: `pgq run` of "
                     "pgqueuer 1.6.0 fails at start under typer 0.29 (--log-level parsing)")
         return ""
 
     def start_workers(self, workers: common.Workers, cfg: dict[str, Any],
-                      out: Path | None) -> None:
+                      out: Path | None, queues: list[str] | None = None) -> None:
         env = {"BENCH_DSN": self.url, "PYTHONPATH": str(common.ADAPTERS)}
+        if queues:
+            env["BENCH_QUEUES"] = ",".join(queues)
         if out is not None:
             env["BENCH_OUT"] = str(out)
         argv = [sys.executable, str(common.ADAPTERS / "pgqueuer_worker.py"),

@@ -3,12 +3,16 @@
 The DSN comes from BENCH_DSN; the driver is asyncpg, as in pgqueuer's quick start. The job
 payload is the job's number as ASCII. ``latency`` appends ``"n start_time"`` to the file
 named by BENCH_OUT (O_APPEND, one small write per job), as every system's latency task does.
+``noop_thread`` and ``io_thread`` run plain functions the way pgqueuer says to (it takes
+no sync entrypoints): ``await asyncio.to_thread(fn, job)``. With BENCH_QUEUES set
+(``q0,q1,...``), ``noop_<queue>`` entrypoints are registered too, one per queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +21,14 @@ import startlog
 from pgqueuer import PgQueuer
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.models import Job
+
+
+def plain_noop(job: Job) -> None:
+    return None
+
+
+def plain_io(job: Job) -> None:
+    time.sleep(0.005)
 
 
 @asynccontextmanager
@@ -33,6 +45,17 @@ async def main() -> AsyncIterator[PgQueuer]:
     @pgq.entrypoint("io")
     async def io(job: Job) -> None:
         await asyncio.sleep(0.005)
+
+    @pgq.entrypoint("noop_thread")
+    async def noop_thread(job: Job) -> None:
+        await asyncio.to_thread(plain_noop, job)
+
+    @pgq.entrypoint("io_thread")
+    async def io_thread(job: Job) -> None:
+        await asyncio.to_thread(plain_io, job)
+
+    for queue in filter(None, os.environ.get("BENCH_QUEUES", "").split(",")):
+        pgq.entrypoint(f"noop_{queue}")(noop)
 
     @pgq.entrypoint("latency")
     async def latency(job: Job) -> None:

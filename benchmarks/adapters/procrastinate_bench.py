@@ -27,7 +27,10 @@ import harness
 # default executor is small, so async is procrastinate's fast path for both workloads.
 WORKER: dict[str, dict[str, Any]] = {
     "drain": {"procs": 2, "concurrency": 50, "task": "noop"},
+    "drain-sync": {"procs": 2, "concurrency": 50, "task": "noop_sync"},
     "drain-io": {"procs": 2, "concurrency": 100, "task": "io"},
+    "drain-io-sync": {"procs": 2, "concurrency": 100, "task": "io_sync"},
+    "many-queues": {"procs": 1, "concurrency": 50, "task": "noop"},
     "latency": {"procs": 1, "concurrency": 10, "task": "latency"},
 }
 
@@ -38,7 +41,8 @@ class ProcrastinateAdapter(harness.PostgresAdapter):
 
     def describe(self, cfg: dict[str, Any]) -> str:
         return (f"{cfg['procs']} x `procrastinate worker --concurrency {cfg['concurrency']}`"
-                f" (listen/notify on, delete-jobs never); async task {cfg['task']}")
+                f" (listen/notify on, delete-jobs never); "
+                f"{'sync' if cfg['task'].endswith('_sync') else 'async'} task {cfg['task']}")
 
     def version(self) -> str:
         return version("procrastinate")
@@ -58,28 +62,35 @@ class ProcrastinateAdapter(harness.PostgresAdapter):
     def close(self) -> None:
         self.app.close()
 
+    def flush_stats(self) -> None:
+        self.app.close()
+        self.app.open()
+
     def _task(self, name: str) -> Any:
         return self.app.tasks[name]
 
     def enqueue_one(self, task: str, n: int) -> None:
         self._task(task).defer(n=n)
 
-    def enqueue_many(self, task: str, ns: range) -> None:
-        self._task(task).batch_defer(*({"n": i} for i in ns))
+    def enqueue_many(self, task: str, ns: range, queue: str | None = None) -> None:
+        t = self._task(task)
+        deferrer = t.configure(queue=queue) if queue else t
+        deferrer.batch_defer(*({"n": i} for i in ns))
 
     def producer_note(self, batch: bool) -> str:
         return (f"task.batch_defer() of {self.args.chunk} jobs" if batch
                 else "task.defer() (sync connector)")
 
     def start_workers(self, workers: common.Workers, cfg: dict[str, Any],
-                      out: Path | None) -> None:
+                      out: Path | None, queues: list[str] | None = None) -> None:
         env = {"BENCH_DSN": self.db, "PYTHONPATH": str(common.ADAPTERS)}
         if out is not None:
             env["BENCH_OUT"] = str(out)
         for i in range(cfg["procs"]):
             workers.start([sys.executable, "-m", "procrastinate",
                            "--app=procrastinate_tasks.app", "worker",
-                           f"--name=bench{i}", f"--concurrency={cfg['concurrency']}"],
+                           f"--name=bench{i}", f"--concurrency={cfg['concurrency']}",
+                           *([f"--queues={','.join(queues)}"] if queues else [])],
                           env=env)
 
     def finished(self, out: common.LineFile | None) -> int:

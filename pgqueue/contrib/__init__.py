@@ -1,1 +1,1 @@
-"""Optional integrations: each module needs its extra (pip install 'pgqueue[NAME]')."""
+"""Optional integrations: each module needs its extra (pip install -e '.[NAME]')."""

@@ -1,5 +1,5 @@
 """FastAPI (and plain asyncio): pools opened by the app's lifespan, and enqueues in the
-request's transaction (``pip install 'pgqueue[fastapi]'``).
+request's transaction (``pip install -e '.[fastapi]'``).
 
     queue = PgQueue(app)                         # app: your pgqueue App
     api = FastAPI(lifespan=queue.lifespan)

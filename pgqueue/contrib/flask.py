@@ -1,5 +1,5 @@
 """Flask extension: configuration from ``app.config``, and enqueues that share the
-request's transaction (``pip install 'pgqueue[flask]'``).
+request's transaction (``pip install -e '.[flask]'``).
 
     queue = PgQueue()                      # or PgQueue(flask_app)
 

@@ -1,4 +1,4 @@
-"""OpenTelemetry for pgqueue (``pip install 'pgqueue[opentelemetry]'``).
+"""OpenTelemetry for pgqueue (``pip install -e '.[opentelemetry]'``).
 
 ``instrument(app)`` makes every enqueue carry the caller's trace context in the
 job's headers (W3C ``traceparent``), and every execution a span, a child of

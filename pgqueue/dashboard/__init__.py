@@ -6,7 +6,7 @@ uvicorn and refuses to listen beyond loopback without authentication;
 number shown comes from :class:`pgqueue.monitor.Monitor`.
 
 Starlette, Jinja2 and uvicorn come with the ``dashboard`` extra
-(``pip install 'pgqueue[dashboard]'``). They are imported lazily, so ``pgq`` and
+(``pip install -e '.[dashboard]'``). They are imported lazily, so ``pgq`` and
 the ``dashboard`` command's ``--help`` work without them.
 """
 

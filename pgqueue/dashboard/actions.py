@@ -81,7 +81,7 @@ async def cancel_job(request: Request) -> Response:
 async def retry_failed(request: Request) -> Response:
     task: str = request.path_params["task"]
     fields = await form(request)
-    queue = fields.get("queue") or request.query_params.get("queue") or None
+    queue = params.text(fields, "queue") or params.text(request.query_params, "queue")
     ids = await run_in_threadpool(state.monitor(request).retry_failed, task=task, queue=queue)
     return await action_result(request, {"task": task, "queue": queue, "count": len(ids),
                                          "ids": ids},

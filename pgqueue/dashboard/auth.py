@@ -5,19 +5,20 @@ the port is let in, which is why :func:`pgqueue.dashboard.server.serve` binds on
 loopback then. Secrets are compared with :func:`hmac.compare_digest`, so how long a
 comparison takes says nothing about how much of a guess was right.
 
-The login cookie holds no secret: it is an expiry time signed with a key derived
-from the token, so sessions survive a restart of the dashboard and end, all of
-them, when the token is changed.
+The login cookie is a random session id the server keeps
+(:mod:`~pgqueue.dashboard.sessions`), so logging out ends it there and then. Every
+failed attempt with credentials (bearer, basic, the login form) counts against its
+client (:mod:`~pgqueue.dashboard.throttle`); past the limit the client gets 429.
+A token shorter than :data:`MIN_TOKEN_LENGTH` is refused when the dashboard starts.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import enum
 import hmac
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from starlette.requests import HTTPConnection
@@ -25,9 +26,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pgqueue.dashboard.paths import route_path
+from pgqueue.dashboard.sessions import SESSION_SECONDS, Sessions
+from pgqueue.dashboard.throttle import FailedLogins
 
 SESSION_COOKIE = "pgq_session"
-SESSION_SECONDS = 12 * 3600
+MIN_TOKEN_LENGTH = 16
+MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+__all__ = ["MIN_TOKEN_LENGTH", "SESSION_COOKIE", "SESSION_SECONDS", "Auth", "AuthMiddleware",
+           "Verdict", "challenge", "client_address", "too_many"]
 
 
 def _public(path: str) -> bool:
@@ -39,18 +45,32 @@ def _equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+class Verdict(enum.Enum):
+    IN = "in"  # valid credentials, or none needed
+    NONE = "none"  # no credentials sent
+    WRONG = "wrong"  # credentials sent, and not right: counts as a failed login
+
+
+def client_address(conn: HTTPConnection) -> str | None:
+    return conn.client.host if conn.client else None
+
+
 @dataclass(frozen=True)
 class Auth:
-    """The configured credentials; both may be set, and either one then lets a request in."""
+    """The configured credentials (both may be set, and either one then lets a request
+    in), the live login sessions and the count of failed logins."""
 
     token: str | None = None
     basic: tuple[str, str] | None = None
+    sessions: Sessions = field(default_factory=Sessions, compare=False, repr=False)
+    failures: FailedLogins = field(default_factory=FailedLogins, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.token is not None and not self.token.strip():
-            raise ValueError("the dashboard token is empty; give a long random string "
-                             "(for example: python -c 'import secrets; "
-                             "print(secrets.token_urlsafe(32))')")
+        if self.token is not None and len(self.token.strip()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"the dashboard token is too short ({len(self.token.strip())} characters; "
+                f"at least {MIN_TOKEN_LENGTH}): a short one can be guessed. Make one with: "
+                f"{MAKE_TOKEN}")
         if self.basic is not None and not (self.basic[0] and self.basic[1]):
             raise ValueError("basic auth needs both a user name and a password (USER:PASS)")
 
@@ -59,17 +79,24 @@ class Auth:
         return self.token is not None or self.basic is not None
 
     # -- checking a request ---------------------------------------------------
-    def allows(self, conn: HTTPConnection) -> bool:
+    def check(self, conn: HTTPConnection) -> Verdict:
         if not self.enabled:
-            return True
-        scheme, _, credentials = conn.headers.get("authorization", "").partition(" ")
-        scheme = scheme.lower()
-        if scheme == "bearer" and self.token is not None:
-            return _equal(credentials.strip(), self.token)
-        if scheme == "basic" and self.basic is not None:
-            return self._basic_ok(credentials.strip())
+            return Verdict.IN
+        header = conn.headers.get("authorization")
+        if header is not None:
+            scheme, _, credentials = header.partition(" ")
+            scheme = scheme.lower()
+            if scheme == "bearer" and self.token is not None:
+                ok = _equal(credentials.strip(), self.token)
+            elif scheme == "basic" and self.basic is not None:
+                ok = self._basic_ok(credentials.strip())
+            else:
+                ok = False  # a scheme this dashboard doesn't take is a wrong guess too
+            return Verdict.IN if ok else Verdict.WRONG
         cookie = conn.cookies.get(SESSION_COOKIE)
-        return cookie is not None and self.session_ok(cookie)
+        if cookie is not None and self.token is not None and self.sessions.valid(cookie):
+            return Verdict.IN
+        return Verdict.NONE
 
     def _basic_ok(self, credentials: str) -> bool:
         assert self.basic is not None
@@ -86,26 +113,16 @@ class Auth:
     def token_ok(self, given: str) -> bool:
         return self.token is not None and _equal(given, self.token)
 
-    # -- the login cookie -------------------------------------------------------
-    def _session_key(self) -> bytes:
-        assert self.token is not None
-        return hashlib.sha256(b"pgqueue dashboard session\0" + self.token.encode()).digest()
 
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self._session_key(), payload.encode(), hashlib.sha256).hexdigest()
-
-    def new_session(self, now: float | None = None) -> str:
-        payload = f"v1.{int((now or time.time()) + SESSION_SECONDS)}"
-        return f"{payload}.{self._sign(payload)}"
-
-    def session_ok(self, value: str, now: float | None = None) -> bool:
-        if self.token is None:
-            return False
-        payload, _, signature = value.rpartition(".")
-        version, _, expires = payload.partition(".")
-        if version != "v1" or not expires.isdigit():
-            return False
-        return _equal(signature, self._sign(payload)) and int(expires) > (now or time.time())
+def too_many(conn: HTTPConnection, wait: int) -> Response:
+    """429 for a client past its failed logins, saying when it may try again."""
+    message = (f"too many failed logins from your address: try again in {wait} s "
+               "(check the token or credentials you are sending)")
+    headers = {"Retry-After": str(wait)}
+    if route_path(conn.scope).startswith("/api/") or route_path(conn.scope) == "/metrics":
+        return JSONResponse({"error": message}, status_code=429, headers=headers)
+    return PlainTextResponse(f"429 Too Many Requests: {message}", status_code=429,
+                             headers=headers)
 
 
 def challenge(auth: Auth, conn: HTTPConnection) -> Response:
@@ -135,8 +152,8 @@ def _query(conn: HTTPConnection) -> str:
 
 class AuthMiddleware:
     """Lets through requests with valid credentials (or to the public paths); answers
-    every other one with :func:`challenge`. It runs before the CSRF check, so an
-    anonymous POST gets 401, not 403."""
+    every other one with :func:`challenge`, or 429 past the failed-login limit. It runs
+    before the CSRF check, so an anonymous POST gets 401, not 403."""
 
     def __init__(self, app: ASGIApp, auth: Auth) -> None:
         self.app = app
@@ -147,7 +164,21 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        if _public(route_path(scope)) or self.auth.allows(conn):
+        if _public(route_path(scope)):
             await self.app(scope, receive, send)
             return
+        client = client_address(conn)
+        if "authorization" in conn.headers:
+            # Refused unread while the client is over its limit: answering "wrong" or
+            # "right" would keep the guessing going.
+            wait = self.auth.failures.wait_seconds(client)
+            if wait:
+                await too_many(conn, wait)(scope, receive, send)
+                return
+        verdict = self.auth.check(conn)
+        if verdict is Verdict.IN:
+            await self.app(scope, receive, send)
+            return
+        if verdict is Verdict.WRONG:
+            self.auth.failures.failed(client)
         await challenge(self.auth, conn)(scope, receive, send)

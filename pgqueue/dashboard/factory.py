@@ -1,8 +1,11 @@
 """``create_app``: the dashboard as a Starlette application, with its security layers.
 
 Layers, outermost first: response headers that forbid framing and off-site
-scripts; authentication (:mod:`~pgqueue.dashboard.auth`); CSRF
-(:mod:`~pgqueue.dashboard.csrf`); then the routes (:mod:`~pgqueue.dashboard.routes`).
+scripts; the path the router sees, one raw segment per segment
+(:mod:`~pgqueue.dashboard.paths`); the Host check against DNS rebinding
+(:mod:`~pgqueue.dashboard.hosts`); authentication (:mod:`~pgqueue.dashboard.auth`);
+CSRF (:mod:`~pgqueue.dashboard.csrf`); then the routes
+(:mod:`~pgqueue.dashboard.routes`).
 Errors a user can act on (a bad filter, the database down) become 400 and 503
 answers that say so, instead of a bare 500.
 """
@@ -10,6 +13,7 @@ answers that say so, instead of a bare 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import psycopg
 from starlette.applications import Starlette
@@ -24,8 +28,9 @@ from pgqueue.app import App
 from pgqueue.dashboard.asgi import HTTPMiddleware, on_start
 from pgqueue.dashboard.auth import Auth, AuthMiddleware
 from pgqueue.dashboard.csrf import CSRFMiddleware
+from pgqueue.dashboard.hosts import AllowedHosts, HostCheck
 from pgqueue.dashboard.params import BadRequest
-from pgqueue.dashboard.paths import route_path
+from pgqueue.dashboard.paths import SegmentPaths, route_path
 from pgqueue.dashboard.responses import error
 from pgqueue.dashboard.routes import ROUTES
 from pgqueue.dashboard.templating import make_templates
@@ -75,19 +80,33 @@ def _database_down(request: Request, exc: Exception) -> Response:
 
 
 def create_app(app: App, *, token: str | None = None,
-               basic_auth: tuple[str, str] | None = None) -> Starlette:
+               basic_auth: tuple[str, str] | None = None, allowed_hosts: Iterable[str] = (),
+               bound_host: str | None = None) -> Starlette:
     """The dashboard for ``app``'s database, as an ASGI application.
 
     With ``token`` and/or ``basic_auth`` every page and API call needs credentials
     (see :mod:`pgqueue.dashboard.auth`); without them, anyone who reaches it may
     act, so only serve it on loopback then (:func:`pgqueue.dashboard.server.serve` enforces
     that). CSRF protection is on either way.
+
+    Requests must name a loopback host (``localhost:5555``, ``127.0.0.1``, ``[::1]``);
+    with authentication also ``bound_host`` (the address listened on, unless it is
+    0.0.0.0 or ::) or one of ``allowed_hosts`` (see :mod:`pgqueue.dashboard.hosts`).
     """
     auth = Auth(token=token, basic=basic_auth)
+    patterns = list(allowed_hosts)
+    if patterns and not auth.enabled:
+        raise ValueError(
+            "--allowed-host needs authentication (--token or --basic-auth): without it "
+            "the dashboard answers only to loopback names, since any web page could "
+            "otherwise drive it by DNS rebinding. Behind a proxy on this host, have the "
+            "proxy send Host: localhost instead")
+    allowed = AllowedHosts.build(patterns, bound=bound_host if auth.enabled else None)
     dashboard = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(SecurityHeaders), Middleware(AuthMiddleware, auth=auth),
-                    Middleware(CSRFMiddleware)],
+        middleware=[Middleware(SecurityHeaders), Middleware(SegmentPaths),
+                    Middleware(HostCheck, allowed=allowed, authenticated=auth.enabled),
+                    Middleware(AuthMiddleware, auth=auth), Middleware(CSRFMiddleware)],
         exception_handlers={
             BadRequest: _bad_request,
             DatabaseUnavailable: _database_down,

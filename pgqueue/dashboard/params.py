@@ -1,6 +1,10 @@
 """Reading query strings and forms into typed values; a bad value is a 400 that says why.
 
-Shared by the pages and the API so both accept exactly the same filters.
+Shared by the pages and the API so both accept exactly the same filters. Every
+value is checked here, before any SQL: a NUL (which Postgres text can't hold), a
+number beyond ``bigint``, a value longer than :data:`MAX_VALUE` characters, a time
+that falls off the calendar in UTC. Each answers 400 saying which parameter and why,
+never a 500 from the database.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pgqueue.options import check_queue
 STATES = [s.value for s in JobState]
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+BIGINT_MAX = 2**63 - 1  # job and workflow ids are bigint
+MAX_VALUE = 1000  # characters: longer than any name, time or number we take
 
 
 class BadRequest(ValueError):
@@ -61,12 +67,12 @@ class JobFilters:
 
 
 def window(params: Mapping[str, str]) -> Window:
-    key = params.get("window") or windows.DEFAULT
+    key = text(params, "window") or windows.DEFAULT
     try:
         span = windows.parse_span(key)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    bucket_text = params.get("bucket")
+    bucket_text = text(params, "bucket")
     try:
         bucket = windows.parse_span(bucket_text) if bucket_text else windows.bucket_for(span)
     except ValueError as exc:
@@ -77,19 +83,38 @@ def window(params: Mapping[str, str]) -> Window:
     return Window(key, span, bucket)
 
 
-def _text(params: Mapping[str, str], name: str) -> str | None:
+def _shown(value: str) -> str:
+    """A bad value, quoted in a message: cut, so a megabyte sent is not a megabyte echoed."""
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+def text(params: Mapping[str, str], name: str) -> str | None:
+    """A text parameter, stripped; None when absent or blank."""
     value = (params.get(name) or "").strip()
+    if len(value) > MAX_VALUE:
+        raise BadRequest(f"{name} is too long ({len(value)} characters; at most {MAX_VALUE})")
+    if "\x00" in value:
+        raise BadRequest(f"{name} contains a NUL character, which no name can hold")
     return value or None
 
 
 def _int(params: Mapping[str, str], name: str) -> int | None:
-    value = _text(params, name)
+    value = text(params, name)
     if value is None:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number, not {value!r}") from None
+    if not (value.isascii() and value.lstrip("+-").isdigit()):
+        raise BadRequest(f"{name} must be a whole number, not {_shown(value)}")
+    number = int(value)
+    if abs(number) > BIGINT_MAX:
+        raise BadRequest(f"{name} is out of range (at most {BIGINT_MAX})")
+    return number
+
+
+def check_id(name: str, value: int) -> int:
+    """An id from the path (``/jobs/<id>``): a positive bigint."""
+    if not 1 <= value <= BIGINT_MAX:
+        raise BadRequest(f"{name} must be between 1 and {BIGINT_MAX}, not {value}")
+    return value
 
 
 def parse_time(name: str, value: str) -> dt.datetime:
@@ -97,26 +122,31 @@ def parse_time(name: str, value: str) -> dt.datetime:
     the zone every page shows."""
     try:
         parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
+        # In UTC now, so that a time near year 1 or 9999 with an offset fails here and
+        # not when a page formats it.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise BadRequest(f"{name} must be a date and time like 2024-05-01T13:00 (UTC) "
-                         f"or with an offset, not {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+                         f"or with an offset, not {_shown(value)}") from None
 
 
 def job_filters(params: Mapping[str, str]) -> JobFilters:
-    state = _text(params, "state")
+    state = text(params, "state")
     if state is not None and state not in STATES:
-        raise BadRequest(f"unknown state {state!r} (one of: {', '.join(STATES)})")
-    since, until = (_text(params, n) for n in ("since", "until"))
+        raise BadRequest(f"unknown state {_shown(state)} (one of: {', '.join(STATES)})")
+    since, until = (text(params, n) for n in ("since", "until"))
     limit = _int(params, "limit")
     limit = PAGE_SIZE if limit is None else limit
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise BadRequest(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    before_id = _int(params, "before_id")
+    if before_id is not None and before_id < 1:
+        raise BadRequest(f"before_id must be a job id (1 or more), not {before_id}")
     return JobFilters(
-        state=state, queue=_text(params, "queue"), task=_text(params, "task"),
+        state=state, queue=text(params, "queue"), task=text(params, "task"),
         since=parse_time("since", since) if since else None,
         until=parse_time("until", until) if until else None,
-        before_id=_int(params, "before_id"), limit=limit,
+        before_id=before_id, limit=limit,
     )
 
 

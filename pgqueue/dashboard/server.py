@@ -8,6 +8,7 @@ other than ``localhost`` counts as non-loopback: what it resolves to can change.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 from pgqueue.app import App
 
@@ -38,14 +39,20 @@ def check_bind(host: str, *, token: str | None, basic_auth: tuple[str, str] | No
 
 
 def serve(app: App, host: str = "127.0.0.1", port: int = 5555, token: str | None = None,
-          basic_auth: tuple[str, str] | None = None) -> None:
-    """Serve the dashboard until interrupted (Ctrl-C or SIGTERM)."""
+          basic_auth: tuple[str, str] | None = None,
+          allowed_hosts: Sequence[str] = ()) -> None:
+    """Serve the dashboard until interrupted (Ctrl-C or SIGTERM).
+
+    Requests must name a loopback host; with authentication also ``host`` itself (when
+    it is a specific address or name) or one of ``allowed_hosts``.
+    """
     check_bind(host, token=token, basic_auth=basic_auth)
     import uvicorn
 
     from pgqueue.dashboard.factory import create_app
 
-    dashboard = create_app(app, token=token, basic_auth=basic_auth)
+    dashboard = create_app(app, token=token, basic_auth=basic_auth,
+                           allowed_hosts=allowed_hosts, bound_host=host)
     # proxy_headers: behind a local TLS proxy, X-Forwarded-Proto makes cookies Secure.
     uvicorn.run(dashboard, host=host, port=port, log_level="info", proxy_headers=True,
                 server_header=False)

@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from pgqueue.dashboard import csrf, windows
 from pgqueue.dashboard.params import STATES
+from pgqueue.dashboard.paths import segment
 from pgqueue.monitor_rows import RawValue
 from pgqueue.progress import Progress
 
@@ -163,7 +164,8 @@ def make_templates() -> Jinja2Templates:
     )
     env.filters.update(age=age, span=span, runtime=runtime, when=when, pretty=pretty,
                        local_input=local_input, amount=amount, percent=percent,
-                       progress_short=progress_short, summary=summary)
+                       progress_short=progress_short, summary=summary,
+                       segment=segment)  # a name in a path: one segment, "/" as %2F
     env.globals.update(between=between)
     env.tests.update(raw=lambda value: isinstance(value, RawValue))
     return Jinja2Templates(env=env, context_processors=[_context])

@@ -224,6 +224,6 @@ def _unstorable(record: Finish) -> Finish:
     message = (f"the job's {what} could not be stored"
                + (f" (it had raised {safe_text(original.type)}: "
                   f"{safe_text(original.message)[:2000]})" if original else ""))
-    return Finish(record.job_id, record.lease, JobState.FAILED,
+    return Finish(record.job_id, record.lease, JobState.FAILED, queue=record.queue,
                   error=JobError("UnstorableOutcome", message, ""),
                   in_workflow=record.in_workflow)

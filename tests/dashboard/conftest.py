@@ -9,8 +9,12 @@ per-test database of the ``app`` fixture instead, so they can't disturb it.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -88,7 +92,7 @@ def world(pg_server: str, template_db: str) -> Iterator[World]:
 @pytest.fixture(scope="package")
 def client(world: World) -> Iterator[TestClient]:
     """A dashboard without authentication (as on loopback) over the world."""
-    with TestClient(create_app(world.app)) as c:
+    with TestClient(create_app(world.app), base_url="http://localhost") as c:
         yield c
 
 
@@ -96,3 +100,24 @@ def csrf_token(client: TestClient) -> str:
     """What a script does: get a token (and its cookie) to echo in X-CSRF-Token."""
     token: str = client.get("/api/csrf").json()["csrf_token"]
     return token
+
+
+@contextmanager
+def serving(app: App, **options: Any) -> Iterator[str]:
+    """The dashboard (``create_app(app, **options)``) under uvicorn, on a free loopback
+    port, in a thread: the real server, which decodes paths as browsers send them."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(app, **options), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    assert wait_for(lambda: server.started, 10), "the dashboard did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -25,7 +25,8 @@ def bad(app, dsn):
 
 @pytest.fixture
 def web(app, bad) -> Iterator[TestClient]:
-    with TestClient(create_app(app), raise_server_exceptions=False) as c:
+    with TestClient(create_app(app), base_url="http://localhost",
+                    raise_server_exceptions=False) as c:
         yield c
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,10 +20,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgqueue import App, JobState
-from pgqueue.dashboard import create_app
+from pgqueue import App, JobState, statements
 from pgqueue.monitor import Monitor
 from tests.conftest import ROOT, count, pgq, wait_for
+from tests.dashboard.conftest import serving
 from tests.tasks_app import register
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,26 +55,6 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
-
-
-@contextmanager
-def serving(app: App) -> Iterator[str]:
-    """The dashboard under uvicorn, on a free loopback port, in a thread."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
-    thread.start()
-    assert wait_for(lambda: server.started, 10), "the dashboard did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @contextmanager
@@ -165,3 +143,30 @@ def _save_overview(browser: Any) -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(docs / "dashboard.png"))
+
+
+TRICKY_QUEUE = "a/../../schedules/nightly"
+
+
+def test_a_queue_name_cannot_turn_pause_into_another_action(dsn: str, browser: Any) -> None:
+    """A queue named like a path (written by SQL: enqueue refuses "/") gets the Pause
+    button of its own row: its name travels as one path segment, "/" as %2F, and the
+    router, under the real server, decodes that one segment only."""
+    app = App(dsn)
+    register(app)
+    app.add_periodic("nightly", "add", cron="0 3 * * *", args=(1, 2))
+    app.client.execute(statements.sync_schedule(app.settings.schema, app.schedules["nightly"]))
+    monitor = Monitor(app)
+    monitor.resume_queue(TRICKY_QUEUE)  # a settings row, not paused: the overview lists it
+    with serving(app) as base:
+        browser.get(f"{base}/?window=5m")
+        browser.execute_script("window.confirm = function () { return true; };")
+        row = _until(browser, lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "tr")
+                                         if r.text.startswith(TRICKY_QUEUE)])[0]
+        form = row.find_element(By.CSS_SELECTOR, "form.inline")
+        action = form.get_attribute("action")  # as the browser resolved it
+        form.find_element(By.TAG_NAME, "button").click()
+        _until(browser, lambda d: "notice=" in d.current_url)
+    assert {s.name: s.paused for s in monitor.schedules()}["nightly"] is False
+    assert {q.queue: q.paused for q in monitor.queues()}[TRICKY_QUEUE] is True
+    assert action.endswith("/api/queues/a%2F..%2F..%2Fschedules%2Fnightly/pause")

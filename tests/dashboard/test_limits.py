@@ -19,7 +19,7 @@ from tests.dashboard.conftest import csrf_token
 
 @pytest.fixture
 def web(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as c:
+    with TestClient(create_app(app), base_url="http://localhost") as c:
         yield c
 
 

@@ -23,7 +23,7 @@ SCHEMA = "pgqueue"
 
 @pytest.fixture
 def web(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as c:
+    with TestClient(create_app(app), base_url="http://localhost") as c:
         yield c
 
 
@@ -87,7 +87,7 @@ def test_jobs_list_has_a_progress_column(app: App, web: TestClient) -> None:
     assert '<td class="num progress"></td>' in _row(html, silent.id)
     # A finished job keeps the last progress its attempt wrote.
     app.client.execute(statements.finish(SCHEMA, 1, [statements.Finish(
-        half.id, half.lease, JobState.SUCCEEDED, value_json="2")]))
+        half.id, half.lease, JobState.SUCCEEDED, value_json="2", queue=half.queue)]))
     assert ">50%</td>" in _row(web.get("/jobs?state=succeeded").text, half.id)
 
 

@@ -18,7 +18,7 @@ from tests.conftest import running_worker, wait_for
 
 @pytest.fixture
 def client(app) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as c:
+    with TestClient(create_app(app), base_url="http://localhost") as c:
         yield c
 
 

@@ -48,7 +48,7 @@ def test_batches_ending_members_of_two_groups_in_opposite_orders_do_not_deadlock
     def finish(jobs: list[ClaimedJob]) -> None:
         records = [Finish(j.id, j.lease, JobState.SUCCEEDED,
                           value_json=str(sum(json.loads(j.args_json))),
-                          in_workflow=j.in_workflow)
+                          in_workflow=j.in_workflow, queue=j.queue)
                    for j in jobs]
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:

@@ -59,10 +59,10 @@ def test_finish_with_a_stale_lease_changes_nothing(app):
 
     r = app.tasks["add"].delay(1, 2)
     (job,) = claim(app)
-    stale = Finish(job.id, uuid.uuid4(), JobState.SUCCEEDED, value_json="99")
+    stale = Finish(job.id, uuid.uuid4(), JobState.SUCCEEDED, value_json="99", queue=job.queue)
     assert app.client.execute(statements.finish("pgqueue", 1, [stale])) == set()
     assert r.state is JobState.RUNNING
-    good = Finish(job.id, job.lease, JobState.SUCCEEDED, value_json="3")
+    good = Finish(job.id, job.lease, JobState.SUCCEEDED, value_json="3", queue=job.queue)
     assert app.client.execute(statements.finish("pgqueue", 1, [good])) == {job.id}
     assert r.get(timeout=1) == 3
     # A duplicate of the same write (a retried statement) is refused too.

@@ -69,10 +69,12 @@ def test_enqueue_read_claim_finish(run: Run) -> None:
         claimed = await run(statements.claim(SCHEMA, worker, ["q"], 10, 30))
         assert [j.id for j in claimed] == ids and claimed[0].args_json == "[1, 2]"
         done = await run(statements.finish(SCHEMA, worker, [
-            Finish(claimed[0].id, claimed[0].lease, JobState.SUCCEEDED, value_json="3")]))
+            Finish(claimed[0].id, claimed[0].lease, JobState.SUCCEEDED, value_json="3",
+                   queue=claimed[0].queue)]))
         assert done == {ids[0]}
         again = await run(statements.finish(SCHEMA, worker, [
-            Finish(claimed[0].id, claimed[0].lease, JobState.SUCCEEDED, value_json="3")]))
+            Finish(claimed[0].id, claimed[0].lease, JobState.SUCCEEDED, value_json="3",
+                   queue=claimed[0].queue)]))
         assert again == set()  # the lease is spent: a repeat changes nothing
         assert (await run(statements.get_job(SCHEMA, ids[0]))).result == 3
     go(case())

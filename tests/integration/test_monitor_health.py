@@ -50,7 +50,8 @@ def test_bad_schedules_are_invalid_with_their_error(app, schedules):
 
 
 def test_schedules_page_api_and_view_show_errors(app, dsn, schedules):
-    with TestClient(create_app(app), raise_server_exceptions=False) as web:
+    with TestClient(create_app(app), base_url="http://localhost",
+                    raise_server_exceptions=False) as web:
         page = web.get("/schedules")
         assert page.status_code == 200
         assert page.text.count("status-down\">invalid") == 4  # mars, nonsense, feb-31, reported
@@ -83,7 +84,7 @@ def test_worker_is_down_once_heartbeat_is_older_than_its_lease(app, dsn):
         view = dict(conn.execute("SELECT name, status FROM pgqueue.worker_status").fetchall())
     assert view == {"killed": "down", "alive": "up"}
     assert {w.name: w.status for w in Monitor(app).workers()} == view
-    with TestClient(create_app(app)) as web:
+    with TestClient(create_app(app), base_url="http://localhost") as web:
         assert {w["name"]: w["status"] for w in web.get("/api/workers").json()} == view
         assert 'pgqueue_workers{status="down"} 1.0' in web.get("/metrics").text
     listed = json.loads(pgq_run(dsn, "workers", "--json").stdout)

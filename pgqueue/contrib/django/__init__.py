@@ -1,4 +1,4 @@
-"""pgqueue for Django: ``pip install 'pgqueue[django]'``, add ``"pgqueue.contrib.django"``
+"""pgqueue for Django: ``pip install -e '.[django]'``, add ``"pgqueue.contrib.django"``
 to ``INSTALLED_APPS``, and optionally configure ``PGQUEUE = {...}`` in settings.
 
 - ``from pgqueue.contrib.django import app`` (or ``get_app()``) is the project's

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+pytest.importorskip("django", reason="Django is not installed (pip install -e '.[django]')")
 from django.core.management import call_command
 from psycopg.conninfo import make_conninfo
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+pytest.importorskip("django", reason="Django is not installed (pip install -e '.[django]')")
 from psycopg.conninfo import make_conninfo
 
 from tests.conftest import ROOT, _janitor, count, wait_for

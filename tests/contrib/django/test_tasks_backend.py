@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+pytest.importorskip("django", reason="Django is not installed (pip install -e '.[django]')")
 from django.db import transaction
 from django.utils import timezone
 

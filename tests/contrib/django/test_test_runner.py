@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+pytest.importorskip("django", reason="Django is not installed (pip install -e '.[django]')")
 
 from tests.conftest import count
 from tests.contrib.django.conftest import manage

@@ -8,7 +8,7 @@ from types import ModuleType
 import psycopg
 import pytest
 
-pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+pytest.importorskip("django", reason="Django is not installed (pip install -e '.[django]')")
 from django.db import connection, transaction
 
 from pgqueue import JobState

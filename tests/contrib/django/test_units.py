@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+pytest.importorskip("django", reason="Django is not installed (pip install -e '.[django]')")
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("django", reason="Django is not installed (pip install 'pgqueue[django]')")
+pytest.importorskip("django", reason="Django is not installed (pip install -e '.[django]')")
 from tests.contrib.django.djproject.config import tasks_api
 
 if tasks_api() is None:
