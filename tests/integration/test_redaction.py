@@ -109,7 +109,8 @@ def test_a_wrong_password_never_reaches_the_log_or_stderr(dsn, pg_datadir):
         _clean(out, ["Wrong-s3cret", "Wrong%2Ds3cret"])
     viewer = App(bad, pool_timeout=1)
     with TestClient(__import__("pgqueue.dashboard", fromlist=["create_app"])
-                    .create_app(viewer), raise_server_exceptions=False) as web:
+                    .create_app(viewer), base_url="http://localhost",
+                    raise_server_exceptions=False) as web:
         for page in ("/api/overview", "/", "/metrics"):
             answer = web.get(page)
             assert answer.status_code >= 500, page

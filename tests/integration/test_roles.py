@@ -151,7 +151,7 @@ def test_monitor_reads_everything_and_changes_nothing(logins, app):
     viewer = App(m)
     Monitor(viewer).queues()
     with TestClient(__import__("pgqueue.dashboard", fromlist=["create_app"])
-                    .create_app(viewer)) as web:
+                    .create_app(viewer), base_url="http://localhost") as web:
         for page in ("/", "/jobs", f"/jobs/{queued.id}", "/schedules", "/metrics",
                      "/api/overview", "/api/jobs"):
             assert web.get(page).status_code == 200, page
