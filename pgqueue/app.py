@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pgqueue import current, embedded, encoding, statements, waiters, workflow
+from pgqueue.args_cap import CappedEnqueuer
 from pgqueue.canvas import Canvas, Signature
 from pgqueue.client import Client
 from pgqueue.client_async import AsyncClient
@@ -58,7 +59,8 @@ class App:
         current.set_current(self)  # by-name signatures that name no app use this one
 
     def _enqueuer(self) -> Enqueuer:
-        return EagerEnqueuer(self) if self.settings.eager else DatabaseEnqueuer(self)
+        inner = EagerEnqueuer(self) if self.settings.eager else DatabaseEnqueuer(self)
+        return CappedEnqueuer(inner, self.settings.max_args_bytes)
 
     def configure(self, **changes: Any) -> None:
         """Change settings (those given and not None) before the app first connects."""

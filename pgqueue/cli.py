@@ -16,7 +16,9 @@ from pgqueue import (
     cli_celery,
     cli_control,
     cli_monitor,
+    cli_roles,
     cli_workflows,
+    redact,
     schedule_statements,
     statements,
 )
@@ -85,6 +87,7 @@ def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.install_log_filter()  # no password reaches the log, whoever logs it
     # The embedded server's library narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if broker:
@@ -93,7 +96,8 @@ def main(ctx: click.Context, app_path: str | None, dsn: str | None, broker: str 
         try:
             dsn = broker_dsn(broker) or dsn
         except PgQueueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--broker") from None
+            raise click.BadParameter(redact.scrub(str(exc), broker),
+                                     param_hint="--broker") from None
     ctx.obj = Ctx(dsn, schema, app_path)
 
 
@@ -427,6 +431,7 @@ main.add_command(cli_control.call)
 main.add_command(cli_control.result)
 main.add_command(cli_workflows.workflows)
 main.add_command(dashboard)
+main.add_command(cli_roles.roles)
 
 if __name__ == "__main__":
     main()

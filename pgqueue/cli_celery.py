@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from pgqueue.redact import RedactingFilter
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL")
 POOL_NAMES = ("threads", "processes", "asyncio", "prefork", "solo", "eventlet", "gevent")
 
@@ -139,6 +141,7 @@ def apply_logging(loglevel: str | None, logfile: str | None, pidfile: str | None
         handler = logging.FileHandler(logfile)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
+        handler.addFilter(RedactingFilter())
     if pidfile:
         with open(pidfile, "w") as fh:
             fh.write(f"{os.getpid()}\n")

@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 
 import click
 
+from pgqueue import redact
 from pgqueue.app import App
 from pgqueue.loader import resolve_app
 
@@ -29,4 +30,4 @@ class Ctx:
 
 
 def fail(exc: Exception) -> NoReturn:
-    raise click.ClickException(str(exc)) from exc
+    raise click.ClickException(redact.scrub(str(exc))) from exc

@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from pgqueue import redact
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.statements import Statement
 
@@ -45,7 +46,8 @@ def unavailable(conninfo: str, timeout: float, exc: Exception,
             "PGQ_POOL_SIZE or PGQ_POOL_TIMEOUT. Nothing was done."
         )
     return DatabaseUnavailable(
-        f"no connection to Postgres at {where(conninfo)} within {timeout:g}s ({exc}); is the "
+        f"no connection to Postgres at {where(conninfo)} within {timeout:g}s "
+        f"({redact.scrub(str(exc), conninfo)}); is the "
         "server up, and is PGQ_DSN right? Nothing was done (no job was enqueued)."
     )
 

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgqueue import statements
+from pgqueue import args_cap, statements
 from pgqueue.group_result import GroupResult
 from pgqueue.result import JobResult
 from pgqueue.statements import EnqueueRequest, Statement
@@ -104,6 +104,8 @@ class DatabaseEnqueuer:
             return None
         stmt = statements.enqueue_same(self.app.settings.schema, task.name, task.defaults,
                                        arglists)
+        args_cap.check_arglists(task.name, stmt.params["args"], arglists,
+                                self.app.settings.max_args_bytes)
         return statements.mapped(statements.timed(stmt), self._results)
 
     def enqueue(self, batch: list[EnqueueRequest],

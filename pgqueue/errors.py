@@ -72,3 +72,18 @@ class TimeLimitExceeded(PgQueueError):
 
 class DatabaseUnavailable(PgQueueError):
     """Postgres could not be reached in time; the message says where and what to check."""
+
+
+class ArgumentsTooLarge(PgQueueError, ValueError):
+    """A job's arguments encode to more JSON than ``PGQ_MAX_ARGS_BYTES`` allows; raised
+    before anything is written. ``.size`` and ``.limit`` are in bytes, ``.task`` names it."""
+
+    def __init__(self, task: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"task {task!r}: its arguments are {size:,} bytes of JSON, over the limit of "
+            f"{limit:,} bytes (PGQ_MAX_ARGS_BYTES); nothing was enqueued. Store large data "
+            "elsewhere (a file, a table) and pass its id, or raise PGQ_MAX_ARGS_BYTES "
+            "(max_args_bytes=...)")
+        self.task = task
+        self.size = size
+        self.limit = limit

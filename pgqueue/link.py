@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from pgqueue import redact
 from pgqueue.client import CONNECT_KWARGS, where
 from pgqueue.client_async import run
 from pgqueue.errors import ConfigurationError
@@ -50,7 +51,7 @@ _MISCONFIGURED_WORDS = ("does not exist", "password authentication failed",
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = redact.scrub(str(exc)).strip()  # psycopg may quote a DSN that doesn't parse
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -124,8 +125,9 @@ class Link:
                 if not self._connected_once and misconfigured(exc):
                     raise ConfigurationError(
                         f"can't connect to Postgres at {where(self._dsn())}: "
-                        f"{first_line(exc)}. Retrying won't help: check PGQ_DSN "
-                        "(database name, user and password, port, sslmode).") from None
+                        f"{redact.scrub(first_line(exc), self._dsn())}. Retrying won't help: "
+                        "check PGQ_DSN (database name, user and password, port, sslmode)."
+                    ) from None
                 self._failures += 1
                 log.warning("%s connection failed (%s); retrying", self.name,
                             first_line(exc))

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 
 import psycopg
 
+from pgqueue.link import first_line
+
 log = logging.getLogger("pgqueue.services")
 
 BACKOFF_CAP = 8  # at most this many intervals between tries while a service fails
@@ -39,8 +41,7 @@ async def ticking(run_once: Callable[[], Awaitable[float]], name: str, *,
         except psycopg.OperationalError as exc:
             failures += 1
             wait = backoff(error_interval, failures)
-            log.warning("%s: database unreachable (%s); will retry", name,
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+            log.warning("%s: database unreachable (%s); will retry", name, first_line(exc))
         except Exception:
             failures += 1
             wait = backoff(error_interval, failures)

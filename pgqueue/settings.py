@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from pgqueue import redact
 from pgqueue.errors import ConfigurationError
 from pgqueue.options import check_queue
 
@@ -30,14 +31,16 @@ def _queues(value: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    dsn: str | None = field(default=None, metadata={"env": "PGQ_DSN"})
+    dsn: str | None = field(default=None, repr=False, metadata={"env": "PGQ_DSN"})
     schema: str = field(default="pgqueue", metadata={"env": "PGQ_SCHEMA"})
     # A direct (unpooled) connection for what a transaction-mode pooler can't carry:
     # LISTEN, cancel notifications and session advisory locks. None: use dsn, unless
     # dsn goes through a pooler, in which case workers poll (see docs/operating.md).
-    listen_dsn: str | None = field(default=None, metadata={"env": "PGQ_LISTEN_DSN"})
+    listen_dsn: str | None = field(default=None, repr=False,
+                                   metadata={"env": "PGQ_LISTEN_DSN"})
     # Where the dashboard, pgq status and /metrics read from (a read replica, say).
-    monitor_dsn: str | None = field(default=None, metadata={"env": "PGQ_MONITOR_DSN"})
+    monitor_dsn: str | None = field(default=None, repr=False,
+                                    metadata={"env": "PGQ_MONITOR_DSN"})
     # pgq status, the dashboard and /metrics warn of a transaction open longer (seconds)
     # than this: it holds back vacuum on jobs (docs/operating.md).
     xmin_warn: float = field(default=300.0, metadata={"env": "PGQ_XMIN_WARN", "parse": float})
@@ -86,7 +89,7 @@ class Settings:
     metrics_host: str = field(default="127.0.0.1", metadata={"env": "PGQ_METRICS_HOST"})
     # Scheduler (beat) and built-in maintenance
     beat: bool = field(default=False, metadata={"env": "PGQ_BEAT", "parse": _flag})
-    leader_dsn: str | None = field(default=None, metadata={"env": "PGQ_LEADER_DSN"})
+    leader_dsn: str | None = field(default=None, repr=False, metadata={"env": "PGQ_LEADER_DSN"})
     retention_days: float = field(default=7.0, metadata={"env": "PGQ_RETENTION_DAYS",
                                                          "parse": float})
     prune_interval: float = field(default=3600.0, metadata={"env": "PGQ_PRUNE_INTERVAL",
@@ -101,6 +104,7 @@ class Settings:
     home: str = field(default=".pgqueue", metadata={"env": "PGQ_HOME"})
 
     def __post_init__(self) -> None:
+        redact.remember(self.dsn, self.listen_dsn, self.monitor_dsn, self.leader_dsn)
         if isinstance(self.queues, str):
             object.__setattr__(self, "queues", _queues(self.queues))
         else:

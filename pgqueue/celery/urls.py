@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from pgqueue.celery.exceptions import ImproperlyConfigured
+from pgqueue.redact import redact_dsn
 
 log = logging.getLogger("pgqueue.celery")
 
@@ -38,7 +39,7 @@ def broker_dsn(url: object) -> str | None:
         return None
     dsn = postgres_dsn(url)
     if dsn is None:
-        scheme = str(url).split("://", 1)[0] if "://" in str(url) else str(url)
+        scheme = str(url).split("://", 1)[0] if "://" in str(url) else redact_dsn(str(url))
         raise ImproperlyConfigured(
             f"broker {scheme}:// is not supported: pgqueue keeps its queue in PostgreSQL, "
             "so the broker URL must be postgresql://user@host/db (the database pgqueue "

@@ -7,6 +7,10 @@ checked before these run, by the middleware, for every POST.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
+import psycopg
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -15,12 +19,30 @@ from pgqueue.dashboard import params, state
 from pgqueue.dashboard.responses import action_result, error, form
 from pgqueue.monitor import to_json
 
+READ_ONLY = ("this dashboard's database role may only read (pgqueue_monitor?): to act, run "
+             "the dashboard as a user granted pgqueue_worker (every action) or "
+             "pgqueue_producer (cancel only), e.g. GRANT pgqueue_worker TO dashboard_user")
+
+
+def _may_act(handler: Callable[[Request], Awaitable[Response]]
+             ) -> Callable[[Request], Awaitable[Response]]:
+    """A role without the right to act (a read-only monitor) is told so: a 403 that
+    says which role to grant, not a 500."""
+    @functools.wraps(handler)
+    async def act(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except psycopg.errors.InsufficientPrivilege:
+            return error(READ_ONLY, 403)
+    return act
+
 
 def _job_id(request: Request) -> int:
     job_id: int = request.path_params["job_id"]
     return job_id
 
 
+@_may_act
 async def retry_job(request: Request) -> Response:
     job_id, monitor = _job_id(request), state.monitor(request)
     next_page = f"/jobs/{job_id}"
@@ -36,6 +58,7 @@ async def retry_job(request: Request) -> Response:
         status=409, notice="not-retryable", default_next=next_page)
 
 
+@_may_act
 async def cancel_job(request: Request) -> Response:
     job_id, monitor = _job_id(request), state.monitor(request)
     next_page = f"/jobs/{job_id}"
@@ -54,6 +77,7 @@ async def cancel_job(request: Request) -> Response:
         status=409, notice="not-cancellable", default_next=next_page)
 
 
+@_may_act
 async def retry_failed(request: Request) -> Response:
     task: str = request.path_params["task"]
     fields = await form(request)
@@ -64,10 +88,12 @@ async def retry_failed(request: Request) -> Response:
                                notice="retried-failed", default_next="/jobs")
 
 
+@_may_act
 async def pause_queue(request: Request) -> Response:
     return await _queue(request, paused=True)
 
 
+@_may_act
 async def resume_queue(request: Request) -> Response:
     return await _queue(request, paused=False)
 
@@ -80,6 +106,7 @@ async def _queue(request: Request, *, paused: bool) -> Response:
                                notice="paused" if paused else "resumed")
 
 
+@_may_act
 async def set_queue_limits(request: Request) -> Response:
     name: str = request.path_params["queue"]
     fields = await form(request)
@@ -94,10 +121,12 @@ async def set_queue_limits(request: Request) -> Response:
     return await action_result(request, to_json(now), notice="limits-set")
 
 
+@_may_act
 async def pause_schedule(request: Request) -> Response:
     return await _schedule(request, paused=True)
 
 
+@_may_act
 async def resume_schedule(request: Request) -> Response:
     return await _schedule(request, paused=False)
 
@@ -114,6 +143,7 @@ async def _schedule(request: Request, *, paused: bool) -> Response:
                                default_next="/schedules")
 
 
+@_may_act
 async def trigger_schedule(request: Request) -> Response:
     name: str = request.path_params["schedule"]
     job_id = await run_in_threadpool(state.monitor(request).trigger_schedule, name)

@@ -12,6 +12,7 @@ answers that say so, instead of a bare 500.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import psycopg
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from pgqueue import redact
 from pgqueue.app import App
 from pgqueue.dashboard.asgi import HTTPMiddleware, on_start
 from pgqueue.dashboard.auth import Auth, AuthMiddleware
@@ -47,6 +49,8 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
 }
 
+log = logging.getLogger("pgqueue.dashboard")
+
 
 def _secure(headers: MutableHeaders) -> None:
     for name, value in SECURITY_HEADERS.items():
@@ -65,7 +69,10 @@ def _bad_request(request: Request, exc: Exception) -> Response:
 
 
 def _database_down(request: Request, exc: Exception) -> Response:
-    message = f"the database is unavailable: {exc}".strip()
+    # Where the database is (let alone its DSN) is not the browser's business: the
+    # reason goes to the dashboard's log, scrubbed of passwords.
+    log.warning("database unavailable: %s", redact.scrub(str(exc)))
+    message = "the database is unavailable (the dashboard's log says why)"
     if route_path(request.scope).startswith("/api/"):
         return error(message, 503)
     return PlainTextResponse(f"503 Service Unavailable: {message}", status_code=503,

@@ -1,6 +1,11 @@
 """LISTENs for new jobs (waking the claim loop when one lands on a queue we serve)
 and for cancel requests (stopping the job if it runs here).
 
+Any role that can connect may NOTIFY any channel, so a payload is only a hint: a new
+job's queue name wakes the claim loop, which finds what is really there; a cancel's
+job id is checked against the job's row (``cancel_requested``) on a connection of
+its own (opened at the first cancel) before the job is stopped.
+
 On a reconnect it wakes the loop once anyway: notifications sent while the
 connection was down are lost, the jobs they announced are not.
 """
@@ -16,6 +21,7 @@ import psycopg
 from pgqueue import statements
 from pgqueue.client_async import run
 from pgqueue.link import Link
+from pgqueue.sql import queries
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -30,20 +36,46 @@ class Listener:
         self.cancel = cancel
         self.cancel_channel = f"{schema}.cancel"
         self.listening = asyncio.Event()
+        self.checker = Link(link.dsn, "cancel check")  # not the one iterating notifies
+        self._checks: set[asyncio.Task[None]] = set()
 
     def _on(self, channel: str, payload: str) -> None:
         """A notification is a hint: any role may NOTIFY any channel, so a payload that
         isn't what pgqueue sends is logged and ignored, never trusted or fatal."""
         if channel == self.cancel_channel:
             if payload.isdigit() and len(payload) < 20:
-                self.cancel(int(payload))
+                check = asyncio.ensure_future(self._cancel_if_asked(int(payload)))
+                self._checks.add(check)
+                check.add_done_callback(self._checks.discard)
             else:
                 log.warning("ignored a cancel notification with payload %r (not a job id)",
                             payload[:100])
         elif payload in self.queues:
             self.wake.set()
 
+    async def _cancel_if_asked(self, job_id: int) -> None:
+        stmt = statements.Statement(queries(self.schema)["cancel_requested"], {"id": job_id},
+                                    lambda rows: bool(rows and rows[0][0]))
+        try:
+            asked = await self.checker.execute(stmt)
+        except psycopg.Error as exc:  # the heartbeat sees cancel_requested all the same
+            log.warning("cancel notification for job %d not checked (%s)", job_id, exc)
+            return
+        if asked:
+            self.cancel(job_id)
+        else:
+            log.warning("ignored a cancel notification for job %d: its row doesn't ask "
+                        "for it", job_id)
+
     async def run(self) -> None:
+        try:
+            await self._listen()
+        finally:
+            for check in list(self._checks):
+                check.cancel()
+            await self.checker.close()
+
+    async def _listen(self) -> None:
         while True:
             try:
                 conn = await self.link.connect()

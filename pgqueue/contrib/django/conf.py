@@ -31,6 +31,7 @@ import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import make_conninfo
 
+from pgqueue import redact
 from pgqueue.errors import ConfigurationError
 from pgqueue.settings import Settings
 
@@ -90,7 +91,8 @@ def database_dsn(alias: str, settings_dict: Mapping[str, Any]) -> str:
         return make_conninfo("", **params)
     except psycopg.ProgrammingError as exc:
         raise ImproperlyConfigured(
-            f"can't build a DSN for pgqueue from DATABASES[{alias!r}] ({exc}); set "
+            f"can't build a DSN for pgqueue from DATABASES[{alias!r}] "
+            f"({redact.scrub(str(exc), params.get('password'))}); set "
             "PGQUEUE['DSN'] to a postgresql:// URL for the same database"
         ) from exc
 
