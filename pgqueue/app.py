@@ -52,8 +52,10 @@ class App:
         self.hooks = Hooks()
         self._dsn: str | None = None
         self._dsn_lock = threading.Lock()
-        self.client = Client(self.dsn, settings.pool_size, settings.pool_timeout)
-        self.async_client = AsyncClient(self.dsn, settings.pool_size, settings.pool_timeout)
+        self.client = Client(self.dsn, settings.pool_size, settings.pool_timeout,
+                             prepared=settings.prepared_statements)
+        self.async_client = AsyncClient(self.dsn, settings.pool_size, settings.pool_timeout,
+                                        prepared=settings.prepared_statements)
         self.enqueuer: Enqueuer = self._enqueuer()
         atexit.register(self.close)
         current.set_current(self)  # by-name signatures that name no app use this one
@@ -69,9 +71,11 @@ class App:
         self.settings = self.settings.with_(**changes)
         self.enqueuer = self._enqueuer()
         if self._dsn is None:  # nothing opened yet: rebuild the clients with the new sizes
-            self.client = Client(self.dsn, self.settings.pool_size, self.settings.pool_timeout)
-            self.async_client = AsyncClient(self.dsn, self.settings.pool_size,
-                                            self.settings.pool_timeout)
+            s = self.settings
+            self.client = Client(self.dsn, s.pool_size, s.pool_timeout,
+                                 prepared=s.prepared_statements)
+            self.async_client = AsyncClient(self.dsn, s.pool_size, s.pool_timeout,
+                                            prepared=s.prepared_statements)
 
     def __repr__(self) -> str:
         return f"<App schema={self.settings.schema} tasks={len(self.tasks)}>"

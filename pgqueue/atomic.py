@@ -21,11 +21,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from pgqueue import encoding, statements
-from pgqueue.client import CONNECT_KWARGS, live_connection, run
+from pgqueue.client import connect_kwargs, live_connection, run
 from pgqueue.job import JobState
 from pgqueue.statements import Finish
 
-_pools: dict[str, ConnectionPool] = {}
+_pools: dict[tuple[str, bool], ConnectionPool] = {}
 _lock = threading.Lock()
 
 
@@ -37,6 +37,7 @@ class AtomicTarget:
     schema: str
     worker_id: int
     pool_size: int
+    prepared: bool = True  # PGQ_PREPARED_STATEMENTS (off behind a transaction pooler)
 
 
 class LeaseLost(Exception):
@@ -63,13 +64,13 @@ def _reset(conn: psycopg.Connection[Any]) -> None:
     conn.execute(_RESET)
 
 
-def pool(dsn: str, size: int) -> ConnectionPool:
+def pool(dsn: str, size: int, prepared: bool = True) -> ConnectionPool:
     with _lock:
-        if dsn not in _pools:
-            _pools[dsn] = ConnectionPool(dsn, min_size=0, max_size=size,
-                                         kwargs=CONNECT_KWARGS, name="pgqueue-atomic",
-                                         reset=_reset, open=True)
-        return _pools[dsn]
+        if (dsn, prepared) not in _pools:
+            _pools[dsn, prepared] = ConnectionPool(
+                dsn, min_size=0, max_size=size, kwargs=connect_kwargs(prepared),
+                name="pgqueue-atomic", reset=_reset, open=True)
+        return _pools[dsn, prepared]
 
 
 def _still_open(conn: psycopg.Connection[Any]) -> None:
@@ -99,7 +100,8 @@ def run_atomically(fn: Any, args: list[Any], kwargs: dict[str, Any], target: Ato
     # Always checked (one empty query): a connection that died idle would otherwise
     # cost the job an attempt, and, were connections killed as fast as they idle,
     # could keep a job cycling between claim and give-back.
-    with live_connection(pool(target.dsn, target.pool_size), target.pool_size + 1,
+    with live_connection(pool(target.dsn, target.pool_size, target.prepared),
+                         target.pool_size + 1,
                          after=0.0) as conn:
         bind_connection(conn)
         try:

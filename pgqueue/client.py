@@ -7,6 +7,7 @@ pool it runs in autocommit: one statement, one round trip, durable at return.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,27 @@ from pgqueue.statements import Statement
 T = TypeVar("T")
 
 CONNECT_KWARGS: dict[str, Any] = {"autocommit": True, "application_name": "pgqueue"}
+
+
+def connect_kwargs(prepared: bool = True, **extra: Any) -> dict[str, Any]:
+    """The keyword arguments of every connection pgqueue opens.
+
+    ``prepared=False`` (``PGQ_PREPARED_STATEMENTS=off``): psycopg never prepares a
+    statement on the server (``prepare_threshold=None``). Behind a transaction-mode
+    pooler the next statement may run on another server session, where the
+    prepared one doesn't exist (PgBouncer before 1.21 can't carry them)."""
+    kwargs = {**CONNECT_KWARGS, **extra}
+    if not prepared:
+        kwargs["prepare_threshold"] = None
+    return kwargs
+
+
+def unprepared(stmt: Statement[T]) -> Statement[T]:
+    """The statement, never prepared on the server: for a connection that isn't
+    pgqueue's own (the caller's), whose prepare_threshold we don't set."""
+    if stmt.query.prepare is False:
+        return stmt
+    return dataclasses.replace(stmt, query=dataclasses.replace(stmt.query, prepare=False))
 
 
 def where(conninfo: str) -> str:
@@ -109,8 +131,10 @@ def run(conn: psycopg.Connection[Any], stmt: Statement[T]) -> T:
 
 
 class Client:
-    def __init__(self, conninfo: Callable[[], str], pool_size: int, timeout: float) -> None:
+    def __init__(self, conninfo: Callable[[], str], pool_size: int, timeout: float, *,
+                 prepared: bool = True) -> None:
         self._conninfo = conninfo
+        self._prepared = prepared
         self._pool_size = pool_size
         self._timeout = timeout
         self._pool: ConnectionPool | None = None
@@ -125,7 +149,7 @@ class Client:
                         self._conninfo(),
                         min_size=1,
                         max_size=self._pool_size,
-                        kwargs=CONNECT_KWARGS,
+                        kwargs=connect_kwargs(self._prepared),
                         name="pgqueue",
                         timeout=self._timeout,
                         open=True,
@@ -134,7 +158,7 @@ class Client:
 
     def execute(self, stmt: Statement[T], connection: psycopg.Connection[Any] | None = None) -> T:
         if connection is not None:
-            return run(connection, stmt)
+            return run(connection, stmt if self._prepared else unprepared(stmt))
         try:
             with self.connection() as conn:
                 return run(conn, stmt)

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pgqueue.client import CONNECT_KWARGS, idle_too_long, unavailable, used
+from pgqueue.client import connect_kwargs, idle_too_long, unavailable, unprepared, used
 from pgqueue.statements import Statement
 
 T = TypeVar("T")
@@ -58,8 +58,10 @@ async def run(conn: psycopg.AsyncConnection[Any], stmt: Statement[T]) -> T:
 
 
 class AsyncClient:
-    def __init__(self, conninfo: Callable[[], str], pool_size: int, timeout: float) -> None:
+    def __init__(self, conninfo: Callable[[], str], pool_size: int, timeout: float, *,
+                 prepared: bool = True) -> None:
         self._conninfo = conninfo
+        self._prepared = prepared
         self._pool_size = pool_size
         self._timeout = timeout
         self._pool: AsyncConnectionPool | None = None
@@ -73,7 +75,7 @@ class AsyncClient:
                 self._conninfo(),
                 min_size=1,
                 max_size=self._pool_size,
-                kwargs=CONNECT_KWARGS,
+                kwargs=connect_kwargs(self._prepared),
                 name="pgqueue-async",
                 timeout=self._timeout,
                 open=False,
@@ -86,7 +88,7 @@ class AsyncClient:
         self, stmt: Statement[T], connection: psycopg.AsyncConnection[Any] | None = None
     ) -> T:
         if connection is not None:
-            return await run(connection, stmt)
+            return await run(connection, stmt if self._prepared else unprepared(stmt))
         try:
             async with self.connection() as conn:
                 return await run(conn, stmt)

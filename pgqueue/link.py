@@ -4,6 +4,11 @@ The worker keeps a few (claim, finish, heartbeat, listen) so that a slow
 completion never delays a claim. A failed statement drops the connection; the
 next use reconnects, waiting longer after each failure (up to a cap), so a
 Postgres restart costs a pause, not a crash or a tight reconnect loop.
+
+Behind a transaction-mode pooler (see :mod:`pgqueue.pooler`) the links that need
+a session of their own, LISTEN's and the leader lock's, go to ``PGQ_LISTEN_DSN``
+when it is given; each link knows whether it was given such a direct DSN, and
+can tell whether its connection goes through a pooler.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pgqueue import redact
-from pgqueue.client import CONNECT_KWARGS, where
+from pgqueue import pooler, redact
+from pgqueue.client import connect_kwargs, where
 from pgqueue.client_async import run
 from pgqueue.errors import ConfigurationError
+from pgqueue.settings import Settings
 from pgqueue.statements import Statement
 
 T = TypeVar("T")
@@ -96,9 +102,15 @@ def connection_lost(exc: BaseException, link: Link) -> bool:
 
 
 class Link:
-    def __init__(self, dsn: str | Callable[[], str], name: str) -> None:
+    def __init__(self, dsn: str | Callable[[], str], name: str, *, prepared: bool = True,
+                 direct: bool = False) -> None:
+        """``prepared``: let psycopg prepare statements on the server (PGQ_PREPARED_
+        STATEMENTS). ``direct``: ``dsn`` was given as a direct connection
+        (PGQ_LISTEN_DSN, PGQ_LEADER_DSN), trusted to keep session state."""
         self.dsn = dsn
         self.name = name
+        self.prepared = prepared
+        self.direct = direct
         self.conn: psycopg.AsyncConnection[Any] | None = None
         self._failures = 0
         self._connected_once = False
@@ -114,8 +126,8 @@ class Link:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             try:
                 self.conn = await psycopg.AsyncConnection.connect(
-                    self._dsn(),
-                    **{**CONNECT_KWARGS, "application_name": f"pgqueue {self.name}"})
+                    self._dsn(), **connect_kwargs(self.prepared,
+                                                  application_name=f"pgqueue {self.name}"))
                 self._connected_once = True
                 if self._failures:
                     log.warning("%s connection: reconnected", self.name)
@@ -151,6 +163,21 @@ class Link:
                     raise
         raise AssertionError("unreachable")
 
+    async def pooled(self, schema: str) -> str | None:
+        """Why this link's sessions can't be trusted to keep state (LISTEN, a session
+        lock): it goes through a pooler, or prepared statements are off and no direct
+        DSN was given. None: they can (see :mod:`pgqueue.pooler`)."""
+        if not self.prepared and not self.direct:
+            return pooler.PREPARED_OFF
+        conn = await self.connect()
+        try:  # on this very connection: a reconnect would compare two sessions
+            server_pid: int = await run(conn, pooler.backend_pid(schema))
+        except psycopg.Error:
+            await self.close()
+            raise
+        return pooler.why_pooled(prepared=True, told_pid=conn.info.backend_pid,
+                                 server_pid=server_pid)
+
     def failed(self) -> None:
         """Count a failure seen outside execute(), so the next connect backs off."""
         self._failures += 1
@@ -160,3 +187,24 @@ class Link:
             with contextlib.suppress(psycopg.Error):
                 await self.conn.close()
             self.conn = None
+
+
+def worker_link(dsn: str | Callable[[], str], name: str, settings: Settings) -> Link:
+    """A link for statements only (claim, finish, heartbeat): PGQ_DSN, pooled or not."""
+    return Link(dsn, name, prepared=settings.prepared_statements)
+
+
+def listen_link(dsn: Callable[[], str], settings: Settings) -> Link:
+    """The link LISTEN runs on: PGQ_LISTEN_DSN when given, else PGQ_DSN."""
+    if settings.listen_dsn:
+        return Link(settings.listen_dsn, "listen", prepared=settings.prepared_statements,
+                    direct=True)
+    return Link(dsn, "listen", prepared=settings.prepared_statements)
+
+
+def leader_link(dsn: str, settings: Settings) -> Link:
+    """The link of the scheduler's session lock: PGQ_LEADER_DSN, else PGQ_LISTEN_DSN,
+    else PGQ_DSN."""
+    direct = settings.leader_dsn or settings.listen_dsn
+    return Link(direct or dsn, "leader", prepared=settings.prepared_statements,
+                direct=bool(direct))

@@ -31,7 +31,7 @@ import psycopg
 
 from pgqueue import schedule_statements as sst
 from pgqueue import statements
-from pgqueue.link import Link
+from pgqueue.link import leader_link, worker_link
 from pgqueue.maintenance import Pruner
 from pgqueue.schedule import due_ticks, next_after
 from pgqueue.services import ticking
@@ -60,6 +60,7 @@ class Scheduler:
         self.prune_schedules = prune_schedules
         self.is_leader = False
         self._lock_conn: Any = None
+        self._lockless: bool | None = None  # no session lock can be held: all lead
         self._stopping = asyncio.Event()
         self.led_since: float | None = None
         self._errors: dict[str, str] = {}  # schedule -> the error last logged for it
@@ -67,9 +68,10 @@ class Scheduler:
 
     async def start(self) -> None:
         dsn = self.app.dsn()
-        self.link = Link(dsn, "scheduler")
-        self.lock_link = Link(self.settings.leader_dsn or dsn, "leader")
-        self.prune_link = Link(dsn, "pruner")  # connects only when the leader prunes
+        s = self.settings
+        self.link = worker_link(dsn, "scheduler", s)
+        self.lock_link = leader_link(dsn, s)
+        self.prune_link = worker_link(dsn, "pruner", s)  # used only when leading
         self.pruner = Pruner(self.prune_link, self.schema,
                              dt.timedelta(days=self.settings.retention_days))
         for schedule in self.app.schedules.values():
@@ -124,6 +126,12 @@ class Scheduler:
 
     async def lead(self) -> bool:
         """Keep or take the lead; True while this process leads."""
+        if self._lockless is None:
+            self._lockless = await self._no_lock_possible()
+        if self._lockless:
+            if not self.is_leader:
+                self.is_leader, self.led_since = True, asyncio.get_running_loop().time()
+            return True
         if self.is_leader:
             if self.lock_link.conn is self._lock_conn and not self.lock_link.conn.closed:
                 try:
@@ -143,6 +151,19 @@ class Scheduler:
             self.led_since = asyncio.get_running_loop().time()
             log.info("scheduler: leading")
         return self.is_leader
+
+    async def _no_lock_possible(self) -> bool:
+        """True when the lock's connection goes through a transaction pooler: a
+        session lock there would stay with a server session nobody owns. Then every
+        scheduler fires; each tick is still enqueued once, by its primary key."""
+        why = await self.lock_link.pooled(self.schema)
+        if why is None or self.lock_link.direct:
+            return False
+        await self.lock_link.close()
+        log.warning("scheduler: no leader lock through PGQ_DSN (%s), so every scheduler "
+                    "fires (each tick is still enqueued once); set PGQ_LISTEN_DSN or "
+                    "PGQ_LEADER_DSN to a direct connection to Postgres to elect one", why)
+        return True
 
     def _step_down(self) -> None:
         self.is_leader, self._lock_conn, self.led_since = False, None, None

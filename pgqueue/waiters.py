@@ -14,6 +14,11 @@ that finished while it wasn't listening are read again. If the connection
 drops the thread reconnects with backoff; meanwhile waiters still re-read their
 row every few seconds (``result._RECHECK_SECONDS``).
 
+Where no LISTEN can be trusted (PGQ_DSN goes through a pooler and no
+PGQ_LISTEN_DSN is given, see :mod:`pgqueue.pooler`) the thread holds no
+connection: it wakes every waiter every ``pooler.WAITER_POLL`` seconds to
+re-read its row, and says so once per process. With PGQ_LISTEN_DSN it LISTENs there.
+
 Sync waiters wait on a ``threading.Event``; async ones on an ``asyncio.Event``
 set through their loop's ``call_soon_threadsafe``: one listener serves both.
 The listener starts on an app's first wait and stops at :func:`close` (and at
@@ -36,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgqueue import statements
-from pgqueue.client import CONNECT_KWARGS, run
+from pgqueue import pooler, statements
+from pgqueue.client import connect_kwargs, run
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -46,10 +51,11 @@ log = logging.getLogger("pgqueue.waiters")
 
 APPLICATION_NAME = "pgqueue waiter"
 _LISTENER_KWARGS: dict[str, Any] = {
-    **CONNECT_KWARGS, "application_name": APPLICATION_NAME, "connect_timeout": 10,
+    "application_name": APPLICATION_NAME, "connect_timeout": 10,
     # A server that vanished without a word (fail-over) is noticed within ~1 minute.
     "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
 }
+_warned_polling = False  # in this process
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 5.0
 
@@ -99,8 +105,17 @@ class AsyncWaiter(Waiter):
 class Listener:
     """The thread and connection that LISTEN for one app in this process."""
 
-    def __init__(self, dsn: str, schema: str) -> None:
+    def __init__(self, dsn: str, schema: str, *, prepared: bool = True,
+                 direct: bool = False) -> None:
+        """``direct``: ``dsn`` is PGQ_LISTEN_DSN, trusted to keep a LISTEN; otherwise
+        it is PGQ_DSN, checked once for a pooler in between."""
         self._dsn = dsn
+        self._kwargs = connect_kwargs(prepared, **_LISTENER_KWARGS)
+        self._schema = schema
+        self._direct = direct
+        # Why no LISTEN can be trusted (then waiters are woken to poll), or None.
+        self.polling = None if prepared or direct else pooler.PREPARED_OFF
+        self._checked = direct or not prepared
         self._listen = statements.plain(schema, "listen_done")
         self._waiters: dict[int, set[Waiter]] = {}
         self._lock = threading.Lock()
@@ -153,9 +168,11 @@ class Listener:
     # -- the thread -----------------------------------------------------------
     def _run(self) -> None:
         backoff = _BACKOFF_FIRST
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self.polling:
             try:
-                with psycopg.connect(self._dsn, **_LISTENER_KWARGS) as conn:
+                with psycopg.connect(self._dsn, **self._kwargs) as conn:
+                    if self._pooled(conn):
+                        break
                     run(conn, self._listen)
                     self.backend_pid = conn.info.backend_pid
                     backoff = _BACKOFF_FIRST
@@ -169,10 +186,31 @@ class Listener:
                 self.backend_pid = None
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
+        if self.polling:
+            self._poll()
         self.backend_pid = None
         if self._retired:
             self._wake_r.close()
             self._wake_w.close()
+
+    def _pooled(self, conn: psycopg.Connection[Any]) -> bool:
+        """On the first connection: does it go through a pooler (see pgqueue.pooler)?"""
+        if not self._checked:
+            self._checked = True
+            self.polling = pooler.why_pooled(
+                prepared=True, told_pid=conn.info.backend_pid,
+                server_pid=run(conn, pooler.backend_pid(self._schema)))
+        return self.polling is not None
+
+    def _poll(self) -> None:
+        """Until stop(): wake every waiter every WAITER_POLL seconds to re-read its row."""
+        global _warned_polling
+        if not _warned_polling:
+            _warned_polling = True
+            log.warning("JobResult.get() polls every %gs: no LISTEN through PGQ_DSN (%s); "
+                        "%s", pooler.WAITER_POLL, self.polling, pooler.WHAT_TO_SET)
+        while not self._stopping.wait(pooler.WAITER_POLL):
+            self._wake(None)
 
     def _retire_if_idle(self) -> bool:
         """End instead of reconnecting when nobody waits (a dropped database, say)."""
@@ -219,12 +257,14 @@ _listeners_lock = threading.Lock()
 
 def listener(app: App) -> Listener:
     """The app's listener in this process, started on first use."""
-    dsn = app.dsn()  # may start the embedded server: not under the lock
+    s = app.settings
+    dsn = s.listen_dsn or app.dsn()  # may start the embedded server: not under the lock
     with _listeners_lock:
         found = _listeners.get(app)
         # A fork's copy belongs to the parent; a retired one has ended.
         if found is None or found.pid != os.getpid() or found.retired:
-            found = _listeners[app] = Listener(dsn, app.settings.schema)
+            found = _listeners[app] = Listener(dsn, s.schema, prepared=s.prepared_statements,
+                                               direct=bool(s.listen_dsn))
         return found
 
 

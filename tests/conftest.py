@@ -4,6 +4,11 @@ The server is ``PGQ_TEST_DSN`` when set; otherwise a private throwaway server is
 started for the session from the ``pgserver`` binaries (they also run as root,
 where ``initdb`` refuses to). Migrations are applied once to a template
 database; each test gets a fresh copy of it (pytest-postgresql's janitor).
+
+With ``PGQ_TEST_PGBOUNCER=1`` every test talks through a real PgBouncer in
+transaction mode (tests/pgbouncer/bouncer.py): ``dsn`` is the bouncer's, and
+for the test's length PGQ_LISTEN_DSN (the direct DSN) and
+PGQ_PREPARED_STATEMENTS=off are set, so apps and ``pgq`` processes use both.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from pgqueue.worker import Worker
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 _counter = itertools.count()
+THROUGH_PGBOUNCER = os.environ.get("PGQ_TEST_PGBOUNCER") == "1"
 
 
 def _janitor(server_dsn: str, dbname: str, template: str | None = None) -> DatabaseJanitor:
@@ -88,13 +94,37 @@ def template_db(pg_server: str) -> Iterator[str]:
     janitor.drop()
 
 
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: str) -> Iterator[Any]:
+    """A PgBouncer (transaction mode) in front of the test server: ``.dsn(dbname)``."""
+    from tests.pgbouncer import bouncer
+
+    try:
+        with bouncer.running(pg_server) as running:
+            yield running
+            report = os.environ.get("PGQ_TEST_PGBOUNCER_REPORT")
+            if THROUGH_PGBOUNCER and report:  # tests/pgbouncer/test_through_pgbouncer.py
+                Path(report).write_text(str(running.log().count("login attempt")))
+    except RuntimeError as exc:
+        if THROUGH_PGBOUNCER:
+            raise
+        pytest.skip(f"no PgBouncer here: {exc}")
+
+
 @pytest.fixture
-def dsn(pg_server: str, template_db: str) -> Iterator[str]:
+def dsn(pg_server: str, template_db: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database for this test."""
     name = f"pgq_test_{os.getpid()}_{next(_counter)}"
     janitor = _janitor(pg_server, name, template=template_db)
     janitor.init()
-    yield make_conninfo(pg_server, dbname=name)
+    direct = make_conninfo(pg_server, dbname=name)
+    if THROUGH_PGBOUNCER:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PGQ_LISTEN_DSN", direct)
+            env.setenv("PGQ_PREPARED_STATEMENTS", "off")
+            yield request.getfixturevalue("pgbouncer").dsn(name)
+    else:
+        yield direct
     janitor.drop()
 
 

@@ -8,6 +8,11 @@ its own (opened at the first cancel) before the job is stopped.
 
 On a reconnect it wakes the loop once anyway: notifications sent while the
 connection was down are lost, the jobs they announced are not.
+
+Where no LISTEN can be trusted (PGQ_DSN goes through a pooler and no
+PGQ_LISTEN_DSN is given, see :mod:`pgqueue.pooler`) it listens to nothing and
+says so once: the loop then claims every ``poll_interval``, and cancel requests
+still arrive with each heartbeat's reply.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
-from pgqueue import statements
+from pgqueue import pooler, statements
 from pgqueue.client_async import run
 from pgqueue.link import Link
 from pgqueue.sql import queries
@@ -36,8 +41,11 @@ class Listener:
         self.cancel = cancel
         self.cancel_channel = f"{schema}.cancel"
         self.listening = asyncio.Event()
-        self.checker = Link(link.dsn, "cancel check")  # not the one iterating notifies
+        # Not the link iterating notifies; a plain query, so pooled or not is fine.
+        self.checker = Link(link.dsn, "cancel check", prepared=link.prepared)
         self._checks: set[asyncio.Task[None]] = set()
+        self.polling: str | None = None  # why, when no LISTEN can be trusted
+        self._checked = False
 
     def _on(self, channel: str, payload: str) -> None:
         """A notification is a hint: any role may NOTIFY any channel, so a payload that
@@ -78,6 +86,12 @@ class Listener:
     async def _listen(self) -> None:
         while True:
             try:
+                if not self._checked:
+                    await self._check()
+                if self.polling:
+                    self.listening.set()  # nothing to wait for: the loop polls
+                    await self.link.close()
+                    await asyncio.Event().wait()  # until the worker stops
                 conn = await self.link.connect()
                 await run(conn, statements.plain(self.schema, "listen_jobs"))
                 await run(conn, statements.plain(self.schema, "listen_cancel"))
@@ -92,3 +106,19 @@ class Listener:
                 log.warning("listener connection lost (%s); reconnecting", exc)
                 await self.link.close()
                 self.link.failed()
+
+    async def _check(self) -> None:
+        """Once, at start: can a LISTEN on this link be trusted? Say so if not."""
+        why = await self.link.pooled(self.schema)
+        self._checked = True
+        if why is None:
+            return
+        if self.link.direct:
+            log.warning("PGQ_LISTEN_DSN looks pooled too (%s): LISTEN works through a "
+                        "pooler only in session mode; point it straight at Postgres", why)
+            return
+        self.polling = why
+        log.warning("no LISTEN through PGQ_DSN (%s): this worker polls for jobs every "
+                    "PGQ_POLL_INTERVAL seconds instead of waking on NOTIFY; %s (or to "
+                    "PGQ_DSN itself if that isn't a transaction pooler)", why,
+                    pooler.WHAT_TO_SET)

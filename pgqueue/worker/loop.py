@@ -26,7 +26,7 @@ from pgqueue import statements
 from pgqueue.atomic import AtomicTarget
 from pgqueue.errors import ConfigurationError
 from pgqueue.job import ClaimedJob
-from pgqueue.link import Link
+from pgqueue.link import listen_link, worker_link
 from pgqueue.maintenance import Rescuer
 from pgqueue.metrics import WorkerMetrics
 from pgqueue.progress import FLUSH_INTERVAL, ProgressStore
@@ -63,9 +63,9 @@ class Parts:
 class Links:
     """The worker's own connections: a slow write never delays a claim."""
 
-    def __init__(self, dsn: Callable[[], str]) -> None:
-        self.claim, self.finish = Link(dsn, "claim"), Link(dsn, "finish")
-        self.beat, self.listen = Link(dsn, "heartbeat"), Link(dsn, "listen")
+    def __init__(self, dsn: Callable[[], str], s: Settings) -> None:
+        self.claim, self.finish = worker_link(dsn, "claim", s), worker_link(dsn, "finish", s)
+        self.beat, self.listen = worker_link(dsn, "heartbeat", s), listen_link(dsn, s)
 
     async def close(self) -> None:
         for link in (self.claim, self.finish, self.beat, self.listen):
@@ -88,7 +88,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._aged_claim_due = 0.0  # monotonic time of the next claim that ages priorities
         self._signals = 0
-        self.links = Links(app.dsn)
+        self.links = Links(app.dsn, self.settings)
         self.limits = limited.LimitWatch(self.links.beat, self.schema, self.settings.queues)
         self.parts: Parts | None = None  # once registered
 
@@ -182,7 +182,8 @@ class Worker:
         recorder = Recorder(self.links.finish, self.schema, self.worker_id, self.app.tasks,
                             metrics, self._freed, s.unknown_task_grace,
                             progress.before_finish)
-        atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency)
+        atomic = AtomicTarget(dsn, self.schema, self.worker_id, s.concurrency,
+                              s.prepared_statements)
         executor = Executor(self.app.tasks, s, self._processes(dsn, store), self.app_path,
                             self.app.hooks, atomic, recorder.add, store)
         listener = Listener(self.links.listen, self.schema, s.queues, self._notified,
@@ -212,7 +213,9 @@ class Worker:
                                      "child processes can import the tasks")
         processes = ProcessPool(s.concurrency, self.app_path,
                                 {"PGQ_DSN": dsn, "PGQ_SCHEMA": self.schema,
-                                 "PGQ_MAX_RESULT_BYTES": str(s.max_result_bytes)},
+                                 "PGQ_MAX_RESULT_BYTES": str(s.max_result_bytes),
+                                 "PGQ_PREPARED_STATEMENTS": "on" if s.prepared_statements
+                                 else "off"},
                                 s.max_tasks_per_child, self.worker_id, progress)
         processes.start()
         return processes

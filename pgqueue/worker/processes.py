@@ -162,7 +162,8 @@ def child_main(conn: Connection, app_path: str, env: dict[str, str],
                          task.policy.max_retries, lease=uuid.UUID(msg["lease"]),
                          headers=json.loads(msg["headers"]) if msg.get("headers") else {},
                          progress_sink=sink)
-        atomic = AtomicTarget(dsn, schema, msg["worker_id"], 1)
+        atomic = AtomicTarget(dsn, schema, msg["worker_id"], 1,
+                              prepared=env.get("PGQ_PREPARED_STATEMENTS") != "off")
         outcome = invoke(task, encoding.loads(msg["args"]), encoding.loads(msg["kwargs"]), ctx,
                          atomic, child_app.hooks, limits)
         sink.close()  # the last report goes before the outcome, and nothing after it
