@@ -69,8 +69,11 @@ class PgQueue:
         """Open both pools for the block, then close them."""
         # App.dsn() may start the embedded Postgres: not on the event loop.
         dsn = self._dsn if self._dsn else await asyncio.to_thread(self.app.dsn)
+        options = dict(self._pool_kwargs)
+        if not self.app.settings.prepared_statements:  # behind PgBouncer < 1.21
+            options["kwargs"] = {"prepare_threshold": None, **options.get("kwargs", {})}
         pool = AsyncConnectionPool(dsn, min_size=self._min_size, max_size=self._max_size,
-                                   open=False, name="pgqueue-requests", **self._pool_kwargs)
+                                   open=False, name="pgqueue-requests", **options)
         await pool.open(wait=True)
         await self.app.async_client.pool()  # open now: a bad DSN fails at start-up
         self._pool = pool

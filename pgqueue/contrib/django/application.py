@@ -74,8 +74,8 @@ class DjangoClient(Client):
     """pgqueue's sync client, except that a statement given no connection runs on Django's."""
 
     def __init__(self, conninfo: Callable[[], str], pool_size: int, timeout: float,
-                 database: str) -> None:
-        super().__init__(conninfo, pool_size, timeout)
+                 database: str, *, prepared: bool = True) -> None:
+        super().__init__(conninfo, pool_size, timeout, prepared=prepared)
         self.database = database
 
     def execute(self, stmt: Statement[T], connection: psycopg.Connection[Any] | None = None) -> T:
@@ -169,7 +169,8 @@ class DjangoApp(App):
         if self.use_django_connection and not isinstance(self.client, DjangoClient):
             # Pools open on first use, so the Client replaced here never connected.
             self.client = DjangoClient(self.dsn, self.settings.pool_size,
-                                       self.settings.pool_timeout, self.database)
+                                       self.settings.pool_timeout, self.database,
+                                       prepared=self.settings.prepared_statements)
 
     def _resolve_task(self, name: str) -> Task[Any, Any] | None:
         if "." not in name:  # django.tasks tasks are named by module path
