@@ -128,6 +128,19 @@ def dsn(pg_server: str, template_db: str, request: pytest.FixtureRequest) -> Ite
     janitor.drop()
 
 
+_empty_names = itertools.count()
+
+
+@pytest.fixture
+def empty_db(pg_server: str) -> Iterator[str]:
+    """A database with no schema at all (no template): for migrations from nothing."""
+    name = f"pgq_empty_{os.getpid()}_{next(_empty_names)}"
+    janitor = _janitor(pg_server, name)
+    janitor.init()
+    yield make_conninfo(pg_server, dbname=name)
+    janitor.drop()
+
+
 @pytest.fixture
 def app(dsn: str) -> Iterator[App]:
     from tests.tasks_app import register, register_atomic, register_canvas, register_flow

@@ -13,27 +13,23 @@ new code refuses a schema that lacks its migrations.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from pgqueue import App
 from pgqueue.errors import TaskError
 from pgqueue.migrate import available, migrate_dsn
-from tests.conftest import ROOT, _janitor, stop_process
+from tests.conftest import ROOT, stop_process
 
 RELEASE_TAG = "v0.1.0"
 RELEASE_COMMIT = "f826c7f64a6c67ed46fabac3de47255833b0e501"  # what v0.1.0 tags
-_names = itertools.count()
 
 COMPAT_APP = '''
 from pgqueue import App
@@ -204,14 +200,6 @@ def test_code_older_than_an_additive_migration_runs(code, dsn, tmp_path):
     finally:
         assert stop_process(new) == 0
 
-
-@pytest.fixture
-def empty_db(pg_server: str) -> Iterator[str]:
-    name = f"pgq_upgrade_{os.getpid()}_{next(_names)}"
-    janitor = _janitor(pg_server, name)
-    janitor.init()
-    yield make_conninfo(pg_server, dbname=name)
-    janitor.drop()
 
 
 @pytest.mark.parametrize("applied", ["none", "all but the newest"])

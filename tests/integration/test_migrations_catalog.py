@@ -11,10 +11,7 @@ its index CONCURRENTLY, and a breaking one is recorded.
 from __future__ import annotations
 
 import difflib
-import itertools
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,10 +19,8 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from pgqueue.migrate import available, migrate_dsn
-from tests.conftest import _janitor
 
 SCHEMA = "pgqueue"
-_names = itertools.count()
 
 # Each query returns rows of text, sorted, describing one kind of object in the schema.
 CATALOG = {
@@ -111,14 +106,6 @@ def diff(a: dict[str, list[str]], b: dict[str, list[str]]) -> str:
             out.append(f"{kind}:\n  " + "\n  ".join(body))
     return "\n".join(out)
 
-
-@pytest.fixture
-def empty_db(pg_server: str) -> Iterator[str]:
-    name = f"pgq_catalog_{os.getpid()}_{next(_names)}"
-    janitor = _janitor(pg_server, name)
-    janitor.init()
-    yield make_conninfo(pg_server, dbname=name)
-    janitor.drop()
 
 
 @pytest.fixture(scope="module")
