@@ -243,7 +243,7 @@ claimed AS (
     -- By the rows' addresses, which the locks above hold still: a TID scan, with
     -- no index to search and no plan to choose (a join on the CTE may be planned
     -- as a hash join over a sequential scan of the whole table).
-    WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM picked)) AND j.state = 'queued'
+    WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM picked))
     RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.lease, j.args, j.kwargs,
               j.headers, j.priority, j.run_at, j.workflow_id
 )
