@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,7 +60,9 @@ class PgqueueAdapter(harness.PostgresAdapter):
                 f"{cfg['task']}")
 
     def version(self) -> str:
-        return version("pgqueue")
+        import pgqueue
+
+        return pgqueue.__version__  # the distribution is pgqueue-tasks
 
     base_id = 0  # scale-finished: the prefilled rows' ids are <= this
     finish_table = "pgqueue.jobs"
