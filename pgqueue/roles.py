@@ -24,8 +24,8 @@ ROLES = (PRODUCER, WORKER, MONITOR)
 
 # In order: each GRANT names only objects that exist after `pgq migrate`.
 _GRANTS = ("grant_usage", "grant_read", "grant_producer", "grant_producer_upserts",
-           "grant_producer_cancel", "grant_sequences", "grant_sequences_read", "grant_worker",
-           "revoke_worker_ledger", "grant_functions")
+           "grant_producer_cancel", "grant_sequences", "grant_sequences_read",
+           "grant_monitor_stats", "grant_worker", "revoke_worker_ledger", "grant_functions")
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,22 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO pgqueue_producer, pgq
 -- on a sequence reads it and can't draw from it.
 GRANT SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO pgqueue_monitor;
 
+-- name: grant_monitor_stats :none
+-- The xmin-horizon report (pgq status, the dashboard, /metrics) reads other roles'
+-- sessions in pg_stat_activity, which show their xact_start and backend_xmin only to
+-- pg_read_all_stats. Granting it needs a superuser (or its admin option): without
+-- one, the report shows only the monitor's own sessions, and this says so.
+DO $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE WITH ADMIN OPTION') THEN
+        GRANT pg_read_all_stats TO pgqueue_monitor;
+    ELSE
+        RAISE NOTICE 'pg_read_all_stats not granted to pgqueue_monitor (needs a superuser): '
+                     'the xmin-horizon report will show only its own sessions';
+    END IF;
+END $$;
+
 -- name: grant_worker :none
 -- A worker claims, heartbeats, records outcomes and runs the maintenance (rescue,
 -- expiry, pruning of every table), the scheduler (--beat) and limits: it writes
