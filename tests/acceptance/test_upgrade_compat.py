@@ -144,22 +144,16 @@ def check_outcomes(dsn: str, started: dict, outcomes: list, code_root: Path) -> 
     assert retried == (3,)  # each flaky job's first attempt, recorded
 
 
-def test_a_v010_worker_runs_what_a_new_producer_enqueues(code, dsn):
-    old = worker(code, "old", dsn, stderr=subprocess.PIPE)
+@pytest.mark.parametrize(("worker_side", "producer_side"), [("old", "new"), ("new", "old")],
+                         ids=["v010-worker-new-producer", "new-worker-v010-producer"])
+def test_each_side_runs_what_the_other_enqueues(code, dsn, worker_side, producer_side):
+    """A v0.1.0 worker drains a new producer's jobs, and a new worker a v0.1.0 one's."""
+    serving = worker(code, worker_side, dsn, stderr=subprocess.PIPE)
     try:
-        started, outcomes = produce(code, "new", dsn)
+        started, outcomes = produce(code, producer_side, dsn)
     finally:
-        assert stop_process(old) == 0
-    check_outcomes(dsn, started, outcomes, ROOT)
-
-
-def test_a_new_worker_runs_what_a_v010_producer_enqueues(code, dsn):
-    new = worker(code, "new", dsn, stderr=subprocess.PIPE)
-    try:
-        started, outcomes = produce(code, "old", dsn)
-    finally:
-        assert stop_process(new) == 0
-    check_outcomes(dsn, started, outcomes, code["old"])
+        assert stop_process(serving) == 0
+    check_outcomes(dsn, started, outcomes, ROOT if producer_side == "new" else code["old"])
 
 
 def _extra_migration(tmp_path: Path, text: str) -> list:
