@@ -24,9 +24,14 @@ def test_the_same_for_asyncio_producers(app: App, dsn: str) -> None:
     add = app.tasks["add"]
 
     async def go() -> None:
-        await add.delay_async(1, 2)
-        assert await asyncio.to_thread(terminate_backends, dsn, 'pgqueue') >= 1
-        await asyncio.sleep(client.RECHECK_AFTER + 0.1)
-        assert (await add.delay_async(3, 4)).id > 0
+        try:
+            await add.delay_async(1, 2)
+            assert await asyncio.to_thread(terminate_backends, dsn, 'pgqueue') >= 1
+            await asyncio.sleep(client.RECHECK_AFTER + 0.1)
+            assert (await add.delay_async(3, 4)).id > 0
+        finally:
+            # Closed on this loop: asyncio.run() would otherwise cancel the pool's
+            # tasks while one of them is reconnecting, and could wait on it forever.
+            await app.async_client.close()
 
     asyncio.run(go())
