@@ -204,7 +204,11 @@ class AsyncResult:
     def result(self) -> Any:
         """The value (SUCCESS), the exception (FAILURE, RETRY, REVOKED), the meta a
         task set with ``update_state``, or None."""
-        info = self._info()
+        return self._result_of(self._info())
+
+    info = result
+
+    def _result_of(self, info: JobInfo | None) -> Any:
         if info is None:
             return None
         state = state_of(self.app, info)
@@ -219,11 +223,11 @@ class AsyncResult:
             return {"hostname": None, "pid": None}
         return None
 
-    info = result
-
     @property
     def traceback(self) -> str | None:
-        info = self._info()
+        return self._traceback_of(self._info())
+
+    def _traceback_of(self, info: JobInfo | None) -> str | None:
         if info is None or info.error is None or info.state is JobState.SUCCEEDED:
             return None
         err, _ = cause_of(self.app, info)
@@ -286,11 +290,13 @@ class AsyncResult:
     wait = get
 
     def _message(self, info: JobInfo | None) -> dict[str, Any]:
-        """What Celery's result backend would send for this state (``on_message``)."""
+        """What Celery's result backend would send for this state (``on_message``),
+        all read from one ``info``: a second read could see the job a state further."""
         state = state_of(self.app, info)
-        result = self.result if state != states.PENDING else None
+        result = self._result_of(info) if state != states.PENDING else None
         return {"task_id": self.id, "status": state, "result": result,
-                "traceback": self.traceback if state in states.EXCEPTION_STATES else None,
+                "traceback": self._traceback_of(info) if state in states.EXCEPTION_STATES
+                else None,
                 "children": [], "date_done": info.finished_at if info is not None else None}
 
     def _get_with_messages(self, deadline: float | None, timeout: float | None,
