@@ -64,7 +64,9 @@ def test_core_resilience_and_scheduler_tests_pass_through_pgbouncer(tmp_path: Pa
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-6000:]
     summary = re.search(r"(\d+) passed", run.stdout)
-    assert summary and int(summary.group(1)) >= 50 and "failed" not in run.stdout, out[-3000:]
+    # The summary's count, not the word: a test's own name may hold "failed".
+    failed = re.search(r"\b(\d+) (failed|errors?)\b", run.stdout)
+    assert summary and int(summary.group(1)) >= 50 and failed is None, out[-3000:]
     logins = int(report.read_text())  # the bouncer's log: it really went through it
     assert logins >= 100, out[-3000:]
     print(f"\nthrough PgBouncer: {summary.group(0)}, {logins} client logins")
