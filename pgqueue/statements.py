@@ -230,10 +230,11 @@ def claim(
     skip_tasks: Sequence[str] = (), aging: float = 0.0, aging_cap: int = 100,
 ) -> Statement[list[ClaimedJob]]:
     """Claim up to ``limit`` jobs of these queues, best effective priority first
-    (``aging`` seconds a level, 0: by priority alone), leaving tasks under a limit alone."""
+    (``aging`` seconds a level, 0: by priority alone), leaving tasks under a limit alone.
+    Several queues are read first and locked after (the ``many`` form)."""
     return Statement(
         variant(schema, "claim_jobs", *(("aging",) if aging > 0 else ()),
-                *(("skip",) if skip_tasks else ())),
+                *(("skip",) if skip_tasks else ()), *(("many",) if len(queues) > 1 else ())),
         {
             "queues": list(queues),
             "limit": limit,
@@ -242,6 +243,10 @@ def claim(
             "skip_tasks": list(skip_tasks),
             "aging": float(aging),
             "aging_cap": aging_cap,
+            # The many form's bounds (see claim_jobs): the best `heads` overall are
+            # locked in order, found by reading `share` of each queue first.
+            "heads": 2 * limit,
+            "share": min(2 * limit, -(-3 * limit // max(len(queues), 1))),
         },
         _claimed,
     )

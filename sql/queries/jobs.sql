@@ -157,6 +157,114 @@ WITH RECURSIVE async_commit AS MATERIALIZED (
     SELECT set_config('synchronous_commit', 'off', true)
 ),
 attempt AS MATERIALIZED (SELECT gen_random_uuid() AS token),
+-- with: many
+-- Many queues: the best of every queue are read without locking, then the best
+-- %(heads)s of those overall are locked in that order until %(limit)s are held.
+-- Locking while reading (the one-queue form below) locks up to %(limit)s rows in
+-- every queue to keep %(limit)s: each lock a WAL record and a page write.
+-- Reading is bounded too: first %(share)s of each queue (one and a half fair
+-- shares of %(heads)s); then only a queue whose last row read still ranks above
+-- the %(heads)s-th best read so far can hold more of the best, and only it is
+-- read further. So the best overall are found however the jobs are spread, and
+-- an even spread reads about 1.5 x %(heads)s rows. %(heads)s is twice %(limit)s
+-- so that two workers claiming at once share the best rather than one getting
+-- none; if locks were still skipped while jobs were left, the rest is locked
+-- queue by queue, as the one-queue form does.
+first_read AS MATERIALIZED (
+    SELECT q.name AS queue, c.id, c.ctid, c.priority, c.run_at, c.rank
+    FROM unnest(%(queues)b::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT r.*, row_number() OVER () AS rank FROM (
+            SELECT j.id, j.ctid, j.priority, j.run_at
+            FROM {schema}.jobs j
+            WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p
+                              WHERE p.name = q.name AND p.paused)
+              AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
+              AND coalesce(j.expires_at, 'infinity') > now()
+-- with: skip
+              AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
+-- end: skip
+            ORDER BY j.priority DESC, j.run_at, j.id
+            LIMIT %(share)s
+        ) AS r
+    ) AS c
+),
+top AS MATERIALIZED (
+    SELECT * FROM first_read ORDER BY priority DESC, run_at, id LIMIT %(heads)s
+),
+-- The heads-th best read so far, if that many were read.
+cutoff AS MATERIALIZED (
+    SELECT priority, run_at, id FROM top
+    WHERE (SELECT count(*) FROM top) = %(heads)s
+    ORDER BY priority, run_at DESC, id DESC LIMIT 1
+),
+-- A queue's last row read (the share-th: it may have more) that ranks above the cutoff.
+unfinished AS MATERIALIZED (
+    SELECT l.queue, l.priority, l.run_at, l.id
+    FROM first_read l LEFT JOIN cutoff k ON true
+    WHERE l.rank = %(share)s
+      AND (k.id IS NULL OR l.priority > k.priority
+           OR (l.priority = k.priority AND (l.run_at, l.id) < (k.run_at, k.id)))
+),
+heads AS (
+    SELECT queue, id, ctid, priority, run_at FROM top
+    UNION ALL
+    SELECT u.queue, c.id, c.ctid, c.priority, c.run_at
+    FROM unfinished u
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.ctid, j.priority, j.run_at
+        FROM {schema}.jobs j
+        WHERE j.state = 'queued' AND j.queue = u.queue AND j.run_at <= now()
+          AND coalesce(j.expires_at, 'infinity') > now()
+-- with: skip
+          AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
+-- end: skip
+          AND (j.priority < u.priority
+               OR (j.priority = u.priority AND (j.run_at, j.id) > (u.run_at, u.id)))
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT %(heads)s
+    ) AS c
+),
+locked AS MATERIALIZED (
+    SELECT l.id, l.ctid, l.priority, l.run_at, l.priority AS effective
+    FROM (SELECT * FROM heads ORDER BY priority DESC, run_at, id LIMIT %(heads)s) AS h
+    CROSS JOIN LATERAL (
+        -- By address; the state and due time checked again on the row locked, in
+        -- case another claim took it since this statement's snapshot.
+        SELECT j.id, j.ctid, j.priority, j.run_at
+        FROM {schema}.jobs j
+        WHERE j.ctid = h.ctid AND j.queue = h.queue AND j.state = 'queued'
+          AND j.run_at <= now()
+          AND EXISTS (SELECT FROM async_commit)
+        FOR UPDATE SKIP LOCKED
+    ) AS l
+    LIMIT %(limit)s
+),
+candidates AS (
+    SELECT * FROM locked
+    UNION ALL
+    (SELECT c.id, c.ctid, c.priority, c.run_at, c.priority
+    FROM unnest(%(queues)b::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.ctid, j.priority, j.run_at
+        FROM {schema}.jobs j
+        WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
+          AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
+          AND coalesce(j.expires_at, 'infinity') > now()
+-- with: skip
+          AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
+-- end: skip
+          AND j.id <> ALL(ARRAY(SELECT id FROM locked))
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    -- Evaluated once: false (the common case) and this part never runs.
+    WHERE (SELECT count(*) FROM locked) < least(%(limit)s, (SELECT count(*) FROM heads))
+    LIMIT %(limit)s - (SELECT count(*) FROM locked))
+),
+-- end: many
+-- without: many
 candidates AS (
     SELECT c.id, c.ctid, c.priority, c.run_at, c.priority AS effective
     FROM unnest(%(queues)b::text[]) AS q(name)
@@ -180,6 +288,7 @@ candidates AS (
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(limit)s
 ),
+-- end: many
 -- with: aging
 levels(queue, top, p) AS (
     SELECT q.name, m.p, m.p

@@ -88,3 +88,84 @@ def test_the_queue_table_is_vacuumed_early_and_unthrottled(dsn):
             "SELECT reloptions FROM pg_class WHERE oid = 'pgqueue.jobs'::regclass").fetchone()
     assert "autovacuum_vacuum_scale_factor=0.01" in options
     assert "autovacuum_vacuum_cost_delay=0" in options
+
+
+# -- many queues: read first, lock after -----------------------------------------------
+
+def _enqueue(dsn, queue, n, priority=0):
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "INSERT INTO pgqueue.jobs (queue, task, args, kwargs, priority) "
+            "SELECT %s, 'add', '[1, 1]', '{}', %s FROM generate_series(1, %s) "
+            "RETURNING id", (queue, priority, n)).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_many_queues_claim_the_best_overall_even_beyond_a_queues_share(app, dsn):
+    # 8 queues and a batch of 4: each queue's first read is 2 rows (4 x 4 / 8), so
+    # the 4 best, all in one queue, are found only by reading that queue further.
+    queues = [f"mq{i}" for i in range(8)]
+    for q in queues[1:]:
+        _enqueue(dsn, q, 3)
+    best = _enqueue(dsn, queues[0], 10, priority=5)
+    assert [j.id for j in claim(app, limit=4, queues=queues)] == best[:4]
+    assert [j.id for j in claim(app, limit=4, queues=queues)] == best[4:8]
+    got = claim(app, limit=30, queues=queues)
+    assert [j.id for j in got[:2]] == best[8:] and len(got) == 2 + 7 * 3
+
+
+def test_many_queues_order_matches_the_one_queue_rule(app, dsn):
+    # Spread unevenly, by priority then age then id, as one queue would order them.
+    queues = [f"mo{i}" for i in range(5)]
+    ids: list[tuple[int, int]] = []  # (priority, id)
+    for i, q in enumerate(queues):
+        for p in (0, 3, 1):
+            ids += [(p, j) for j in _enqueue(dsn, q, 2 + 3 * i, priority=p)]
+    want = [j for _, j in sorted(ids, key=lambda t: (-t[0], t[1]))]
+    got: list[int] = []
+    while batch := claim(app, limit=7, queues=queues):
+        got += [j.id for j in batch]
+    assert got == want
+
+
+def test_two_claims_at_once_on_many_queues_share_the_jobs(app, dsn):
+    queues = [f"mc{i}" for i in range(6)]
+    for q in queues:
+        _enqueue(dsn, q, 10)
+    first = statements.claim("pgqueue", 1, queues, 8, 30)
+    with psycopg.connect(dsn) as holder:  # a claim still in flight: its locks held
+        held = {r[0] for r in holder.execute(first.query.text, first.params).fetchall()}
+        assert len(held) == 8
+        # The other claim's best 2 x 4 are exactly the 8 locked: it skips them, and
+        # takes 4 others rather than none.
+        other = [j.id for j in claim(app, limit=4, queues=queues)]
+        assert len(other) == 4 and not held & set(other)
+        holder.rollback()
+    assert len(claim(app, limit=100, queues=queues)) == 60 - 4
+
+
+def test_many_queues_skip_paused_queues_and_tasks_under_a_limit(app, dsn):
+    queues = ["mp0", "mp1", "mp2"]
+    for q in queues:
+        _enqueue(dsn, q, 3)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO pgqueue.queues (name, paused) VALUES ('mp1', true)")
+        conn.execute("UPDATE pgqueue.jobs SET task = 'limited' WHERE id = "
+                     "(SELECT min(id) FROM pgqueue.jobs WHERE queue = 'mp2')")
+    q = statements.claim("pgqueue", 1, queues, 10, 30, skip_tasks=["limited"])
+    got = app.client.execute(q)
+    assert sorted(j.queue for j in got) == ["mp0"] * 3 + ["mp2"] * 2
+
+
+def test_many_queues_with_priority_aging(app, dsn):
+    # Aging lifts a job over the levels above it in its own queue (see claim_jobs).
+    (other,) = _enqueue(dsn, "ma0", 1, priority=2)
+    (fresh,) = _enqueue(dsn, "ma1", 1, priority=3)
+    with psycopg.connect(dsn) as conn:
+        (old,) = conn.execute(
+            "INSERT INTO pgqueue.jobs (queue, task, args, kwargs, run_at) VALUES "
+            "('ma1', 'add', '[]', '{}', now() - interval '10 minutes') RETURNING id").fetchone()
+    q = statements.claim("pgqueue", 1, ["ma0", "ma1"], 1, 30, aging=60.0)
+    assert [j.id for j in app.client.execute(q)] == [old]  # 0 + 10 levels beats 3
+    assert [j.id for j in app.client.execute(q)] == [fresh]
+    assert [j.id for j in app.client.execute(q)] == [other]
