@@ -163,10 +163,11 @@ attempt AS MATERIALIZED (SELECT gen_random_uuid() AS token),
 -- Locking while reading (the one-queue form below) locks up to %(limit)s rows in
 -- every queue to keep %(limit)s: each lock a WAL record and a page write.
 -- Reading is bounded too: first %(share)s of each queue (one and a half fair
--- shares of %(heads)s); then only a queue whose last row read still ranks above
--- the %(heads)s-th best read so far can hold more of the best, and only it is
--- read further. So the best overall are found however the jobs are spread, and
--- an even spread reads about 1.5 x %(heads)s rows. %(heads)s is twice %(limit)s
+-- shares of %(heads)s); then only a queue whose last row read still ranks among
+-- the best %(heads)s read so far can hold more of the best, and only it is read
+-- further, no more than could still rank. So the best overall are found however
+-- the jobs are spread, and an even spread reads about 1.5 x %(heads)s rows.
+-- %(heads)s is twice %(limit)s
 -- so that two workers claiming at once share the best rather than one getting
 -- none; if locks were still skipped while jobs were left, the rest is locked
 -- queue by queue, as the one-queue form does.
@@ -189,25 +190,20 @@ first_read AS MATERIALIZED (
         ) AS r
     ) AS c
 ),
-top AS MATERIALIZED (
-    SELECT * FROM first_read ORDER BY priority DESC, run_at, id LIMIT %(heads)s
+-- Every row read, placed among all read: place 1 is the best.
+placed AS MATERIALIZED (
+    SELECT f.*, row_number() OVER (ORDER BY priority DESC, run_at, id) AS place
+    FROM first_read f
 ),
--- The heads-th best read so far, if that many were read.
-cutoff AS MATERIALIZED (
-    SELECT priority, run_at, id FROM top
-    WHERE (SELECT count(*) FROM top) = %(heads)s
-    ORDER BY priority, run_at DESC, id DESC LIMIT 1
-),
--- A queue's last row read (the share-th: it may have more) that ranks above the cutoff.
+-- A queue whose share-th row is its last read may hold more of the best, but
+-- none of them beats that row: with `place` rows read at least as good, at most
+-- heads - place more of it can rank among the best heads.
 unfinished AS MATERIALIZED (
-    SELECT l.queue, l.priority, l.run_at, l.id
-    FROM first_read l LEFT JOIN cutoff k ON true
-    WHERE l.rank = %(share)s
-      AND (k.id IS NULL OR l.priority > k.priority
-           OR (l.priority = k.priority AND (l.run_at, l.id) < (k.run_at, k.id)))
+    SELECT queue, priority, run_at, id, place FROM placed
+    WHERE rank = %(share)s AND place < %(heads)s
 ),
 heads AS (
-    SELECT queue, id, ctid, priority, run_at FROM top
+    SELECT queue, id, ctid, priority, run_at FROM placed WHERE place <= %(heads)s
     UNION ALL
     SELECT u.queue, c.id, c.ctid, c.priority, c.run_at
     FROM unfinished u
@@ -222,7 +218,7 @@ heads AS (
           AND (j.priority < u.priority
                OR (j.priority = u.priority AND (j.run_at, j.id) > (u.run_at, u.id)))
         ORDER BY j.priority DESC, j.run_at, j.id
-        LIMIT %(heads)s
+        LIMIT %(heads)s - u.place
     ) AS c
 ),
 locked AS MATERIALIZED (
