@@ -102,7 +102,7 @@ def _enqueue(dsn, queue, n, priority=0):
 
 
 def test_many_queues_claim_the_best_overall_even_beyond_a_queues_share(app, dsn):
-    # 8 queues and a batch of 4: each queue's first read is 2 rows (4 x 4 / 8), so
+    # 8 queues and a batch of 4: each queue's first read is 2 rows (3 x 4 / 8, rounded up), so
     # the 4 best, all in one queue, are found only by reading that queue further.
     queues = [f"mq{i}" for i in range(8)]
     for q in queues[1:]:
