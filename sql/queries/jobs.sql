@@ -236,32 +236,16 @@ locked AS MATERIALIZED (
     ) AS l
     LIMIT %(limit)s
 ),
+-- end: many
+-- One queue: its best, locked as they are read. Many queues: only if the best
+-- read above were locked by others and jobs are left, the rest, queue by queue
+-- (no ORDER BY: rows are locked only as they are taken).
 candidates AS (
+-- with: many
     SELECT * FROM locked
     UNION ALL
-    (SELECT c.id, c.ctid, c.priority, c.run_at, c.priority
-    FROM unnest(%(queues)b::text[]) AS q(name)
-    CROSS JOIN LATERAL (
-        SELECT j.id, j.ctid, j.priority, j.run_at
-        FROM {schema}.jobs j
-        WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = q.name AND p.paused)
-          AND j.state = 'queued' AND j.queue = q.name AND j.run_at <= now()
-          AND coalesce(j.expires_at, 'infinity') > now()
--- with: skip
-          AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
--- end: skip
-          AND j.id <> ALL(ARRAY(SELECT id FROM locked))
-        ORDER BY j.priority DESC, j.run_at, j.id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) AS c
-    -- Evaluated once: false (the common case) and this part never runs.
-    WHERE (SELECT count(*) FROM locked) < least(%(limit)s, (SELECT count(*) FROM heads))
-    LIMIT %(limit)s - (SELECT count(*) FROM locked))
-),
+    (
 -- end: many
--- without: many
-candidates AS (
     SELECT c.id, c.ctid, c.priority, c.run_at, c.priority AS effective
     FROM unnest(%(queues)b::text[]) AS q(name)
     CROSS JOIN LATERAL (
@@ -277,14 +261,23 @@ candidates AS (
           -- Tasks under a limit are claimed by claim_limited (migration 0012).
           AND NOT (j.task = ANY(%(skip_tasks)b::text[]))
 -- end: skip
+-- with: many
+          AND j.id <> ALL(ARRAY(SELECT id FROM locked))
+-- end: many
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     ) AS c
+-- with: many
+    -- Evaluated once: false (the common case) and this part never runs.
+    WHERE (SELECT count(*) FROM locked) < least(%(limit)s, (SELECT count(*) FROM heads))
+    LIMIT %(limit)s - (SELECT count(*) FROM locked))
+-- end: many
+-- without: many
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(limit)s
-),
 -- end: many
+),
 -- with: aging
 levels(queue, top, p) AS (
     SELECT q.name, m.p, m.p
