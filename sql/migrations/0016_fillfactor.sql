@@ -4,9 +4,9 @@
 -- HOT (state is in the partial indexes' predicates). With fillfactor 80 most new
 -- versions found no room on their page: Postgres then logs a lock on the old
 -- version before it looks elsewhere, and logs the new one whole. Measured in the
--- drain (benchmarks/wal_per_job.py, 20,000 jobs, 3 runs each): 1.36 extra lock
--- records per job at 80, 0.05 at 50, and 935-946 bytes of WAL per job at 80
--- against 778-785 at 50, throughput unchanged. Updates on the same page also let
+-- drain (benchmarks/wal_per_job.py, 20,000 jobs): 2.36 heap lock records per job
+-- at 80 (one is the claim's own), 1.24 at 50; in 3 runs each, 935-946 bytes of WAL
+-- per job at 80 against 778-785 at 50, throughput unchanged. Updates on the same page also let
 -- a page's dead versions be pruned in place, so finished jobs take no more room
 -- (100,000 claimed and finished in batches of 500: 404 bytes of heap per job at
 -- 80, 314 at 50). Only pages filled from now on are filled to half; nothing is
