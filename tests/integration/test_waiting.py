@@ -145,13 +145,18 @@ def test_async_waits_survive_a_killed_listener(waiting_app: App, dsn: str) -> No
     app = waiting_app
 
     async def main() -> list[Any]:
-        jobs = await app.tasks["add"].map_async([(i, 1) for i in range(50)])
-        waits = asyncio.gather(*(r.get_async(timeout=60) for r in jobs))
-        while waiting_now(app) < len(jobs) or not listener_pids(dsn):
-            await asyncio.sleep(0.05)
-        terminate(dsn, listener_pids(dsn)[0])
-        finish_without_notify(dsn, [r.id for r in jobs])
-        return await asyncio.wait_for(waits, 60)
+        try:
+            jobs = await app.tasks["add"].map_async([(i, 1) for i in range(50)])
+            waits = asyncio.gather(*(r.get_async(timeout=60) for r in jobs))
+            while waiting_now(app) < len(jobs) or not listener_pids(dsn):
+                await asyncio.sleep(0.05)
+            terminate(dsn, listener_pids(dsn)[0])
+            finish_without_notify(dsn, [r.id for r in jobs])
+            return await asyncio.wait_for(waits, 60)
+        finally:
+            # Closed on this loop, as in test_reconnect: asyncio.run() would otherwise
+            # cancel the pool's tasks itself, and hung there once in CI (120 s timeout).
+            await app.async_client.close()
 
     assert asyncio.run(main()) == [7] * 50
 
